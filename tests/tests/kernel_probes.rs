@@ -1,0 +1,257 @@
+//! The real kernel programs, loaded into this machine's kernel, watching a process tree
+//! started under a `--comm` root. Each test fails when the probes see nothing.
+use std::{process::Command, thread, time::Duration};
+
+use serde_json::Value;
+use tracer_tests::{
+    all_events, closed_port, expect_event, require_root, HostLock, TempDir, Tracer,
+};
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// A copy of bash under a unique name: its comm makes it a root for `--comm`.
+fn root_shell(dir: &TempDir) -> (std::path::PathBuf, String) {
+    let name = format!("jtroot{}", std::process::id() % 100_000);
+    let path = dir.0.join(&name);
+    std::fs::copy("/bin/bash", &path).expect("copy /bin/bash");
+    (path, name)
+}
+
+#[test]
+fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("probes");
+    let (shell, comm) = root_shell(&dir);
+    let workdir = dir.0.join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    let port = closed_port();
+
+    let tracer = Tracer::start(&["--comm", &comm, "--format", "json"]);
+    let tracer_pid = tracer.pid();
+
+    // An unrelated process running at the same time must not show up.
+    let mut bystander = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "cat /etc/hostname >/dev/null; sleep 0.5; cat /etc/hostname >/dev/null",
+        ])
+        .spawn()
+        .unwrap();
+    let bystander_pid = bystander.id();
+
+    let script = format!(
+        "( cd {wd} && /nonexistent/jt-missing-cmd; \
+           cat /etc/hostname >/dev/null; \
+           (ulimit -n 6; exec 3</etc/hostname 4</etc/hostname 5</etc/hostname; exec 6</etc/hostname); \
+           true 3<>/dev/tcp/127.0.0.1/{port}; \
+           exit 3 ); true",
+        wd = workdir.display()
+    );
+    let out = Command::new(&shell).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "root shell failed: {out:?}");
+    bystander.wait().unwrap();
+    thread::sleep(Duration::from_millis(300));
+
+    let done = tracer.stop_with(libc::SIGINT);
+    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    let report = done.json();
+    assert_eq!(report["version"], 1);
+    let events = all_events(&report);
+
+    // The job: the subshell the root forked.
+    let jobs = report["jobs"].as_array().unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| s(&j["scheduler"]) == comm && j["exit"]["code"] == 3)
+        .unwrap_or_else(|| panic!("no job of {comm} exiting 3 in {jobs:#?}"));
+    let leader = job["leader_pid"].as_u64().unwrap();
+    let root_pid = job["scheduler_pid"].as_u64().unwrap();
+    assert_eq!(job["state"], "finished");
+
+    let fork = expect_event(&events, "root forks the job", |e| {
+        e["event"] == "fork" && e["child_pid"] == leader && e["pid"] == root_pid
+    });
+    assert_eq!(fork["comm"], comm.as_str());
+
+    let chdir = expect_event(&events, "chdir into the work dir", |e| {
+        e["event"] == "chdir" && s(&e["path"]) == workdir.to_str().unwrap()
+    });
+    assert_eq!(chdir["pid"], leader);
+    assert_eq!(chdir["ret"], 0);
+
+    let missing = expect_event(&events, "exec attempt of the missing path", |e| {
+        e["event"] == "exec_attempt" && e["filename"] == "/nonexistent/jt-missing-cmd"
+    });
+    assert_eq!(
+        missing["argv"],
+        serde_json::json!(["/nonexistent/jt-missing-cmd"])
+    );
+    assert_eq!(
+        missing["ppid"], leader,
+        "the failed exec runs in a child of the job leader"
+    );
+    let missing_pid = missing["pid"].clone();
+    let res = expect_event(&events, "exec result ENOENT", |e| {
+        e["event"] == "exec_result" && e["pid"] == missing_pid
+    });
+    assert_eq!(res["error"], "ENOENT");
+    assert_eq!(res["ret"], -2);
+
+    let cat = expect_event(&events, "exec of cat", |e| {
+        e["event"] == "exec_attempt" && e["argv"] == serde_json::json!(["cat", "/etc/hostname"])
+    });
+    let cat_pid = cat["pid"].clone();
+    let open = expect_event(&events, "cat opens /etc/hostname", |e| {
+        e["event"] == "open" && e["pid"] == cat_pid && e["path"] == "/etc/hostname"
+    });
+    assert!(open["ret"].as_i64().unwrap() >= 0, "{open}");
+
+    let limit = expect_event(&events, "ulimit -n 6", |e| {
+        e["event"] == "rlimit" && e["resource"] == "NOFILE" && e["soft"] == 6
+    });
+    let emfile = expect_event(&events, "open fails EMFILE", |e| {
+        e["event"] == "open" && e["path"] == "/etc/hostname" && e["error"] == "EMFILE"
+    });
+    assert_eq!(
+        emfile["pid"], limit["pid"],
+        "EMFILE in the process that lowered the limit"
+    );
+    assert_eq!(emfile["ret"], -24);
+
+    let connect = expect_event(&events, "connect to the closed port", |e| {
+        e["event"] == "connect" && s(&e["address"]) == format!("127.0.0.1:{port}")
+    });
+    assert_eq!(connect["error"], "ECONNREFUSED");
+    expect_event(&events, "socket(AF_INET)", |e| {
+        e["event"] == "socket" && e["family_name"] == "AF_INET" && e["pid"] == connect["pid"]
+    });
+
+    let exit = expect_event(&events, "the job leader exits 3", |e| {
+        e["event"] == "exit" && e["pid"] == leader
+    });
+    assert_eq!(exit["status"]["code"], 3);
+    expect_event(&events, "exit_group(3)", |e| {
+        e["event"] == "exit_group" && e["pid"] == leader && e["code"] == 3
+    });
+    // Every event of the job carries a monotonic timestamp and the job's pids.
+    for e in job["timeline"].as_array().unwrap() {
+        assert!(e["ts_ns"].as_u64().unwrap() > 0);
+    }
+
+    // Nothing of the bystander, nothing of the tracer itself.
+    for e in &events {
+        for field in ["pid", "child_pid", "ppid"] {
+            assert_ne!(
+                e[field], bystander_pid,
+                "untracked process leaked into the trace: {e}"
+            );
+            assert_ne!(e[field], tracer_pid, "the tracer traced itself: {e}");
+        }
+    }
+    assert_eq!(report["stats"]["lost_events"], 0);
+}
+
+#[test]
+fn duration_ends_the_run_cleanly_and_text_output_names_the_job() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("duration");
+    let (shell, comm) = root_shell(&dir);
+    let tracer = Tracer::start(&["--comm", &comm, "--duration", "3"]);
+    let out = Command::new(&shell)
+        .args(["-c", "/bin/true jt-duration-marker; true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let done = tracer.wait();
+    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    assert!(
+        done.stdout.contains("/bin/true jt-duration-marker"),
+        "text report lacks the job's command:\n{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("summary"), "{}", done.stdout);
+    // Not a terminal: no colour codes.
+    assert!(
+        !done.stdout.contains('\x1b'),
+        "colour codes in piped output"
+    );
+}
+
+#[test]
+fn sigterm_ends_the_run_and_every_probe_is_detached() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let tracer = Tracer::start(&["--comm", "jt-nothing-here", "--format", "json"]);
+    let attached = tracer_prog_count();
+    assert!(attached > 0, "no tracer programs loaded while it runs");
+    let done = tracer.stop_with(libc::SIGTERM);
+    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    let report = done.json();
+    assert_eq!(report["jobs"], serde_json::json!([]));
+    assert_eq!(
+        tracer_prog_count(),
+        0,
+        "programs still loaded after the tracer exited"
+    );
+}
+
+/// Tracepoint programs of ours the kernel has loaded (bpftool lists them by name).
+fn tracer_prog_count() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool (apt-get install bpftool; .ci/run does this)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("tracepoint") && l.contains("name sched_process_f"))
+        .count()
+}
+
+#[test]
+fn without_privilege_record_exits_2_and_names_the_missing_capability() {
+    require_root();
+    let bin = tracer_tests::tracer_bin();
+    // The binary must be reachable by nobody: copy it somewhere world-readable.
+    let dir = TempDir::new("nopriv");
+    let copy = dir.0.join("tracer");
+    std::fs::copy(&bin, &copy).unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rx"])
+        .arg(&dir.0)
+        .status()
+        .unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&copy)
+        .args(["record", "--duration", "1"])
+        .output()
+        .expect("runuser");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAP_BPF") && err.contains("fix:"), "{err}");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let bin = tracer_tests::tracer_bin();
+    let out = Command::new(&bin)
+        .args(["record", "--duration", "-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(&bin)
+        .args(["record", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(&bin).args(["--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Exit codes") && help.contains("record"),
+        "{help}"
+    );
+}

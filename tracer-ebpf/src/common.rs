@@ -1,0 +1,63 @@
+//! What every probe needs: who is running, whether we follow it, and the header.
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+};
+use tracer_common::Header;
+
+use crate::maps::TRACKED;
+
+/// Set by the loader: the tracer's own tgid, never traced.
+#[unsafe(no_mangle)]
+static SELF_TGID: u32 = 0;
+/// Set by the loader for `--all`: every process is followed.
+#[unsafe(no_mangle)]
+static TRACE_ALL: u32 = 0;
+
+#[inline(always)]
+fn global(v: &u32) -> u32 {
+    // Volatile so the value patched in by the loader is read, not the 0 compiled in.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// (tgid, tid) of the current task.
+#[inline(always)]
+pub fn ids() -> (u32, u32) {
+    let v = bpf_get_current_pid_tgid();
+    ((v >> 32) as u32, v as u32)
+}
+
+#[inline(always)]
+pub fn is_tracked(tgid: u32) -> bool {
+    if tgid == global(&SELF_TGID) {
+        return false;
+    }
+    if global(&TRACE_ALL) != 0 {
+        return true;
+    }
+    unsafe { TRACKED.get(&tgid) }.is_some()
+}
+
+#[inline(always)]
+pub fn is_self(tgid: u32) -> bool {
+    tgid == global(&SELF_TGID)
+}
+
+/// Fill a header in place (it may live in the ring buffer or a scratch map).
+#[inline(always)]
+pub fn fill_header(h: *mut Header, kind: u32, tgid: u32, tid: u32) {
+    let ug = bpf_get_current_uid_gid();
+    let ppid = unsafe { TRACKED.get(&tgid) }.map(|t| t.ppid).unwrap_or(0);
+    let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+    unsafe {
+        (*h).kind = kind;
+        (*h).flags = 0;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).pid = tgid;
+        (*h).tid = tid;
+        (*h).ppid = ppid;
+        (*h).uid = ug as u32;
+        (*h).gid = (ug >> 32) as u32;
+        (*h)._pad = 0;
+        (*h).comm = comm;
+    }
+}

@@ -1,0 +1,40 @@
+//! Maps shared by the probes. Sizes are the kernel-side budget: overflow is counted in
+//! `LOST`, never silent.
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{SyscallRecord, Tracked, COMM_LEN, LOST_SLOTS};
+
+/// Every record to user space. 16 MiB holds a few thousand exec records.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Processes followed, keyed by tgid. Roots are put here by user space (from `/proc`
+/// and `--pid`) or by the exec probe (scheduler comms); forks of entries are added.
+#[map]
+pub static TRACKED: HashMap<u32, Tracked> = HashMap::with_max_entries(32768, 0);
+
+/// Comms that make a process a root when it execs (cron, crond, anacron, atd, `--comm`).
+#[map]
+pub static ROOT_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);
+
+/// Syscall enter halves waiting for their exit, keyed by tid.
+#[map]
+pub static PENDING: HashMap<u32, SyscallRecord> = HashMap::with_max_entries(8192, 0);
+
+/// Scratch space to build a syscall record off the 512-byte stack.
+#[map]
+pub static SCRATCH: PerCpuArray<SyscallRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Records dropped, per record kind (slot = kind), plus the special slots in tracer-common.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
+
+#[inline(always)]
+pub fn count_lost(slot: u32) {
+    if let Some(p) = LOST.get_ptr_mut(slot) {
+        // Per-CPU slot: no other writer on this CPU while we run.
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,236 @@
+//! Exec: the attempt (path, argv, env read at syscall entry, while the caller's memory
+//! still exists), and the success (`sched_process_exec`, where a new root is noticed).
+//! The attempt's result arrives through the generic syscall-exit probe.
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, generated},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tracer_common::{
+    ExecAttemptRecord, ExecSuccessRecord, RecordKind, SyscallKind, Tracked, ARGS_LEN, COMM_LEN,
+    ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, EXEC_FILENAME_TRUNC, FILENAME_LEN, FLAG_NEW_ROOT,
+    FLAG_READ_FAULT, FLAG_TRUNCATED, MAX_ARGS, MAX_ENV, STR_MAX, TRACKED_ROOT,
+};
+
+use crate::{
+    common::{fill_header, ids, is_self, is_tracked},
+    maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
+    probes::syscall::{arg, store_pending, Data},
+};
+
+#[tracepoint]
+pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
+    exec_attempt(&ctx, 0, SyscallKind::Execve)
+}
+
+#[tracepoint]
+pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
+    exec_attempt(&ctx, 1, SyscallKind::Execveat)
+}
+
+/// Copy up to `max` NUL-terminated user strings from the pointer array `vec` into
+/// `buf` (size `cap`), back to back. Returns (bytes used, strings, truncated, faulted).
+#[inline(always)]
+fn read_strings<const MAX: usize>(
+    vec: *const *const u8,
+    buf: *mut u8,
+    cap: usize,
+) -> (u32, u32, bool, bool) {
+    let mut off: usize = 0;
+    let mut count: u32 = 0;
+    let mut trunc = false;
+    let mut fault = false;
+    if vec.is_null() {
+        return (0, 0, false, false);
+    }
+    let mut i = 0usize;
+    while i < MAX {
+        let p: *const u8 = match unsafe { bpf_probe_read_user(vec.wrapping_add(i)) } {
+            Ok(p) => p,
+            Err(_) => {
+                fault = true;
+                break;
+            }
+        };
+        if p.is_null() {
+            break;
+        }
+        if off > cap - STR_MAX {
+            trunc = true;
+            break;
+        }
+        let n = unsafe {
+            generated::bpf_probe_read_user_str(
+                buf.wrapping_add(off).cast(),
+                STR_MAX as u32,
+                p.cast(),
+            )
+        };
+        if n <= 0 {
+            fault = true;
+            break;
+        }
+        let mut n = n as usize;
+        if n > STR_MAX {
+            n = STR_MAX;
+        }
+        if n == STR_MAX {
+            // The helper stops at STR_MAX-1 bytes + NUL: the string may be longer.
+            trunc = true;
+        }
+        off += n;
+        count += 1;
+        i += 1;
+    }
+    if i == MAX {
+        // Room ran out before the array's NULL: say so if more strings follow.
+        if let Ok(p) = unsafe { bpf_probe_read_user::<*const u8>(vec.wrapping_add(MAX)) } {
+            if !p.is_null() {
+                trunc = true;
+            }
+        }
+    }
+    (off as u32, count, trunc, fault)
+}
+
+#[inline(always)]
+fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
+    let (tgid, tid) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    // execveat shifts the arguments by one (dirfd first).
+    let base = is_at as usize;
+    let filename = arg(ctx, base) as *const u8;
+    let argv = arg(ctx, base + 1) as *const *const u8;
+    let envp = arg(ctx, base + 2) as *const *const u8;
+    store_pending(kind, [arg(ctx, 0), 0, 0, 0], Data::None);
+
+    let Some(mut e) = EVENTS.reserve::<ExecAttemptRecord>(0) else {
+        count_lost(RecordKind::ExecAttempt as u32);
+        return 0;
+    };
+    let r = e.as_mut_ptr();
+    fill_header(
+        unsafe { &raw mut (*r).hdr },
+        RecordKind::ExecAttempt as u32,
+        tgid,
+        tid,
+    );
+    let mut hflags = 0u32;
+    let mut trunc = 0u32;
+    unsafe {
+        (*r).is_execveat = is_at;
+        let fbuf = (&raw mut (*r).filename).cast::<u8>();
+        let n =
+            generated::bpf_probe_read_user_str(fbuf.cast(), FILENAME_LEN as u32, filename.cast());
+        if n < 0 {
+            *fbuf = 0;
+            hflags |= FLAG_READ_FAULT;
+        } else if n as usize >= FILENAME_LEN {
+            trunc |= EXEC_FILENAME_TRUNC;
+        }
+        let (alen, argc, at, af) =
+            read_strings::<MAX_ARGS>(argv, (&raw mut (*r).args).cast::<u8>(), ARGS_LEN);
+        let (elen, envc, et, ef) =
+            read_strings::<MAX_ENV>(envp, (&raw mut (*r).env).cast::<u8>(), ENV_LEN);
+        if at {
+            trunc |= EXEC_ARGS_TRUNC;
+        }
+        if et {
+            trunc |= EXEC_ENV_TRUNC;
+        }
+        if af || ef {
+            hflags |= FLAG_READ_FAULT;
+        }
+        if trunc != 0 {
+            hflags |= FLAG_TRUNCATED;
+        }
+        (*r).hdr.flags = hflags;
+        (*r).args_len = alen;
+        (*r).argc = argc;
+        (*r).env_len = elen;
+        (*r).envc = envc;
+        (*r).trunc = trunc;
+    }
+    e.submit(0);
+    0
+}
+
+const OFF_FILENAME_LOC: usize = 8;
+const OFF_OLD_PID: usize = 16;
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let (tgid, tid) = ids();
+    if is_self(tgid) {
+        return 0;
+    }
+    let comm: [u8; COMM_LEN] = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0u8; 16]);
+    let is_root_comm = unsafe { ROOT_COMMS.get(&comm) }.is_some();
+    let mut hflags = 0u32;
+    if is_root_comm {
+        match TRACKED.get_ptr_mut(&tgid) {
+            Some(t) => unsafe { (*t).flags |= TRACKED_ROOT },
+            None => {
+                let t = Tracked {
+                    ppid: 0,
+                    flags: TRACKED_ROOT,
+                    exit_code: 0,
+                    last_signal: 0,
+                };
+                if TRACKED.insert(&tgid, &t, 0).is_err() {
+                    count_lost(tracer_common::LOST_TRACK_FULL);
+                    return 0;
+                }
+            }
+        }
+        hflags |= FLAG_NEW_ROOT;
+    } else if !is_tracked(tgid) {
+        return 0;
+    }
+    let Some(mut e) = EVENTS.reserve::<ExecSuccessRecord>(0) else {
+        count_lost(RecordKind::ExecSuccess as u32);
+        return 0;
+    };
+    let r = e.as_mut_ptr();
+    fill_header(
+        unsafe { &raw mut (*r).hdr },
+        RecordKind::ExecSuccess as u32,
+        tgid,
+        tid,
+    );
+    unsafe {
+        (*r).old_tid = ctx.read_at::<i32>(OFF_OLD_PID).unwrap_or(0) as u32;
+        // __data_loc: low 16 bits offset from the record start, high 16 bits length.
+        let loc = ctx.read_at::<u32>(OFF_FILENAME_LOC).unwrap_or(0);
+        let off = (loc & 0xffff) as usize;
+        let buf = &mut *(&raw mut (*r).filename);
+        match bpf_probe_read_kernel_str_bytes((ctx.ctx_ptr() as *const u8).wrapping_add(off), buf) {
+            Ok(s) => {
+                let len = s.len();
+                (*r).filename_len = len as u32;
+                if len >= FILENAME_LEN - 1 {
+                    hflags |= FLAG_TRUNCATED;
+                }
+            }
+            Err(_) => {
+                (*r).filename_len = 0;
+                hflags |= FLAG_READ_FAULT;
+            }
+        }
+        (*r).hdr.flags = hflags;
+    }
+    e.submit(0);
+    0
+}
+
+trait CtxPtr {
+    fn ctx_ptr(&self) -> *mut core::ffi::c_void;
+}
+impl CtxPtr for TracePointContext {
+    fn ctx_ptr(&self) -> *mut core::ffi::c_void {
+        use aya_ebpf::EbpfContext;
+        self.as_ptr()
+    }
+}

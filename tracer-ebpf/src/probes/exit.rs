@@ -1,0 +1,56 @@
+//! `sched/sched_process_exit`: the last thread of a tracked process is gone.
+//!
+//! The tracepoint carries no exit status; the status comes from what this process did
+//! before (exit_group's code, or a fatal signal generated for it), both kept in its
+//! `TRACKED` entry by the syscall and signal probes.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use tracer_common::{
+    ExitRecord, RecordKind, EXIT_HAS_CODE, EXIT_HAS_SIGNAL, TRACKED_EXIT_GROUP, TRACKED_SIGNALED,
+};
+
+use crate::{
+    common::{fill_header, ids, is_tracked},
+    maps::{count_lost, EVENTS, TRACKED},
+};
+
+const OFF_GROUP_DEAD: usize = 32;
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let (tgid, tid) = ids();
+    let group_dead: u8 = unsafe { ctx.read_at::<u8>(OFF_GROUP_DEAD) }.unwrap_or(1);
+    if group_dead == 0 || !is_tracked(tgid) {
+        return 0;
+    }
+    let (mut flags, mut code, mut signal) = (0u32, 0i32, 0i32);
+    if let Some(t) = unsafe { TRACKED.get(&tgid) } {
+        if t.flags & TRACKED_EXIT_GROUP != 0 {
+            flags |= EXIT_HAS_CODE;
+            code = t.exit_code;
+        } else if t.flags & TRACKED_SIGNALED != 0 {
+            flags |= EXIT_HAS_SIGNAL;
+            signal = t.last_signal;
+        }
+    }
+    match EVENTS.reserve::<ExitRecord>(0) {
+        Some(mut e) => {
+            let r = e.as_mut_ptr();
+            fill_header(
+                unsafe { &raw mut (*r).hdr },
+                RecordKind::Exit as u32,
+                tgid,
+                tid,
+            );
+            unsafe {
+                (*r).status_flags = flags;
+                (*r).code = code;
+                (*r).signal = signal;
+                (*r)._pad = 0;
+            }
+            e.submit(0);
+        }
+        None => count_lost(RecordKind::Exit as u32),
+    }
+    let _ = TRACKED.remove(&tgid);
+    0
+}

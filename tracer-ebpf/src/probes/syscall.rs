@@ -1,0 +1,383 @@
+//! Syscalls on the job path: arguments saved at `sys_enter_*` (per thread, in
+//! `PENDING`), joined with the result at `sys_exit_*` into one `SyscallRecord`.
+//! One exit program serves every syscall. A catch-all on `raw_syscalls/sys_exit`
+//! reports EMFILE/ENFILE from any other syscall that makes a descriptor.
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tracer_common::{
+    RecordKind, SyscallKind, SyscallRecord, DATA_LEN, FLAG_READ_FAULT, FLAG_TRUNCATED,
+    HANDLED_SYSCALL_NRS, LOST_PENDING_FULL, TRACKED_EXIT_GROUP,
+};
+
+use crate::{
+    common::{fill_header, ids, is_tracked},
+    maps::{count_lost, EVENTS, PENDING, SCRATCH, TRACKED},
+};
+
+/// Syscall tracepoints lay their arguments out as 8-byte slots from offset 16.
+#[inline(always)]
+pub fn arg(ctx: &TracePointContext, i: usize) -> u64 {
+    unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0)
+}
+
+/// What user memory to copy into `data` at entry.
+pub enum Data {
+    None,
+    Str(u64),
+    Bytes(u64, u64),
+}
+
+/// Build the enter half in the per-CPU scratch slot and park it in `PENDING`.
+/// Callers have checked that the process is tracked.
+#[inline(always)]
+pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
+    let (tgid, tid) = ids();
+    let Some(r) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    fill_header(
+        unsafe { &raw mut (*r).hdr },
+        RecordKind::Syscall as u32,
+        tgid,
+        tid,
+    );
+    let mut flags = 0u32;
+    let mut len = 0u32;
+    unsafe {
+        let buf = (&raw mut (*r).data).cast::<u8>();
+        match data {
+            Data::None => {}
+            Data::Str(p) => {
+                let n = generated::bpf_probe_read_user_str(
+                    buf.cast(),
+                    DATA_LEN as u32,
+                    p as *const core::ffi::c_void,
+                );
+                if n <= 0 {
+                    flags |= FLAG_READ_FAULT;
+                } else {
+                    // Length without the NUL; a full buffer means the path was cut.
+                    len = (n - 1) as u32;
+                    if n as usize >= DATA_LEN {
+                        flags |= FLAG_TRUNCATED;
+                    }
+                }
+            }
+            Data::Bytes(p, want) => {
+                let mut n = want;
+                if n > DATA_LEN as u64 {
+                    n = DATA_LEN as u64;
+                    flags |= FLAG_TRUNCATED;
+                }
+                if n > 0 {
+                    let rc = generated::bpf_probe_read_user(
+                        buf.cast(),
+                        n as u32,
+                        p as *const core::ffi::c_void,
+                    );
+                    if rc < 0 {
+                        flags |= FLAG_READ_FAULT;
+                    } else {
+                        len = n as u32;
+                    }
+                }
+            }
+        }
+        (*r).hdr.flags = flags;
+        (*r).syscall = kind as u32;
+        (*r).data_len = len;
+        (*r).ret = 0;
+        (*r).enter_ns = (*r).hdr.ts_ns;
+        (*r).args = args;
+    }
+    if PENDING.insert(&tid, unsafe { &*r }, 0).is_err() {
+        count_lost(LOST_PENDING_FULL);
+    }
+}
+
+macro_rules! enter_probe {
+    ($name:ident, $kind:expr, |$ctx:ident| $args:expr, $data:expr) => {
+        #[tracepoint]
+        pub fn $name($ctx: TracePointContext) -> u32 {
+            let (tgid, _) = ids();
+            if !is_tracked(tgid) {
+                return 0;
+            }
+            let ctx = &$ctx;
+            let _ = ctx;
+            store_pending($kind, $args, $data);
+            0
+        }
+    };
+}
+
+const AT_FDCWD: u64 = -100i64 as u64;
+
+enter_probe!(
+    sys_enter_open,
+    SyscallKind::Open,
+    |c| [AT_FDCWD, arg(&c, 1), arg(&c, 2), 0],
+    Data::Str(arg(&c, 0))
+);
+enter_probe!(
+    sys_enter_openat,
+    SyscallKind::Openat,
+    |c| [arg(&c, 0), arg(&c, 2), arg(&c, 3), 0],
+    Data::Str(arg(&c, 1))
+);
+enter_probe!(
+    sys_enter_creat,
+    SyscallKind::Creat,
+    |c| [AT_FDCWD, 0o1101, arg(&c, 1), 0],
+    Data::Str(arg(&c, 0))
+);
+enter_probe!(
+    sys_enter_socket,
+    SyscallKind::Socket,
+    |c| [arg(&c, 0), arg(&c, 1), arg(&c, 2), 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_connect,
+    SyscallKind::Connect,
+    |c| [arg(&c, 0), arg(&c, 2), 0, 0],
+    Data::Bytes(arg(&c, 1), arg(&c, 2))
+);
+enter_probe!(
+    sys_enter_getsockopt,
+    SyscallKind::Getsockopt,
+    |c| [arg(&c, 0), arg(&c, 1), arg(&c, 2), arg(&c, 3)],
+    Data::None
+);
+enter_probe!(
+    sys_enter_chdir,
+    SyscallKind::Chdir,
+    |c| [0, 0, 0, 0],
+    Data::Str(arg(&c, 0))
+);
+enter_probe!(
+    sys_enter_fchdir,
+    SyscallKind::Fchdir,
+    |c| [arg(&c, 0), 0, 0, 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setuid,
+    SyscallKind::Setuid,
+    |c| [arg(&c, 0), 0, 0, 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setgid,
+    SyscallKind::Setgid,
+    |c| [arg(&c, 0), 0, 0, 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setreuid,
+    SyscallKind::Setreuid,
+    |c| [arg(&c, 0), arg(&c, 1), 0, 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setregid,
+    SyscallKind::Setregid,
+    |c| [arg(&c, 0), arg(&c, 1), 0, 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setresuid,
+    SyscallKind::Setresuid,
+    |c| [arg(&c, 0), arg(&c, 1), arg(&c, 2), 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setresgid,
+    SyscallKind::Setresgid,
+    |c| [arg(&c, 0), arg(&c, 1), arg(&c, 2), 0],
+    Data::None
+);
+enter_probe!(
+    sys_enter_setrlimit,
+    SyscallKind::Setrlimit,
+    |c| [arg(&c, 0), 0, 0, 0],
+    Data::Bytes(arg(&c, 1), if arg(&c, 1) != 0 { 16 } else { 0 })
+);
+enter_probe!(
+    sys_enter_prlimit64,
+    SyscallKind::Prlimit64,
+    |c| [arg(&c, 0), arg(&c, 1), 0, 0],
+    Data::Bytes(arg(&c, 2), if arg(&c, 2) != 0 { 16 } else { 0 })
+);
+// wait4 keeps the status pointer in args[3] until the exit probe reads the status.
+enter_probe!(
+    sys_enter_wait4,
+    SyscallKind::Wait4,
+    |c| [arg(&c, 0), arg(&c, 2), 0, arg(&c, 1)],
+    Data::None
+);
+enter_probe!(
+    sys_enter_clone,
+    SyscallKind::Clone,
+    |c| [arg(&c, 0), 0, 0, 0],
+    Data::None
+);
+
+#[tracepoint]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    // struct open_how { u64 flags; u64 mode; u64 resolve; }
+    let how = arg(&ctx, 2) as *const u64;
+    let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
+    let mode = unsafe { bpf_probe_read_user(how.wrapping_add(1)) }.unwrap_or(0);
+    store_pending(
+        SyscallKind::Openat2,
+        [arg(&ctx, 0), flags, mode, 0],
+        Data::Str(arg(&ctx, 1)),
+    );
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    // struct clone_args starts with u64 flags.
+    let flags = unsafe { bpf_probe_read_user(arg(&ctx, 0) as *const u64) }.unwrap_or(0);
+    store_pending(SyscallKind::Clone, [flags, 0, 0, 0], Data::None);
+    0
+}
+
+/// A syscall record with no enter half (no path data): the call is reported whole now.
+#[inline(always)]
+fn emit_now(kind: SyscallKind, ret: i64, args: [u64; 4]) {
+    let (tgid, tid) = ids();
+    let Some(mut e) = EVENTS.reserve::<SyscallRecord>(0) else {
+        count_lost(RecordKind::Syscall as u32);
+        return;
+    };
+    let r = e.as_mut_ptr();
+    fill_header(
+        unsafe { &raw mut (*r).hdr },
+        RecordKind::Syscall as u32,
+        tgid,
+        tid,
+    );
+    unsafe {
+        (*r).syscall = kind as u32;
+        (*r).data_len = 0;
+        (*r).ret = ret;
+        (*r).enter_ns = (*r).hdr.ts_ns;
+        (*r).args = args;
+    }
+    e.submit(0);
+}
+
+/// exit_group does not return: emit at entry and remember the code for the exit record.
+#[tracepoint]
+pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    let code = arg(&ctx, 0);
+    if let Some(t) = TRACKED.get_ptr_mut(&tgid) {
+        unsafe {
+            (*t).flags |= TRACKED_EXIT_GROUP;
+            (*t).exit_code = code as i32;
+        }
+    }
+    emit_now(SyscallKind::ExitGroup, 0, [code, 0, 0, 0]);
+    0
+}
+
+/// Attached to every `sys_exit_*` whose enter half is above.
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let (_, tid) = ids();
+    // One lookup: untracked threads never have a pending entry.
+    let Some(p) = PENDING.get_ptr_mut(&tid) else {
+        return 0;
+    };
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    unsafe {
+        let kind = (*p).syscall;
+        if kind == SyscallKind::Clone as u32 {
+            // Only needed by the fork probe, which has run by now.
+            let _ = PENDING.remove(&tid);
+            return 0;
+        }
+        if kind == SyscallKind::Wait4 as u32 {
+            let stat = (*p).args[3];
+            (*p).args[3] = 0;
+            if ret > 0 && stat != 0 {
+                if let Ok(st) = bpf_probe_read_user(stat as *const i32) {
+                    (&raw mut (*p).data).cast::<i32>().write_unaligned(st);
+                    (*p).data_len = 4;
+                    (*p).args[2] = 1;
+                }
+            }
+        } else if kind == SyscallKind::Getsockopt as u32 {
+            let optval = (*p).args[3];
+            (*p).args[3] = 0;
+            if ret == 0 && optval != 0 {
+                if let Ok(v) = bpf_probe_read_user(optval as *const i32) {
+                    (&raw mut (*p).data).cast::<i32>().write_unaligned(v);
+                    (*p).data_len = 4;
+                }
+            }
+        }
+        (*p).ret = ret;
+        (*p).hdr.ts_ns = bpf_ktime_get_ns();
+    }
+    match EVENTS.reserve::<SyscallRecord>(0) {
+        Some(mut e) => {
+            unsafe {
+                generated::bpf_probe_read_kernel(
+                    e.as_mut_ptr().cast(),
+                    core::mem::size_of::<SyscallRecord>() as u32,
+                    p as *const core::ffi::c_void,
+                );
+            }
+            e.submit(0);
+        }
+        None => count_lost(RecordKind::Syscall as u32),
+    }
+    let _ = PENDING.remove(&tid);
+    0
+}
+
+const EMFILE: i64 = 24;
+const ENFILE: i64 = 23;
+
+/// `raw_syscalls/sys_exit`: runs for every syscall on the host, so the cheap
+/// compare comes first.
+#[tracepoint]
+pub fn raw_sys_exit(ctx: TracePointContext) -> u32 {
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    if ret != -EMFILE && ret != -ENFILE {
+        return 0;
+    }
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    let nr = unsafe { ctx.read_at::<i64>(8) }.unwrap_or(-1);
+    let mut i = 0;
+    while i < HANDLED_SYSCALL_NRS.len() {
+        if HANDLED_SYSCALL_NRS[i] == nr {
+            return 0;
+        }
+        i += 1;
+    }
+    emit_now(SyscallKind::FdExhausted, ret, [nr as u64, 0, 0, 0]);
+    0
+}

@@ -1,0 +1,460 @@
+//! Raw kernel records (bytes from the ring buffer or a trace file) to [`Event`]s.
+//!
+//! Length is checked before anything is read; the kind is read as an integer and
+//! converted with `TryFrom`, so an unknown or damaged record is an error, never UB.
+use std::{fmt, mem::size_of, net::Ipv4Addr, net::Ipv6Addr};
+
+use tracer_common::{
+    ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header, RecordKind, SignalRecord,
+    SyscallKind, SyscallRecord, ARGS_LEN, DATA_LEN, ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC,
+    EXIT_HAS_CODE, EXIT_HAS_SIGNAL, FILENAME_LEN, FLAG_NEW_ROOT, FLAG_READ_FAULT, FLAG_TRUNCATED,
+};
+
+use crate::{
+    event::{Body, Event, ExitStatus, SysResult},
+    names::{family_name, rlimit_name, signal_name, syscall_name},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is shorter than its kind requires.
+    Short {
+        kind: &'static str,
+        need: usize,
+        got: usize,
+    },
+    UnknownKind(u32),
+    UnknownSyscall(u32),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Short { kind, need, got } => {
+                write!(f, "{kind} record of {got} bytes, need {need}")
+            }
+            DecodeError::UnknownKind(k) => write!(f, "unknown record kind {k}"),
+            DecodeError::UnknownSyscall(k) => write!(f, "unknown syscall kind {k}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn read<T: Copy>(buf: &[u8], kind: &'static str) -> Result<T, DecodeError> {
+    if buf.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            kind,
+            need: size_of::<T>(),
+            got: buf.len(),
+        });
+    }
+    // SAFETY: length checked; T is a #[repr(C)] record of integers and byte arrays,
+    // valid for any bit pattern; read_unaligned has no alignment requirement.
+    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
+}
+
+/// Bytes up to the first NUL (or `max`), lossily as UTF-8.
+fn cstr(bytes: &[u8], max: usize) -> String {
+    let b = &bytes[..bytes.len().min(max)];
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// NUL-terminated strings packed back to back in the first `len` bytes.
+fn cstrs(bytes: &[u8], len: u32, count: u32) -> Vec<String> {
+    let b = &bytes[..(len as usize).min(bytes.len())];
+    b.split(|&c| c == 0)
+        .take(count as usize)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+fn base(h: &Header, body: Body) -> Event {
+    Event {
+        ts_ns: h.ts_ns,
+        pid: h.pid,
+        tid: h.tid,
+        ppid: h.ppid,
+        uid: h.uid,
+        gid: h.gid,
+        comm: cstr(&h.comm, h.comm.len()),
+        truncated: h.flags & FLAG_TRUNCATED != 0,
+        read_fault: h.flags & FLAG_READ_FAULT != 0,
+        body,
+    }
+}
+
+pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
+    let h: Header = read(buf, "header")?;
+    let kind = RecordKind::try_from(h.kind).map_err(DecodeError::UnknownKind)?;
+    Ok(match kind {
+        RecordKind::Fork => {
+            let r: ForkRecord = read(buf, "fork")?;
+            base(
+                &h,
+                Body::Fork {
+                    child_pid: r.child_pid,
+                    clone_flags: r.clone_flags,
+                },
+            )
+        }
+        RecordKind::ExecAttempt => {
+            let r: ExecAttemptRecord = read(buf, "exec attempt")?;
+            base(
+                &h,
+                Body::ExecAttempt {
+                    filename: cstr(&r.filename, FILENAME_LEN),
+                    argv: cstrs(&r.args, r.args_len.min(ARGS_LEN as u32), r.argc),
+                    env: cstrs(&r.env, r.env_len.min(ENV_LEN as u32), r.envc),
+                    argv_truncated: r.trunc & EXEC_ARGS_TRUNC != 0,
+                    env_truncated: r.trunc & EXEC_ENV_TRUNC != 0,
+                    execveat: r.is_execveat != 0,
+                },
+            )
+        }
+        RecordKind::ExecSuccess => {
+            let r: ExecSuccessRecord = read(buf, "exec")?;
+            base(
+                &h,
+                Body::Exec {
+                    filename: cstr(&r.filename, (r.filename_len as usize).min(FILENAME_LEN)),
+                    old_tid: r.old_tid,
+                    new_root: h.flags & FLAG_NEW_ROOT != 0,
+                },
+            )
+        }
+        RecordKind::Exit => {
+            let r: ExitRecord = read(buf, "exit")?;
+            let status = if r.status_flags & EXIT_HAS_CODE != 0 {
+                Some(ExitStatus::code(r.code & 0xff))
+            } else if r.status_flags & EXIT_HAS_SIGNAL != 0 {
+                Some(ExitStatus::signal(r.signal, false))
+            } else {
+                None
+            };
+            base(&h, Body::Exit { status })
+        }
+        RecordKind::Signal => {
+            let r: SignalRecord = read(buf, "signal")?;
+            base(
+                &h,
+                Body::Signal {
+                    target_pid: r.target_pid,
+                    signal: r.sig,
+                    signal_name: signal_name(r.sig),
+                    code: r.code,
+                    result: r.result,
+                },
+            )
+        }
+        RecordKind::Syscall => {
+            let r: SyscallRecord = read(buf, "syscall")?;
+            base(&h, syscall_body(&r)?)
+        }
+    })
+}
+
+fn syscall_body(r: &SyscallRecord) -> Result<Body, DecodeError> {
+    let kind = SyscallKind::try_from(r.syscall).map_err(DecodeError::UnknownSyscall)?;
+    let data = &r.data[..(r.data_len as usize).min(DATA_LEN)];
+    let result = SysResult::new(r.ret);
+    let a = r.args;
+    let path = || cstr(data, DATA_LEN);
+    use SyscallKind as K;
+    Ok(match kind {
+        K::Open | K::Openat | K::Openat2 | K::Creat => Body::Open {
+            syscall: match kind {
+                K::Open => "open",
+                K::Openat => "openat",
+                K::Openat2 => "openat2",
+                _ => "creat",
+            },
+            dfd: a[0] as i32,
+            path: path(),
+            flags: a[1],
+            mode: a[2],
+            result,
+        },
+        K::Socket => Body::Socket {
+            family: a[0],
+            family_name: family_name(a[0]),
+            sock_type: a[1],
+            protocol: a[2],
+            result,
+        },
+        K::Connect => Body::Connect {
+            fd: a[0] as i32,
+            address: sockaddr(data),
+            result,
+        },
+        K::Getsockopt => Body::Getsockopt {
+            fd: a[0] as i32,
+            level: a[1] as i64,
+            optname: a[2] as i64,
+            value: (data.len() >= 4).then(|| i32::from_ne_bytes(data[..4].try_into().unwrap())),
+            result,
+        },
+        K::Chdir => Body::Chdir {
+            path: path(),
+            result,
+        },
+        K::Fchdir => Body::Fchdir {
+            fd: a[0] as i32,
+            result,
+        },
+        K::Setuid | K::Setgid => Body::SetId {
+            syscall: if kind == K::Setuid {
+                "setuid"
+            } else {
+                "setgid"
+            },
+            ids: vec![a[0] as u32 as i32 as i64],
+            result,
+        },
+        K::Setreuid | K::Setregid => Body::SetId {
+            syscall: if kind == K::Setreuid {
+                "setreuid"
+            } else {
+                "setregid"
+            },
+            ids: vec![a[0] as u32 as i32 as i64, a[1] as u32 as i32 as i64],
+            result,
+        },
+        K::Setresuid | K::Setresgid => Body::SetId {
+            syscall: if kind == K::Setresuid {
+                "setresuid"
+            } else {
+                "setresgid"
+            },
+            ids: a[..3].iter().map(|&v| v as u32 as i32 as i64).collect(),
+            result,
+        },
+        K::Setrlimit | K::Prlimit64 => {
+            let (pid, res) = if kind == K::Setrlimit {
+                (0, a[0])
+            } else {
+                (a[0] as i32, a[1])
+            };
+            let lim = |i: usize| {
+                data.get(i * 8..i * 8 + 8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap()))
+            };
+            Body::Rlimit {
+                syscall: if kind == K::Setrlimit {
+                    "setrlimit"
+                } else {
+                    "prlimit64"
+                },
+                target_pid: pid,
+                resource: rlimit_name(res),
+                soft: lim(0),
+                hard: lim(1),
+                result,
+            }
+        }
+        K::Wait4 => Body::Wait {
+            waited_for: a[0] as i32,
+            status: (a[2] == 1 && data.len() >= 4).then(|| {
+                ExitStatus::from_wait_status(i32::from_ne_bytes(data[..4].try_into().unwrap()))
+            }),
+            result,
+        },
+        K::ExitGroup => Body::ExitGroup { code: a[0] as i32 },
+        K::Execve | K::Execveat => Body::ExecResult { result },
+        K::FdExhausted => Body::FdExhausted {
+            syscall: syscall_name(a[0] as i64),
+            nr: a[0] as i64,
+            result,
+        },
+        K::Clone => return Err(DecodeError::UnknownSyscall(r.syscall)),
+    })
+}
+
+/// `127.0.0.1:5432`, `[::1]:80`, `unix:/run/x.sock`, `unix:@abstract`.
+pub fn sockaddr(d: &[u8]) -> String {
+    if d.len() < 2 {
+        return "?".into();
+    }
+    let family = u16::from_ne_bytes([d[0], d[1]]);
+    match family {
+        1 => {
+            let p = &d[2..];
+            if p.first() == Some(&0) && p.len() > 1 {
+                format!("unix:@{}", cstr(&p[1..], p.len() - 1))
+            } else {
+                format!("unix:{}", cstr(p, p.len()))
+            }
+        }
+        2 if d.len() >= 8 => {
+            let port = u16::from_be_bytes([d[2], d[3]]);
+            format!("{}:{port}", Ipv4Addr::new(d[4], d[5], d[6], d[7]))
+        }
+        10 if d.len() >= 24 => {
+            let port = u16::from_be_bytes([d[2], d[3]]);
+            let a: [u8; 16] = d[8..24].try_into().unwrap();
+            format!("[{}]:{port}", Ipv6Addr::from(a))
+        }
+        0 => "AF_UNSPEC".into(),
+        f => format!("family {f}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: RecordKind) -> Header {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"cron");
+        Header {
+            kind: kind as u32,
+            flags: 0,
+            ts_ns: 42,
+            pid: 10,
+            tid: 11,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            _pad: 0,
+            comm,
+        }
+    }
+
+    fn bytes<T>(r: &T) -> Vec<u8> {
+        // SAFETY: reading a plain #[repr(C)] value's bytes.
+        unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn decodes_a_fork() {
+        let r = ForkRecord {
+            hdr: header(RecordKind::Fork),
+            child_pid: 99,
+            _pad: 0,
+            clone_flags: 17,
+        };
+        let e = decode(&bytes(&r)).unwrap();
+        assert_eq!(e.pid, 10);
+        assert_eq!(e.comm, "cron");
+        assert_eq!(
+            e.body,
+            Body::Fork {
+                child_pid: 99,
+                clone_flags: 17
+            }
+        );
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let r = ForkRecord {
+            hdr: header(RecordKind::Fork),
+            child_pid: 99,
+            _pad: 0,
+            clone_flags: 0,
+        };
+        let b = bytes(&r);
+        assert!(matches!(
+            decode(&b[..60]),
+            Err(DecodeError::Short { kind: "fork", .. })
+        ));
+        assert!(matches!(decode(&b[..3]), Err(DecodeError::Short { .. })));
+        let mut bad = b.clone();
+        bad[0] = 200;
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownKind(200)));
+    }
+
+    #[test]
+    fn decodes_exec_attempt_strings() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::ExecAttempt);
+        r.filename[..7].copy_from_slice(b"/bin/sh");
+        let args = b"/bin/sh\0-c\0echo hi\0";
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = args.len() as u32;
+        r.argc = 3;
+        let env = b"PATH=/usr/bin:/bin\0";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = env.len() as u32;
+        r.envc = 1;
+        r.trunc = EXEC_ENV_TRUNC;
+        let e = decode(&bytes(&r)).unwrap();
+        match e.body {
+            Body::ExecAttempt {
+                filename,
+                argv,
+                env,
+                argv_truncated,
+                env_truncated,
+                ..
+            } => {
+                assert_eq!(filename, "/bin/sh");
+                assert_eq!(argv, vec!["/bin/sh", "-c", "echo hi"]);
+                assert_eq!(env, vec!["PATH=/usr/bin:/bin"]);
+                assert!(!argv_truncated);
+                assert!(env_truncated);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_wait_status_and_errno() {
+        let mut r: SyscallRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Syscall);
+        r.syscall = SyscallKind::Wait4 as u32;
+        r.ret = 1234;
+        r.args = [u64::MAX, 0, 1, 0];
+        r.data[..4].copy_from_slice(&(3i32 << 8).to_ne_bytes());
+        r.data_len = 4;
+        let e = decode(&bytes(&r)).unwrap();
+        assert_eq!(
+            e.body,
+            Body::Wait {
+                waited_for: -1,
+                status: Some(ExitStatus::code(3)),
+                result: SysResult::new(1234)
+            }
+        );
+        r.syscall = SyscallKind::Openat as u32;
+        r.ret = -24;
+        r.data[..9].copy_from_slice(b"/etc/x\0\0\0");
+        r.data_len = 6;
+        match decode(&bytes(&r)).unwrap().body {
+            Body::Open { path, result, .. } => {
+                assert_eq!(path, "/etc/x");
+                assert_eq!(result.error, Some("EMFILE"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn formats_socket_addresses() {
+        let mut v4 = vec![2, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        v4.extend([0u8; 8]);
+        assert_eq!(sockaddr(&v4), "127.0.0.1:8080");
+        let mut v6 = vec![10, 0, 0, 80, 0, 0, 0, 0];
+        let mut a = [0u8; 16];
+        a[15] = 1;
+        v6.extend(a);
+        assert_eq!(sockaddr(&v6), "[::1]:80");
+        assert_eq!(sockaddr(b"\x01\x00/run/x.sock\0"), "unix:/run/x.sock");
+        assert_eq!(sockaddr(b"\x01\x00\0abs"), "unix:@abs");
+        assert_eq!(sockaddr(&[1]), "?");
+    }
+
+    #[test]
+    fn wait_status_words() {
+        assert_eq!(ExitStatus::from_wait_status(0), ExitStatus::code(0));
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            ExitStatus::signal(9, false)
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(11 | 0x80),
+            ExitStatus::signal(11, true)
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! Job invocations: the subtree under one fork of a root (a scheduler daemon, a
+//! `--comm`/`--pid` root). Events are routed to their job; a job is finished when
+//! every process in it has exited.
+use std::collections::{HashMap, HashSet};
+
+use crate::{
+    event::{Body, Event, ExitStatus},
+    process::ProcessTable,
+};
+
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// 1, 2, ... in order of the forks that started them (stable for a given stream).
+    pub id: u64,
+    /// The root's comm (`cron`, `crond`, a `--comm` name...).
+    pub scheduler: String,
+    pub scheduler_pid: u32,
+    pub leader_pid: u32,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    /// Already running when the trace started (seen in the `/proc` snapshot).
+    pub started_before_trace: bool,
+    /// Every pid that belonged to the job, in order of appearance.
+    pub members: Vec<u32>,
+    live: HashSet<u32>,
+    pub timeline: Vec<Event>,
+}
+
+impl Job {
+    pub fn finished(&self) -> bool {
+        self.end_ns.is_some()
+    }
+}
+
+/// What a report says about a job, derived from the process table.
+#[derive(Clone, Debug)]
+pub struct JobSummary {
+    pub command: String,
+    pub uid: u32,
+    pub exit: Option<ExitStatus>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub events: u64,
+    /// Events of roots themselves (the daemon's own work, not a job's).
+    pub root_events: u64,
+    /// Events of processes never linked to a root (dropped at the end).
+    pub unattributed_events: u64,
+}
+
+/// Held-back events of pids not yet known: at most this many in total.
+const ORPHAN_LIMIT: usize = 10_000;
+
+#[derive(Default)]
+pub struct Tracker {
+    pub procs: ProcessTable,
+    roots: HashMap<u32, String>,
+    jobs: Vec<Job>,
+    pid_job: HashMap<u32, usize>,
+    orphans: HashMap<u32, Vec<Event>>,
+    orphan_count: usize,
+    pub counters: Counters,
+}
+
+impl Tracker {
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    pub fn is_root(&self, pid: u32) -> bool {
+        self.roots.contains_key(&pid)
+    }
+
+    /// Feed one event; returns the indices of jobs this event finished.
+    pub fn push(&mut self, ev: Event) -> Vec<usize> {
+        self.counters.events += 1;
+        let mut finished = Vec::new();
+        self.route(ev, &mut finished);
+        finished
+    }
+
+    fn new_job(&mut self, root_pid: u32, leader: u32, ts: u64, before: bool) -> usize {
+        let scheduler = self.roots.get(&root_pid).cloned().unwrap_or_default();
+        let idx = self.jobs.len();
+        self.jobs.push(Job {
+            id: idx as u64 + 1,
+            scheduler,
+            scheduler_pid: root_pid,
+            leader_pid: leader,
+            start_ns: ts,
+            end_ns: None,
+            started_before_trace: before,
+            members: vec![leader],
+            live: HashSet::from([leader]),
+            timeline: Vec::new(),
+        });
+        self.pid_job.insert(leader, idx);
+        idx
+    }
+
+    fn add_member(&mut self, idx: usize, pid: u32) {
+        let job = &mut self.jobs[idx];
+        job.members.push(pid);
+        job.live.insert(pid);
+        self.pid_job.insert(pid, idx);
+    }
+
+    fn route(&mut self, ev: Event, finished: &mut Vec<usize>) {
+        self.procs.apply(&ev);
+        let was_root = self.roots.contains_key(&ev.pid);
+        match &ev.body {
+            Body::Snapshot { root, .. } => {
+                if *root {
+                    self.roots.insert(ev.pid, ev.comm.clone());
+                } else if self.roots.contains_key(&ev.ppid) {
+                    let idx = self.new_job(ev.ppid, ev.pid, ev.ts_ns, true);
+                    self.jobs[idx].timeline.push(ev);
+                } else if let Some(&idx) = self.pid_job.get(&ev.ppid) {
+                    self.add_member(idx, ev.pid);
+                    self.jobs[idx].timeline.push(ev);
+                }
+                return;
+            }
+            Body::Fork { child_pid, .. } => {
+                let child = *child_pid;
+                let parent_job = self
+                    .pid_job
+                    .get(&ev.pid)
+                    .copied()
+                    .filter(|&i| self.jobs[i].live.contains(&ev.pid));
+                let idx = match parent_job {
+                    Some(idx) if !was_root => {
+                        self.add_member(idx, child);
+                        idx
+                    }
+                    _ => {
+                        // A root's fork starts a job. A parent followed by the kernel but
+                        // unknown here (--all, or a root the start-up scan missed) acts
+                        // as a root.
+                        self.roots.entry(ev.pid).or_insert_with(|| ev.comm.clone());
+                        self.new_job(ev.pid, child, ev.ts_ns, false)
+                    }
+                };
+                self.jobs[idx].timeline.push(ev);
+                if let Some(held) = self.orphans.remove(&child) {
+                    self.orphan_count -= held.len();
+                    for e in held {
+                        self.route(e, finished);
+                    }
+                }
+                return;
+            }
+            Body::Exec { new_root: true, .. } => {
+                self.roots.insert(ev.pid, ev.comm.clone());
+            }
+            Body::Exit { .. } => {
+                // A scheduler that ends stops being a root; its jobs keep its name.
+                self.roots.remove(&ev.pid);
+            }
+            _ => {}
+        }
+
+        let idx = match &ev.body {
+            Body::Signal { target_pid, .. } => self
+                .pid_job
+                .get(target_pid)
+                .or_else(|| self.pid_job.get(&ev.pid))
+                .copied(),
+            Body::Wait { result, .. } if !self.pid_job.contains_key(&ev.pid) && result.ret > 0 => {
+                // A root reaping a job's leader: part of that job's story.
+                self.pid_job.get(&(result.ret as u32)).copied()
+            }
+            _ => self.pid_job.get(&ev.pid).copied(),
+        };
+        let Some(idx) = idx else {
+            if was_root {
+                self.counters.root_events += 1;
+            } else {
+                self.hold(ev);
+            }
+            return;
+        };
+        let is_exit = matches!(ev.body, Body::Exit { .. });
+        let (pid, ts) = (ev.pid, ev.ts_ns);
+        self.jobs[idx].timeline.push(ev);
+        if is_exit {
+            let job = &mut self.jobs[idx];
+            if job.live.remove(&pid) && job.live.is_empty() && job.end_ns.is_none() {
+                job.end_ns = Some(ts);
+                finished.push(idx);
+            }
+        }
+    }
+
+    /// Keep an event of a pid we have not met yet; its fork may still be on its way.
+    fn hold(&mut self, ev: Event) {
+        if self.orphan_count >= ORPHAN_LIMIT {
+            self.counters.unattributed_events += 1;
+            return;
+        }
+        self.orphan_count += 1;
+        self.orphans.entry(ev.pid).or_default().push(ev);
+    }
+
+    /// End of the stream: held-back events that never found their process are counted.
+    pub fn close(&mut self) {
+        self.counters.unattributed_events += self.orphan_count as u64;
+        self.orphans.clear();
+        self.orphan_count = 0;
+    }
+
+    /// The process that stands for the job's command: the leader when it exec'd (crond,
+    /// anacron, a shell root's subshell), else the leader's child that exec'd a
+    /// `sh -c` (Debian cron's child waits for a grandchild that runs the command).
+    pub fn main_pid(&self, job: &Job) -> u32 {
+        let leader = job.leader_pid;
+        if self.procs.get(leader).is_some_and(|p| p.execed) {
+            return leader;
+        }
+        job.members
+            .iter()
+            .copied()
+            .find(|&pid| {
+                self.procs.get(pid).is_some_and(|p| {
+                    p.ppid == leader && p.execed && p.argv.get(1).map(String::as_str) == Some("-c")
+                })
+            })
+            .unwrap_or(leader)
+    }
+
+    pub fn summary(&self, job: &Job) -> JobSummary {
+        let p = self.procs.get(self.main_pid(job));
+        let command = p.map(|p| command_of(&p.argv)).unwrap_or_default();
+        let uid = p.map(|p| p.uid).unwrap_or(0);
+        let exit = p.and_then(|p| p.exit);
+        JobSummary {
+            command: if command.is_empty() {
+                "(no command executed)".into()
+            } else {
+                command
+            },
+            uid,
+            exit,
+        }
+    }
+}
+
+/// What a person would call the command: the `-c` string of a shell, else argv.
+pub fn command_of(argv: &[String]) -> String {
+    if argv.len() >= 3 && argv[1] == "-c" && argv[0].ends_with("sh") {
+        return argv[2].clone();
+    }
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SysResult;
+    use crate::testutil::ev;
+
+    fn snapshot_root(pid: u32) -> Event {
+        ev(
+            pid,
+            0,
+            Body::Snapshot {
+                root: true,
+                cmdline: vec!["/usr/sbin/cron".into()],
+                cwd: Some("/".into()),
+                exe: None,
+            },
+        )
+    }
+
+    fn exec(pid: u32, ts: u64, argv: &[&str]) -> Vec<Event> {
+        vec![
+            ev(
+                pid,
+                ts,
+                Body::ExecAttempt {
+                    filename: argv[0].into(),
+                    argv: argv.iter().map(|s| s.to_string()).collect(),
+                    env: vec![],
+                    argv_truncated: false,
+                    env_truncated: false,
+                    execveat: false,
+                },
+            ),
+            ev(
+                pid,
+                ts + 1,
+                Body::Exec {
+                    filename: argv[0].into(),
+                    old_tid: pid,
+                    new_root: false,
+                },
+            ),
+        ]
+    }
+
+    /// cron 100 forks 200 (the job), which forks 201 (sh -c), which exits 3.
+    fn cron_run(t: &mut Tracker) -> Vec<usize> {
+        let mut fin = Vec::new();
+        let mut evs = vec![
+            snapshot_root(100),
+            ev(
+                100,
+                10,
+                Body::Fork {
+                    child_pid: 200,
+                    clone_flags: 0,
+                },
+            ),
+            ev(
+                200,
+                20,
+                Body::Fork {
+                    child_pid: 201,
+                    clone_flags: 0,
+                },
+            ),
+        ];
+        evs.extend(exec(201, 30, &["/bin/sh", "-c", "backup.sh --all"]));
+        evs.extend([
+            ev(201, 40, Body::ExitGroup { code: 3 }),
+            ev(
+                201,
+                41,
+                Body::Exit {
+                    status: Some(ExitStatus::code(3)),
+                },
+            ),
+            ev(
+                200,
+                42,
+                Body::Wait {
+                    waited_for: 201,
+                    status: Some(ExitStatus::code(3)),
+                    result: SysResult::new(201),
+                },
+            ),
+            ev(
+                200,
+                50,
+                Body::Exit {
+                    status: Some(ExitStatus::code(0)),
+                },
+            ),
+            ev(
+                100,
+                51,
+                Body::Wait {
+                    waited_for: -1,
+                    status: Some(ExitStatus::code(0)),
+                    result: SysResult::new(200),
+                },
+            ),
+        ]);
+        for e in evs {
+            fin.extend(t.push(e));
+        }
+        fin
+    }
+
+    #[test]
+    fn a_cron_fork_is_one_job_that_ends_with_its_last_process() {
+        let mut t = Tracker::default();
+        let fin = cron_run(&mut t);
+        assert_eq!(fin, vec![0]);
+        let job = &t.jobs()[0];
+        assert_eq!(job.scheduler, "cron");
+        assert_eq!(job.scheduler_pid, 100);
+        assert_eq!(job.leader_pid, 200);
+        assert_eq!(job.members, vec![200, 201]);
+        assert_eq!(job.end_ns, Some(50));
+        assert_eq!(t.main_pid(job), 201);
+        // the root's reap of the leader is part of the job's story
+        assert!(matches!(
+            job.timeline.last().unwrap().body,
+            Body::Wait { .. }
+        ));
+        let s = t.summary(job);
+        assert_eq!(s.command, "backup.sh --all");
+        assert_eq!(s.exit, Some(ExitStatus::code(3)));
+    }
+
+    #[test]
+    fn a_subshell_job_that_never_execs_is_its_own_command() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            100,
+            10,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            200,
+            11,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        for e in exec(201, 12, &["cat", "/etc/hostname"]) {
+            t.push(e);
+        }
+        t.push(ev(
+            201,
+            14,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        t.push(ev(
+            200,
+            15,
+            Body::Exit {
+                status: Some(ExitStatus::code(3)),
+            },
+        ));
+        let job = &t.jobs()[0];
+        assert_eq!(t.main_pid(job), 200);
+        assert_eq!(t.summary(job).exit, Some(ExitStatus::code(3)));
+    }
+
+    #[test]
+    fn a_job_still_running_is_not_finished() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            100,
+            10,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            200,
+            11,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        assert!(t.push(ev(200, 12, Body::Exit { status: None })).is_empty());
+        assert!(!t.jobs()[0].finished());
+    }
+
+    #[test]
+    fn events_before_their_fork_are_held_then_attributed() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            300,
+            5,
+            Body::Chdir {
+                path: "/root".into(),
+                result: SysResult::new(0),
+            },
+        ));
+        assert!(t.jobs().is_empty());
+        t.push(ev(
+            100,
+            6,
+            Body::Fork {
+                child_pid: 300,
+                clone_flags: 0,
+            },
+        ));
+        assert_eq!(t.jobs()[0].timeline.len(), 2);
+        t.push(ev(999, 7, Body::ExitGroup { code: 0 }));
+        t.close();
+        assert_eq!(t.counters.unattributed_events, 1);
+    }
+
+    #[test]
+    fn each_fork_of_a_root_is_its_own_job_and_root_work_is_not_a_job() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            100,
+            1,
+            Body::Open {
+                syscall: "openat",
+                dfd: -100,
+                path: "/etc/crontab".into(),
+                flags: 0,
+                mode: 0,
+                result: SysResult::new(3),
+            },
+        ));
+        t.push(ev(
+            100,
+            2,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            100,
+            3,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        assert_eq!(t.jobs().len(), 2);
+        assert_eq!(t.counters.root_events, 1);
+        assert_eq!(t.jobs()[1].id, 2);
+    }
+
+    #[test]
+    fn command_of_prefers_the_shell_string() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(command_of(&v(&["/bin/sh", "-c", "echo hi"])), "echo hi");
+        assert_eq!(
+            command_of(&v(&["/usr/bin/env", "a b"])),
+            "/usr/bin/env 'a b'"
+        );
+    }
+}

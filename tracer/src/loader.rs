@@ -1,0 +1,404 @@
+//! The only part that needs root: find tracefs, load the kernel programs, attach them
+//! to their tracepoints, and give the rest of the tracer the maps it needs.
+use std::{
+    ffi::CString,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{
+    Tracked, COMM_LEN, LOST_PENDING_FULL, LOST_SLOTS, LOST_TRACK_FULL, TRACKED_ROOT,
+};
+
+/// The kernel object, embedded at build time (empty when built without `cargo xtask build`).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
+
+/// An error that stops the tracer before it could trace, with what to do about it.
+#[derive(Debug)]
+pub struct SetupError {
+    pub what: String,
+    pub fix: String,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n  fix: {}", self.what, self.fix)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+fn err(what: impl Into<String>, fix: impl Into<String>) -> SetupError {
+    SetupError {
+        what: what.into(),
+        fix: fix.into(),
+    }
+}
+
+/// One tracepoint a program attaches to. `required` ones must exist; the others are
+/// syscalls some kernels or architectures lack (their absence is reported, not fatal).
+pub struct Attach {
+    pub program: &'static str,
+    pub category: &'static str,
+    pub name: &'static str,
+    pub required: bool,
+}
+
+const fn tp(
+    program: &'static str,
+    category: &'static str,
+    name: &'static str,
+    required: bool,
+) -> Attach {
+    Attach {
+        program,
+        category,
+        name,
+        required,
+    }
+}
+
+/// Syscalls with an enter probe of their own name and the shared exit probe.
+const SYSCALLS: [(&str, bool); 22] = [
+    ("execve", true),
+    ("execveat", false),
+    ("open", false),
+    ("openat", true),
+    ("openat2", false),
+    ("creat", false),
+    ("socket", true),
+    ("connect", true),
+    ("getsockopt", true),
+    ("chdir", true),
+    ("fchdir", true),
+    ("setuid", true),
+    ("setgid", true),
+    ("setreuid", true),
+    ("setregid", true),
+    ("setresuid", true),
+    ("setresgid", true),
+    ("setrlimit", true),
+    ("prlimit64", true),
+    ("wait4", true),
+    ("clone", true),
+    ("clone3", false),
+];
+
+pub fn attachments() -> Vec<Attach> {
+    let mut v = vec![
+        tp("sched_process_fork", "sched", "sched_process_fork", true),
+        tp("sched_process_exec", "sched", "sched_process_exec", true),
+        tp("sched_process_exit", "sched", "sched_process_exit", true),
+        tp("signal_generate", "signal", "signal_generate", true),
+        tp(
+            "sys_enter_exit_group",
+            "syscalls",
+            "sys_enter_exit_group",
+            true,
+        ),
+        tp("raw_sys_exit", "raw_syscalls", "sys_exit", true),
+    ];
+    for (name, required) in SYSCALLS {
+        v.push(Attach {
+            program: leak(format!("sys_enter_{name}")),
+            category: "syscalls",
+            name: leak(format!("sys_enter_{name}")),
+            required,
+        });
+        v.push(Attach {
+            program: "sys_exit",
+            category: "syscalls",
+            name: leak(format!("sys_exit_{name}")),
+            required,
+        });
+    }
+    v
+}
+
+fn leak(s: String) -> &'static str {
+    // A fixed table built once per run.
+    Box::leak(s.into_boxed_str())
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Effective capabilities, from /proc/self/status.
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SYS_ADMIN: u64 = 21;
+const CAP_PERFMON: u64 = 38;
+const CAP_BPF: u64 = 39;
+
+pub fn check_privileges() -> Result<(), SetupError> {
+    let caps = effective_caps();
+    let has = |c: u64| caps & (1 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(err(
+        format!(
+            "not enough privilege to load eBPF programs (euid {}, missing CAP_BPF and CAP_PERFMON)",
+            unsafe { libc::geteuid() }
+        ),
+        "run as root: sudo tracer ..., or grant the capabilities: sudo setcap cap_bpf,cap_perfmon,cap_sys_admin+ep $(command -v tracer)",
+    ))
+}
+
+const TRACEFS_PATHS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Where tracefs is mounted, mounting it at /sys/kernel/tracing if it is not.
+/// Returns (path, whether we mounted it).
+pub fn ensure_tracefs() -> Result<(PathBuf, bool), SetupError> {
+    for p in TRACEFS_PATHS {
+        if Path::new(p).join("events").is_dir() {
+            return Ok((PathBuf::from(p), false));
+        }
+    }
+    let target = TRACEFS_PATHS[0];
+    let c = |s: &str| CString::new(s).unwrap();
+    let rc = unsafe {
+        libc::mount(
+            c("nodev").as_ptr(),
+            c(target).as_ptr(),
+            c("tracefs").as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(err(
+            format!("tracefs is not mounted and mounting it at {target} failed: {e}"),
+            format!("mount it by hand: sudo mount -t tracefs nodev {target} (the kernel needs CONFIG_TRACING)"),
+        ));
+    }
+    if !Path::new(target).join("events").is_dir() {
+        return Err(err(
+            format!("tracefs mounted at {target} has no events/ directory"),
+            "this kernel was built without tracepoint support (CONFIG_TRACEPOINTS / CONFIG_FTRACE_SYSCALLS)",
+        ));
+    }
+    Ok((PathBuf::from(target), true))
+}
+
+pub fn unmount_tracefs(path: &Path) {
+    if let Ok(c) = CString::new(path.as_os_str().to_string_lossy().as_bytes()) {
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
+    tracefs.join("events").join(category).join(name).is_dir()
+}
+
+/// Settings that go into the kernel programs.
+pub struct LoadOptions {
+    pub trace_all: bool,
+    pub self_tgid: u32,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    /// Tracepoints attached, and the optional ones absent on this kernel.
+    pub attached: usize,
+    pub missing_optional: Vec<String>,
+}
+
+pub fn object_embedded() -> bool {
+    !EBPF_OBJECT.is_empty()
+}
+
+pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, SetupError> {
+    if !object_embedded() {
+        return Err(err(
+            "this tracer binary was built without its kernel programs",
+            "build it with `cargo xtask build` (it builds the eBPF object and embeds it)",
+        ));
+    }
+    // Older kernels charge BPF maps to RLIMIT_MEMLOCK; harmless where memcg accounting is used.
+    let rl = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) };
+
+    let all = attachments();
+    for a in all.iter().filter(|a| a.required) {
+        if !tracepoint_exists(tracefs, a.category, a.name) {
+            return Err(err(
+                format!(
+                    "this kernel has no tracepoint {}/{} ({}/events/{}/{} is missing)",
+                    a.category,
+                    a.name,
+                    tracefs.display(),
+                    a.category,
+                    a.name
+                ),
+                "use a kernel built with CONFIG_FTRACE_SYSCALLS and scheduler tracepoints (any distribution kernel since 4.x has them)",
+            ));
+        }
+    }
+
+    let trace_all: u32 = opts.trace_all.into();
+    let mut ebpf = EbpfLoader::new()
+        .override_global("SELF_TGID", &opts.self_tgid, true)
+        .override_global("TRACE_ALL", &trace_all, true)
+        .load(EBPF_OBJECT)
+        .map_err(|e| {
+            err(
+                format!("the kernel refused the eBPF programs: {e}"),
+                "needs root (or CAP_BPF+CAP_PERFMON), BPF enabled (CONFIG_BPF_SYSCALL) and ring buffer maps (kernel 5.8+); check `tracer check`",
+            )
+        })?;
+
+    let mut loaded_programs = std::collections::HashSet::new();
+    let mut attached = 0;
+    let mut missing_optional = Vec::new();
+    for a in &all {
+        if !tracepoint_exists(tracefs, a.category, a.name) {
+            missing_optional.push(format!("{}/{}", a.category, a.name));
+            continue;
+        }
+        let prog: &mut TracePoint = ebpf
+            .program_mut(a.program)
+            .ok_or_else(|| {
+                err(
+                    format!("program {} missing from the eBPF object", a.program),
+                    "rebuild with `cargo xtask build`",
+                )
+            })?
+            .try_into()
+            .map_err(|e| {
+                err(
+                    format!("program {} is not a tracepoint: {e}", a.program),
+                    "rebuild with `cargo xtask build`",
+                )
+            })?;
+        if loaded_programs.insert(a.program) {
+            prog.load().map_err(|e| {
+                let detail = match &e {
+                    aya::programs::ProgramError::LoadError {
+                        io_error,
+                        verifier_log,
+                    } => {
+                        format!("{io_error}\nverifier log:\n{verifier_log}")
+                    }
+                    other => other.to_string(),
+                };
+                err(
+                    format!(
+                        "the kernel verifier rejected program {}: {detail}",
+                        a.program
+                    ),
+                    "report this with the output of `uname -r`; try `tracer check`",
+                )
+            })?;
+        }
+        prog.attach(a.category, a.name).map_err(|e| {
+            err(
+                format!(
+                    "attaching {} to tracepoint {}/{} failed: {e}",
+                    a.program, a.category, a.name
+                ),
+                "needs CAP_PERFMON (or root) and an accessible tracefs",
+            )
+        })?;
+        attached += 1;
+    }
+    Ok(Loaded {
+        ebpf,
+        attached,
+        missing_optional,
+    })
+}
+
+impl Loaded {
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, SetupError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| {
+            err(
+                "EVENTS map missing from the eBPF object",
+                "rebuild with `cargo xtask build`",
+            )
+        })?;
+        RingBuf::try_from(map)
+            .map_err(|e| err(format!("EVENTS is not a ring buffer: {e}"), "rebuild"))
+    }
+
+    /// Follow `pid` (as a root, or as a descendant of one).
+    pub fn track(&mut self, pid: u32, ppid: u32, root: bool) -> Result<(), String> {
+        let map = self.ebpf.map_mut("TRACKED").ok_or("TRACKED map missing")?;
+        let mut m: BpfHashMap<&mut MapData, u32, Tracked> =
+            BpfHashMap::try_from(map).map_err(|e| e.to_string())?;
+        let t = Tracked {
+            ppid,
+            flags: if root { TRACKED_ROOT } else { 0 },
+            exit_code: 0,
+            last_signal: 0,
+        };
+        m.insert(pid, t, 0).map_err(|e| e.to_string())
+    }
+
+    pub fn is_tracked(&self, pid: u32) -> bool {
+        let Some(map) = self.ebpf.map("TRACKED") else {
+            return false;
+        };
+        let Ok(m) = BpfHashMap::<&MapData, u32, Tracked>::try_from(map) else {
+            return false;
+        };
+        m.get(&pid, 0).is_ok()
+    }
+
+    /// Processes that exec with this comm become roots.
+    pub fn add_root_comm(&mut self, comm: &str) -> Result<(), String> {
+        let map = self
+            .ebpf
+            .map_mut("ROOT_COMMS")
+            .ok_or("ROOT_COMMS map missing")?;
+        let mut m: BpfHashMap<&mut MapData, [u8; COMM_LEN], u8> =
+            BpfHashMap::try_from(map).map_err(|e| e.to_string())?;
+        let mut key = [0u8; COMM_LEN];
+        let b = comm.as_bytes();
+        let n = b.len().min(COMM_LEN - 1);
+        key[..n].copy_from_slice(&b[..n]);
+        m.insert(key, 1, 0).map_err(|e| e.to_string())
+    }
+
+    /// Records the kernel dropped, per kind.
+    pub fn lost(&self) -> Vec<(String, u64)> {
+        let Some(map) = self.ebpf.map("LOST") else {
+            return Vec::new();
+        };
+        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for slot in 0..LOST_SLOTS {
+            let total: u64 = arr.get(&slot, 0).map(|v| v.iter().sum()).unwrap_or(0);
+            let name = match slot {
+                LOST_TRACK_FULL => "tracked_map_full".to_string(),
+                LOST_PENDING_FULL => "pending_map_full".to_string(),
+                k => tracer_common::RecordKind::try_from(k)
+                    .map(|k| format!("{k:?}").to_lowercase())
+                    .unwrap_or_else(|_| format!("slot_{k}")),
+            };
+            out.push((name, total));
+        }
+        out
+    }
+}

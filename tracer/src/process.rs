@@ -1,0 +1,342 @@
+//! The process table: what we know of each followed process, updated event by event.
+//! Pure: no kernel, no `/proc`; a snapshot arrives as `Snapshot` events.
+use std::collections::HashMap;
+
+use crate::event::{Body, Event, ExitStatus};
+
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    /// When we first saw it (fork, or the snapshot).
+    pub start_ns: u64,
+    pub comm: String,
+    pub uid: u32,
+    pub cwd: Option<String>,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// RLIMIT_NOFILE (soft, hard) when set during the trace.
+    pub nofile: Option<(u64, u64)>,
+    /// From the parent's wait status when seen, else from the kernel's exit record.
+    pub exit: Option<ExitStatus>,
+    pub exit_ns: Option<u64>,
+    pub execed: bool,
+    pub from_snapshot: bool,
+    pending_exec: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl Process {
+    pub fn exited(&self) -> bool {
+        self.exit_ns.is_some()
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct ProcessTable {
+    procs: HashMap<u32, Process>,
+}
+
+/// `path` as seen from `cwd` (no symlink resolution: the trace cannot see the filesystem).
+pub fn resolve(cwd: Option<&str>, path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return Some(normalize(path));
+    }
+    cwd.map(|c| normalize(&format!("{c}/{path}")))
+}
+
+fn normalize(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl ProcessTable {
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.procs.get(&pid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn apply(&mut self, ev: &Event) {
+        match &ev.body {
+            Body::Snapshot { cmdline, cwd, .. } => {
+                self.procs.insert(
+                    ev.pid,
+                    Process {
+                        pid: ev.pid,
+                        ppid: ev.ppid,
+                        start_ns: ev.ts_ns,
+                        comm: ev.comm.clone(),
+                        uid: ev.uid,
+                        cwd: cwd.clone(),
+                        argv: cmdline.clone(),
+                        from_snapshot: true,
+                        ..Default::default()
+                    },
+                );
+            }
+            Body::Fork { child_pid, .. } => {
+                let parent = self.procs.get(&ev.pid).cloned().unwrap_or_default();
+                // A fork of a pid we knew means the old process is gone: pid reuse.
+                self.procs.insert(
+                    *child_pid,
+                    Process {
+                        pid: *child_pid,
+                        ppid: ev.pid,
+                        start_ns: ev.ts_ns,
+                        comm: ev.comm.clone(),
+                        uid: ev.uid,
+                        cwd: parent.cwd,
+                        argv: parent.argv,
+                        env: parent.env,
+                        nofile: parent.nofile,
+                        ..Default::default()
+                    },
+                );
+            }
+            _ => {}
+        }
+        let Some(p) = self.procs.get_mut(&ev.pid) else {
+            if let Body::Wait {
+                status: Some(st),
+                result,
+                ..
+            } = &ev.body
+            {
+                self.record_wait(result.ret, *st);
+            }
+            return;
+        };
+        match &ev.body {
+            Body::ExecAttempt { argv, env, .. } => {
+                p.pending_exec = Some((argv.clone(), env.clone()));
+            }
+            Body::Exec { .. } => {
+                if let Some((argv, env)) = p.pending_exec.take() {
+                    p.argv = argv;
+                    p.env = env;
+                }
+                p.execed = true;
+                p.comm = ev.comm.clone();
+                p.uid = ev.uid;
+            }
+            Body::ExecResult { result } if !result.ok() => {
+                p.pending_exec = None;
+            }
+            Body::Chdir { path, result } if result.ok() => {
+                p.cwd = resolve(p.cwd.as_deref(), path);
+            }
+            Body::Fchdir { result, .. } if result.ok() => {
+                // The directory behind an fd is not in the event.
+                p.cwd = None;
+            }
+            Body::SetId {
+                syscall,
+                ids,
+                result,
+            } if result.ok() => {
+                let euid = match *syscall {
+                    "setuid" => ids.first(),
+                    "setreuid" | "setresuid" => ids.get(1),
+                    _ => None,
+                };
+                if let Some(&u) = euid {
+                    if u >= 0 {
+                        p.uid = u as u32;
+                    }
+                }
+            }
+            Body::Rlimit {
+                target_pid,
+                resource: "NOFILE",
+                soft: Some(s),
+                hard: Some(h),
+                result,
+                ..
+            } if result.ok() && (*target_pid == 0 || *target_pid as u32 == ev.pid) => {
+                p.nofile = Some((*s, *h));
+            }
+            Body::Exit { status } => {
+                p.exit_ns = Some(ev.ts_ns);
+                if p.exit.is_none() {
+                    p.exit = *status;
+                }
+            }
+            Body::Wait {
+                status: Some(st),
+                result,
+                ..
+            } => {
+                let (ret, st) = (result.ret, *st);
+                self.record_wait(ret, st);
+            }
+            _ => {}
+        }
+    }
+
+    fn record_wait(&mut self, reaped: i64, st: ExitStatus) {
+        if reaped > 0 {
+            if let Some(c) = self.procs.get_mut(&(reaped as u32)) {
+                // The parent's view is the truth: it includes signals and codes the
+                // kernel-side exit record can miss.
+                c.exit = Some(st);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SysResult;
+    use crate::testutil::ev;
+
+    #[test]
+    fn cwd_follows_chdir_and_is_inherited() {
+        let mut t = ProcessTable::default();
+        t.apply(&ev(
+            1,
+            0,
+            Body::Snapshot {
+                root: true,
+                cmdline: vec![],
+                cwd: Some("/".into()),
+                exe: None,
+            },
+        ));
+        t.apply(&ev(
+            1,
+            1,
+            Body::Fork {
+                child_pid: 2,
+                clone_flags: 0,
+            },
+        ));
+        t.apply(&ev(
+            2,
+            2,
+            Body::Chdir {
+                path: "/root".into(),
+                result: SysResult::new(0),
+            },
+        ));
+        t.apply(&ev(
+            2,
+            3,
+            Body::Chdir {
+                path: "../tmp/./x".into(),
+                result: SysResult::new(0),
+            },
+        ));
+        t.apply(&ev(
+            2,
+            4,
+            Body::Chdir {
+                path: "/nope".into(),
+                result: SysResult::new(-2),
+            },
+        ));
+        assert_eq!(t.get(2).unwrap().cwd.as_deref(), Some("/tmp/x"));
+        t.apply(&ev(
+            2,
+            5,
+            Body::Fork {
+                child_pid: 3,
+                clone_flags: 0,
+            },
+        ));
+        assert_eq!(t.get(3).unwrap().cwd.as_deref(), Some("/tmp/x"));
+        assert_eq!(t.get(3).unwrap().ppid, 2);
+    }
+
+    #[test]
+    fn wait_status_overrides_exit_record() {
+        let mut t = ProcessTable::default();
+        t.apply(&ev(
+            1,
+            1,
+            Body::Fork {
+                child_pid: 2,
+                clone_flags: 0,
+            },
+        ));
+        t.apply(&ev(2, 2, Body::Exit { status: None }));
+        assert!(t.get(2).unwrap().exited());
+        assert_eq!(t.get(2).unwrap().exit, None);
+        t.apply(&ev(
+            1,
+            3,
+            Body::Wait {
+                waited_for: -1,
+                status: Some(ExitStatus::signal(9, false)),
+                result: SysResult::new(2),
+            },
+        ));
+        assert_eq!(t.get(2).unwrap().exit, Some(ExitStatus::signal(9, false)));
+    }
+
+    #[test]
+    fn exec_commits_argv_and_nofile_is_tracked() {
+        let mut t = ProcessTable::default();
+        t.apply(&ev(
+            1,
+            1,
+            Body::Fork {
+                child_pid: 2,
+                clone_flags: 0,
+            },
+        ));
+        t.apply(&ev(
+            2,
+            2,
+            Body::ExecAttempt {
+                filename: "/bin/sh".into(),
+                argv: vec!["/bin/sh".into(), "-c".into(), "x".into()],
+                env: vec!["PATH=/usr/bin:/bin".into()],
+                argv_truncated: false,
+                env_truncated: false,
+                execveat: false,
+            },
+        ));
+        t.apply(&ev(
+            2,
+            3,
+            Body::Exec {
+                filename: "/bin/sh".into(),
+                old_tid: 2,
+                new_root: false,
+            },
+        ));
+        t.apply(&ev(
+            2,
+            4,
+            Body::Rlimit {
+                syscall: "prlimit64",
+                target_pid: 0,
+                resource: "NOFILE",
+                soft: Some(16),
+                hard: Some(16),
+                result: SysResult::new(0),
+            },
+        ));
+        let p = t.get(2).unwrap();
+        assert!(p.execed);
+        assert_eq!(p.argv, vec!["/bin/sh", "-c", "x"]);
+        assert_eq!(p.env, vec!["PATH=/usr/bin:/bin"]);
+        assert_eq!(p.nofile, Some((16, 16)));
+    }
+}

@@ -1,0 +1,355 @@
+//! Reports: the JSON document of DESIGN.md and the terminal text, both built from the
+//! same job model.
+use std::{collections::BTreeMap, io::Write};
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use crate::{
+    event::{Body, Event, ExitStatus},
+    job::{Job, Tracker},
+    users::UserNames,
+};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A diagnosis result (filled by the diagnosis rules).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Finding {
+    pub kind: String,
+    pub message: String,
+    pub pid: u32,
+    /// Indices into the job's timeline of the events the finding rests on.
+    pub evidence: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobReport {
+    pub id: u64,
+    pub scheduler: String,
+    pub scheduler_pid: u32,
+    pub user: String,
+    pub uid: u32,
+    pub command: String,
+    pub crontab_entry: Option<String>,
+    /// `finished`, or `running` when the trace ended first.
+    pub state: &'static str,
+    pub started_before_trace: bool,
+    pub leader_pid: u32,
+    pub pids: Vec<u32>,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    pub exit: Option<ExitStatus>,
+    pub findings: Vec<Finding>,
+    pub timeline: Vec<Event>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub lost_events: u64,
+    /// Lost records per kind (`fork`, `exec_attempt`, ..., `tracked_map_full`).
+    pub lost_by_kind: BTreeMap<String, u64>,
+    pub jobs: usize,
+    pub root_events: u64,
+    pub unattributed_events: u64,
+    pub decode_errors: u64,
+    pub duration_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub jobs: Vec<JobReport>,
+    pub findings: Vec<Finding>,
+    pub stats: Stats,
+}
+
+impl Report {
+    pub fn has_findings(&self) -> bool {
+        !self.findings.is_empty() || self.jobs.iter().any(|j| !j.findings.is_empty())
+    }
+}
+
+pub fn job_report(t: &Tracker, job: &Job, users: &UserNames) -> JobReport {
+    let s = t.summary(job);
+    JobReport {
+        id: job.id,
+        scheduler: job.scheduler.clone(),
+        scheduler_pid: job.scheduler_pid,
+        user: users.name(s.uid),
+        uid: s.uid,
+        command: s.command,
+        crontab_entry: None,
+        state: if job.finished() {
+            "finished"
+        } else {
+            "running"
+        },
+        started_before_trace: job.started_before_trace,
+        leader_pid: job.leader_pid,
+        pids: job.members.clone(),
+        start_ns: job.start_ns,
+        end_ns: job.end_ns,
+        exit: s.exit,
+        findings: Vec::new(),
+        timeline: job.timeline.clone(),
+    }
+}
+
+pub fn build(t: &Tracker, users: &UserNames, stats: Stats) -> Report {
+    let jobs: Vec<JobReport> = t.jobs().iter().map(|j| job_report(t, j, users)).collect();
+    Report {
+        version: FORMAT_VERSION,
+        stats: Stats {
+            jobs: jobs.len(),
+            ..stats
+        },
+        jobs,
+        findings: Vec::new(),
+    }
+}
+
+pub fn write_json(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, r)?;
+    writeln!(out)
+}
+
+const BOLD: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const GREEN: Style = AnsiColor::Green.on_default();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+
+/// Text lines of a timeline past which the rest is summarised (JSON has them all).
+const TEXT_TIMELINE_LIMIT: usize = 200;
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn argv_text(argv: &[String]) -> String {
+    let parts: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// One line of what happened, without pid/time.
+pub fn describe(ev: &Event) -> String {
+    let res = |r: &crate::event::SysResult| match r.error {
+        Some(e) => format!("= {e}"),
+        None => format!("= {}", r.ret),
+    };
+    match &ev.body {
+        Body::Fork { child_pid, .. } => format!("fork -> pid {child_pid}"),
+        Body::ExecAttempt {
+            filename,
+            argv,
+            env,
+            argv_truncated,
+            env_truncated,
+            ..
+        } => format!(
+            "execve({}, {}{}) env: {} vars{}",
+            quote(filename),
+            argv_text(argv),
+            if *argv_truncated { " ...truncated" } else { "" },
+            env.len(),
+            if *env_truncated { " (truncated)" } else { "" }
+        ),
+        Body::ExecResult { result } => format!("execve {}", res(result)),
+        Body::Exec { filename, .. } => format!("now running {filename}"),
+        Body::Exit { status } => match status {
+            Some(s) => format!("exited ({s})"),
+            None => "exited".into(),
+        },
+        Body::Signal {
+            target_pid,
+            signal_name,
+            ..
+        } => format!("{signal_name} sent to pid {target_pid} by pid {}", ev.pid),
+        Body::Open {
+            syscall,
+            path,
+            result,
+            ..
+        } => format!("{syscall}({}) {}", quote(path), res(result)),
+        Body::Socket {
+            family_name,
+            result,
+            ..
+        } => format!("socket({family_name}) {}", res(result)),
+        Body::Connect {
+            fd,
+            address,
+            result,
+        } => format!("connect(fd {fd}, {address}) {}", res(result)),
+        Body::Getsockopt {
+            fd, value, result, ..
+        } => format!(
+            "getsockopt(fd {fd}) {}{}",
+            res(result),
+            value.map(|v| format!(" value {v}")).unwrap_or_default()
+        ),
+        Body::Chdir { path, result } => format!("chdir({}) {}", quote(path), res(result)),
+        Body::Fchdir { fd, result } => format!("fchdir({fd}) {}", res(result)),
+        Body::SetId {
+            syscall,
+            ids,
+            result,
+        } => {
+            let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            format!("{syscall}({}) {}", ids.join(", "), res(result))
+        }
+        Body::Rlimit {
+            syscall,
+            resource,
+            soft,
+            hard,
+            result,
+            ..
+        } => match (soft, hard) {
+            (Some(s), Some(h)) => {
+                format!("{syscall}({resource}, soft {s}, hard {h}) {}", res(result))
+            }
+            _ => format!("{syscall}({resource}) {}", res(result)),
+        },
+        Body::Wait { status, result, .. } => match status {
+            Some(s) if result.ret > 0 => format!("reaped pid {} ({s})", result.ret),
+            _ => format!("wait4 {}", res(result)),
+        },
+        Body::ExitGroup { code } => format!("exit_group({code})"),
+        Body::FdExhausted {
+            syscall, result, ..
+        } => format!("{syscall}() {}", res(result)),
+        Body::Snapshot { cmdline, cwd, .. } => format!(
+            "already running: {} (cwd {})",
+            argv_text(cmdline),
+            cwd.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+fn is_failure(ev: &Event) -> bool {
+    match &ev.body {
+        Body::Exit { status: Some(s) } => !s.is_success(),
+        Body::Wait {
+            status: Some(s), ..
+        } => !s.is_success(),
+        b => b.result().map(|r| !r.ok()).unwrap_or(false),
+    }
+}
+
+pub fn write_job_text(
+    out: &mut impl Write,
+    j: &JobReport,
+    trace_start_ns: u64,
+) -> std::io::Result<()> {
+    let state = match (&j.exit, j.state) {
+        (_, "running") => format!("{YELLOW}still running at end of trace{YELLOW:#}"),
+        (Some(s), _) if s.is_success() => format!("{GREEN}{s}{GREEN:#}"),
+        (Some(s), _) => format!("{RED}{s}{RED:#}"),
+        (None, _) => "exit status unknown".into(),
+    };
+    let took = j
+        .end_ns
+        .map(|e| {
+            format!(
+                " after {:.1} ms",
+                (e.saturating_sub(j.start_ns)) as f64 / 1e6
+            )
+        })
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{BOLD}job {}{BOLD:#}  {}[{}] -> pid {}  user {}  at +{:.3}s{}",
+        j.id,
+        j.scheduler,
+        j.scheduler_pid,
+        j.leader_pid,
+        j.user,
+        j.start_ns.saturating_sub(trace_start_ns) as f64 / 1e9,
+        if j.started_before_trace {
+            " (already running when the trace started)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out, "  command: {}", j.command)?;
+    writeln!(out, "  result:  {state}{took}")?;
+    for f in &j.findings {
+        writeln!(out, "  {RED}{}{RED:#}: {}", f.kind, f.message)?;
+    }
+    for ev in j.timeline.iter().take(TEXT_TIMELINE_LIMIT) {
+        let rel = ev.ts_ns.saturating_sub(j.start_ns) as f64 / 1e6;
+        let line = describe(ev);
+        let flags = if ev.truncated { " [truncated]" } else { "" };
+        if is_failure(ev) {
+            writeln!(
+                out,
+                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {RED}{line}{RED:#}{flags}",
+                ev.pid, ev.comm
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {line}{flags}",
+                ev.pid, ev.comm
+            )?;
+        }
+    }
+    if j.timeline.len() > TEXT_TIMELINE_LIMIT {
+        writeln!(
+            out,
+            "  ... {} more events (all of them with --format json)",
+            j.timeline.len() - TEXT_TIMELINE_LIMIT
+        )?;
+    }
+    writeln!(out)
+}
+
+pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(out, "{BOLD}summary{BOLD:#}")?;
+    if r.jobs.is_empty() {
+        writeln!(
+            out,
+            "  no job ran under a followed scheduler during the trace"
+        )?;
+    }
+    for j in &r.jobs {
+        let st = match (j.state, &j.exit) {
+            ("running", _) => "running".to_string(),
+            (_, Some(s)) => s.to_string(),
+            _ => "exit ?".into(),
+        };
+        writeln!(
+            out,
+            "  job {:<4} {:<10} pid {:<7} {:<18} {}",
+            j.id, j.scheduler, j.leader_pid, st, j.command
+        )?;
+    }
+    let s = &r.stats;
+    writeln!(
+        out,
+        "  {} events, {} jobs, {} lost{}",
+        s.events,
+        s.jobs,
+        s.lost_events,
+        if s.lost_events > 0 {
+            format!(
+                " ({}) - the kernel dropped events; timelines may have gaps",
+                s.lost_by_kind
+                    .iter()
+                    .filter(|(_, v)| **v > 0)
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    if s.decode_errors > 0 {
+        writeln!(out, "  {} records could not be decoded", s.decode_errors)?;
+    }
+    Ok(())
+}

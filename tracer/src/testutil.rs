@@ -1,0 +1,18 @@
+//! Builders shared by the unit tests.
+use crate::event::{Body, Event};
+
+/// An event of `pid` at `ts` with neutral header fields.
+pub fn ev(pid: u32, ts: u64, body: Body) -> Event {
+    Event {
+        ts_ns: ts,
+        pid,
+        tid: pid,
+        ppid: 0,
+        uid: 0,
+        gid: 0,
+        comm: "cron".into(),
+        truncated: false,
+        read_fault: false,
+        body,
+    }
+}

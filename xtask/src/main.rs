@@ -1,0 +1,276 @@
+//! Build orchestration: `cargo xtask build | run -- ARGS | test | lint`.
+//!
+//! `build` makes a fresh machine ready by itself: the nightly's rust-src, a bpf-linker
+//! linked against the nightly toolchain's own libLLVM (kept under ~/.cache and reused),
+//! then the eBPF object, then the release `tracer` with the object embedded.
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context, Result};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build            install what is missing (rust-src, bpf-linker), build the eBPF
+                   object and the release tracer with it embedded
+  run -- ARGS      build, then run `tracer ARGS` as root
+  test [ARGS]      build, then run every test (unit, kernel, real cron); ARGS go to cargo test
+  lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let mut args = env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match cmd.as_str() {
+        "build" => build().map(|_| ()),
+        "run" => {
+            let bin = build()?;
+            let rest: Vec<String> = rest.into_iter().skip_while(|a| a == "--").collect();
+            run_as_root(&bin, &rest)
+        }
+        "test" => {
+            let bin = build()?;
+            test(&bin, &rest)
+        }
+        "lint" => lint(),
+        "" | "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn root_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A command with the toolchain variables of the outer `cargo xtask` removed, so the
+/// inner cargo picks its toolchain from its own arguments.
+fn clean(program: &str) -> Command {
+    let mut c = Command::new(program);
+    for v in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn run(c: &mut Command) -> Result<()> {
+    let status = c.status().with_context(|| format!("cannot start {c:?}"))?;
+    if !status.success() {
+        bail!("{c:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(c: &mut Command) -> Result<String> {
+    let out = c.output().with_context(|| format!("cannot start {c:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{c:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn nightly_sysroot() -> Result<PathBuf> {
+    let s = output(clean("rustc").args(["+nightly", "--print", "sysroot"])).context(
+        "the nightly toolchain is needed to build the eBPF object (rustup toolchain install nightly)",
+    )?;
+    Ok(PathBuf::from(s))
+}
+
+fn ensure_rust_src() -> Result<()> {
+    let installed = output(clean("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        eprintln!("xtask: installing rust-src for the nightly toolchain");
+        run(clean("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    Ok(())
+}
+
+/// bpf-linker must link the same LLVM major as the nightly rustc; Debian's LLVM is too
+/// old, so it is built against the libLLVM the nightly toolchain ships.
+fn ensure_bpf_linker() -> Result<PathBuf> {
+    if let Some(p) = env::var_os("BPF_LINKER") {
+        return Ok(PathBuf::from(p));
+    }
+    let sysroot = nightly_sysroot()?;
+    let lib_dir = sysroot.join("lib");
+    let llvm = fs::read_dir(&lib_dir)
+        .with_context(|| format!("reading {}", lib_dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libLLVM.so.")
+                    || (n.starts_with("libLLVM-")
+                        && n.ends_with(".so")
+                        && fs::metadata(p)
+                            .map(|m| m.len() > 1_000_000)
+                            .unwrap_or(false))
+            })
+        })
+        .with_context(|| format!("no libLLVM shared library in {}", lib_dir.display()))?;
+    let soname = llvm.file_name().unwrap().to_string_lossy().to_string();
+    // "libLLVM.so.22.1-rust-..." -> 22
+    let major: String = soname
+        .trim_start_matches("libLLVM.so.")
+        .trim_start_matches("libLLVM-")
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    if major.is_empty() {
+        bail!("cannot tell the LLVM version of {soname}");
+    }
+    let home = env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    let prefix = home
+        .join(".cache/jobtrace")
+        .join(format!("bpf-linker-{BPF_LINKER_VERSION}-{soname}"));
+    let bin = prefix.join("bin/bpf-linker");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against {} (about a minute, once)",
+        llvm.display()
+    );
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&lib)?;
+    for name in ["libLLVM.so".to_string(), soname.clone()] {
+        let link = lib.join(&name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&llvm, &link)?;
+    }
+    run(clean("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--root",
+        ])
+        .arg(&prefix)
+        .args(["--no-default-features", "--features"])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", &prefix))?;
+    Ok(bin)
+}
+
+fn build_ebpf() -> Result<PathBuf> {
+    ensure_rust_src()?;
+    let linker = ensure_bpf_linker()?;
+    let dir = root_dir().join("tracer-ebpf");
+    let mut path = OsString::from(linker.parent().unwrap());
+    path.push(":");
+    path.push(env::var_os("PATH").unwrap_or_default());
+    run(clean("cargo")
+        .args(["+nightly", "build", "--release", "--locked"])
+        .current_dir(&dir)
+        .env("PATH", path))?;
+    let obj = dir.join("target/bpfel-unknown-none/release/tracer-ebpf");
+    if !obj.exists() {
+        bail!("the eBPF build left no object at {}", obj.display());
+    }
+    Ok(obj)
+}
+
+fn build() -> Result<PathBuf> {
+    let obj = build_ebpf()?;
+    let root = root_dir();
+    run(clean("cargo")
+        .args(["build", "--release", "--locked", "-p", "tracer"])
+        .current_dir(&root)
+        .env("TRACER_EBPF_OBJECT", &obj))?;
+    Ok(root.join("target/release/tracer"))
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u"))
+        .map(|s| s == "0")
+        .unwrap_or(false)
+}
+
+fn run_as_root(bin: &Path, args: &[String]) -> Result<()> {
+    let mut c = if is_root() {
+        Command::new(bin)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("--preserve-env").arg(bin);
+        c
+    };
+    let status = c.args(args).status().context("starting tracer")?;
+    std::process::exit(status.code().unwrap_or(2));
+}
+
+fn test(bin: &Path, extra: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!("the kernel and cron tests load eBPF programs and drive the cron daemon: run as root (sudo -E cargo xtask test)");
+    }
+    let root = root_dir();
+    run(clean("cargo")
+        .args(["test", "--release", "--locked", "--workspace"])
+        .args(extra)
+        .current_dir(&root)
+        .env(
+            "TRACER_EBPF_OBJECT",
+            root.join("tracer-ebpf/target/bpfel-unknown-none/release/tracer-ebpf"),
+        )
+        .env("TRACER_BIN", bin))
+}
+
+fn lint() -> Result<()> {
+    let root = root_dir();
+    run(clean("cargo")
+        .args(["fmt", "--all", "--check"])
+        .current_dir(&root))?;
+    // The eBPF crate is its own workspace; rustfmt follows its modules from main.rs.
+    run(clean("rustfmt")
+        .args(["--check", "--edition", "2021"])
+        .arg(root.join("tracer-ebpf/src/main.rs")))?;
+    run(clean("cargo")
+        .args([
+            "clippy",
+            "--locked",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(&root))?;
+    Ok(())
+}
