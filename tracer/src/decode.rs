@@ -62,7 +62,7 @@ fn cstr(bytes: &[u8], max: usize) -> String {
 }
 
 /// NUL-terminated strings packed back to back in the first `len` bytes.
-fn cstrs(bytes: &[u8], len: u32, count: u32) -> Vec<String> {
+pub(crate) fn cstrs(bytes: &[u8], len: u32, count: u32) -> Vec<String> {
     let b = &bytes[..(len as usize).min(bytes.len())];
     b.split(|&c| c == 0)
         .take(count as usize)

@@ -6,13 +6,16 @@ pub mod event;
 pub mod job;
 pub mod loader;
 pub mod names;
+pub mod pipeline;
 pub mod process;
 pub mod record;
+pub mod replay;
 pub mod report;
 pub mod secrets;
 pub mod snapshot;
 #[cfg(test)]
 mod testutil;
+pub mod tracefile;
 pub mod users;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -3,19 +3,24 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use tracer::{check, record, Format};
+use std::path::PathBuf;
+
+use tracer::{check, record, replay, Format};
 
 /// Exit codes (also in --help).
 const EXIT_CLEAN: u8 = 0;
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_ERROR: u8 = 2;
+const EXIT_DAMAGED: u8 = 3;
+
+const EXIT_CODES: &str = "Exit codes:\n  0  ran and found nothing wrong\n  1  findings (a job failed)\n  2  usage, setup or input error (not root, no BPF, unreadable or not a trace file, newer format)\n  3  replay of a damaged trace (cut short or corrupt): analysed up to the damage";
 
 #[derive(Parser)]
 #[command(
     name = "tracer",
     version,
     about = "Follow every job a scheduler (cron, crond, anacron, atd) starts, from kernel tracepoints, and show where each job's trigger path broke.",
-    after_help = "Exit codes: 0 ran and found nothing wrong; 1 findings; 2 usage, setup or input error.\n\nRunbook:\n  sudo tracer check                      # can this host be traced?\n  sudo tracer record --duration 90       # catch the next minute's cron jobs\n  sudo tracer record --comm myscheduler  # follow another scheduler too"
+    after_help = "Exit codes: 0 nothing wrong; 1 findings; 2 usage, setup or input error; 3 damaged trace (replay).\n\nRunbook:\n  sudo tracer check                      # can this host be traced?\n  sudo tracer record --duration 90       # catch the next minute's cron jobs\n  sudo tracer record --comm myscheduler  # follow another scheduler too\n  sudo tracer record --output /var/tmp/cron.jtrace --duration 300\n  tracer replay /var/tmp/cron.jtrace     # later, anywhere, no root"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +56,27 @@ enum Cmd {
         /// Keep env values and --password=-style arguments that look secret (redacted by default).
         #[arg(long)]
         capture_secrets: bool,
+        /// Also write the trace to FILE (created 0600; never through a symlink; flushed every second).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite FILE if it exists (still never through a symlink).
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Analyse a trace written by `record --output`, offline, without root.
+    ///
+    /// Runs exactly the analysis the live run ran and prints the same report. A damaged
+    /// file (cut short, corrupt block) is read up to and around the damage, with a
+    /// warning that says where; the exit code is then 3.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        /// The trace file.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Show only this job (the `id` in the report).
+        #[arg(long, value_name = "ID")]
+        job: Option<u64>,
     },
     /// Preflight for runbooks: privileges, BPF, tracefs, tracepoints, schedulers running.
     Check,
@@ -66,6 +92,8 @@ fn main() -> ExitCode {
             comms,
             format,
             capture_secrets,
+            output,
+            force,
         } => {
             let duration = match duration {
                 Some(d) if !(d.is_finite() && d > 0.0) => {
@@ -81,9 +109,26 @@ fn main() -> ExitCode {
                 comms,
                 format,
                 capture_secrets,
+                output,
+                force,
             };
             match record::run(opts) {
                 Ok(rep) if rep.has_findings() => ExitCode::from(EXIT_FINDINGS),
+                Ok(_) => ExitCode::from(EXIT_CLEAN),
+                Err(e) => {
+                    eprintln!("tracer: error: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
+        }
+        Cmd::Replay { file, format, job } => {
+            match replay::run(&replay::ReplayOptions {
+                path: file,
+                format,
+                job,
+            }) {
+                Ok(r) if r.damage.is_some() => ExitCode::from(EXIT_DAMAGED),
+                Ok(r) if r.report.has_findings() => ExitCode::from(EXIT_FINDINGS),
                 Ok(_) => ExitCode::from(EXIT_CLEAN),
                 Err(e) => {
                     eprintln!("tracer: error: {e}");

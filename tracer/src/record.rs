@@ -1,8 +1,8 @@
 //! `tracer record`: the live event loop. Kernel records are decoded, redacted and fed
 //! to the job tracker; jobs are printed as they finish; the report closes the run.
 use std::{
-    collections::HashSet,
-    io::Write,
+    collections::{BTreeMap, HashSet},
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -12,13 +12,12 @@ use tokio::{
 };
 
 use crate::{
-    decode::decode,
-    event::Event,
-    job::Tracker,
     loader::{self, LoadOptions, SetupError},
+    pipeline::Pipeline,
     report::{self, Stats},
     secrets,
-    snapshot::{self, RootSpec},
+    snapshot::{self, ProcInfo, RootSpec},
+    tracefile::{self, CaptureOptions, Synthetic, TraceHeader, TraceWriter, Trailer},
     users::UserNames,
     Format,
 };
@@ -30,6 +29,8 @@ pub struct RecordOptions {
     pub comms: Vec<String>,
     pub format: Format,
     pub capture_secrets: bool,
+    pub output: Option<PathBuf>,
+    pub force: bool,
 }
 
 /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
@@ -40,42 +41,6 @@ pub fn monotonic_ns() -> u64 {
     };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Everything after the source: redaction, the model, live printing.
-struct Pipeline {
-    tracker: Tracker,
-    users: UserNames,
-    format: Format,
-    capture_secrets: bool,
-    printed: HashSet<usize>,
-    decode_errors: u64,
-    start_ns: u64,
-}
-
-impl Pipeline {
-    fn feed(&mut self, mut ev: Event) {
-        if !self.capture_secrets {
-            secrets::redact(&mut ev);
-        }
-        let finished = self.tracker.push(ev);
-        if self.format == Format::Text {
-            for idx in finished {
-                self.print_job(idx);
-            }
-        }
-    }
-
-    fn print_job(&mut self, idx: usize) {
-        if !self.printed.insert(idx) {
-            return;
-        }
-        let job = &self.tracker.jobs()[idx];
-        let jr = report::job_report(&self.tracker, job, &self.users);
-        let mut out = anstream::stdout().lock();
-        let _ = report::write_job_text(&mut out, &jr, self.start_ns);
-        let _ = out.flush();
-    }
 }
 
 /// Followed roots, for the start-up line.
@@ -94,8 +59,83 @@ fn describe_roots(procs: &[snapshot::ProcInfo], tracked: &[(u32, bool)]) -> Stri
     }
 }
 
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn realtime_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Crontab files as they are now (cron's system files and the user spools).
+pub fn read_crontabs() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut add = |p: &Path| {
+        if let Ok(t) = std::fs::read_to_string(p) {
+            out.insert(p.display().to_string(), secrets::redact_crontab(&t));
+        }
+    };
+    for f in ["/etc/crontab", "/etc/anacrontab"] {
+        add(Path::new(f));
+    }
+    for dir in ["/etc/cron.d", "/var/spool/cron/crontabs", "/var/spool/cron"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut files: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                add(&f);
+            }
+        }
+    }
+    out
+}
+
+fn users_map() -> BTreeMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|s| UserNames::parse(&s).into_map())
+        .unwrap_or_default()
+}
+
+fn process_for_trace(p: &ProcInfo, redact: bool) -> ProcInfo {
+    let mut p = p.clone();
+    if redact {
+        secrets::redact_argv(&mut p.cmdline);
+    }
+    p
+}
+
 pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
     loader::check_privileges()?;
+    // Create the output before attaching: a bad path fails fast, nothing is loaded.
+    let out_file = match &opts.output {
+        Some(path) => Some(tracefile::create_file(path, opts.force).map_err(|e| {
+            let fix = match e.raw_os_error() {
+                Some(libc::EEXIST) => {
+                    "choose a new file name, or pass --force to overwrite it".to_string()
+                }
+                Some(libc::ELOOP) => {
+                    "the path is a symlink; traces are never written through one".to_string()
+                }
+                _ => "check that the directory exists and is writable".to_string(),
+            };
+            SetupError {
+                what: format!("cannot create trace file {}: {e}", path.display()),
+                fix,
+            }
+        })?),
+        None => None,
+    };
     let (tracefs, mounted) = loader::ensure_tracefs()?;
     if mounted {
         eprintln!(
@@ -103,7 +143,7 @@ pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
             tracefs.display()
         );
     }
-    let result = run_attached(&opts, &tracefs);
+    let result = run_attached(&opts, &tracefs, out_file);
     if mounted {
         loader::unmount_tracefs(&tracefs);
     }
@@ -112,7 +152,8 @@ pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
 
 fn run_attached(
     opts: &RecordOptions,
-    tracefs: &std::path::Path,
+    tracefs: &Path,
+    out_file: Option<std::fs::File>,
 ) -> Result<report::Report, SetupError> {
     let self_pid = std::process::id();
     let mut loaded = loader::load_and_attach(
@@ -133,7 +174,7 @@ fn run_attached(
         })?;
     }
     for pid in &opts.pids {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             return Err(SetupError {
                 what: format!("--pid {pid}: no such process"),
                 fix: "check the pid with `pgrep -a cron` or `ps -ef`".into(),
@@ -141,36 +182,64 @@ fn run_attached(
         }
     }
     let ring = loaded.take_ring()?;
-
-    let start_ns = monotonic_ns();
-    let mut pipe = Pipeline {
-        tracker: Tracker::default(),
-        users: UserNames::load(),
-        format: opts.format,
-        capture_secrets: opts.capture_secrets,
-        printed: HashSet::new(),
-        decode_errors: 0,
-        start_ns,
-    };
+    let redact = !opts.capture_secrets;
 
     // Seed after attaching: a fork between the scan and the attach would otherwise be lost.
+    let start_ns = monotonic_ns();
     let procs = snapshot::read_all();
     let tracked = snapshot::roots_and_descendants(&procs, &spec, self_pid);
     let mut known: HashSet<u32> = HashSet::new();
+    let mut seeds = Vec::new();
     for &(pid, root) in &tracked {
         if let Some(p) = procs.iter().find(|p| p.pid == pid) {
             let _ = loaded.track(pid, p.ppid, root);
             known.insert(pid);
-            pipe.feed(snapshot::to_event(p, root, start_ns));
+            seeds.push(Synthetic {
+                ts_ns: start_ns,
+                root,
+                process: process_for_trace(p, redact),
+            });
         }
     }
+    let users = users_map();
+    let header = TraceHeader {
+        format_major: tracefile::FORMAT_MAJOR,
+        format_minor: tracefile::FORMAT_MINOR,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: read_trim("/proc/sys/kernel/hostname"),
+        kernel: read_trim("/proc/sys/kernel/osrelease"),
+        boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
+        mono_to_wall_ns: realtime_ns() - monotonic_ns() as i64,
+        start_ns,
+        options: CaptureOptions {
+            comms: opts.comms.clone(),
+            pids: opts.pids.clone(),
+            all: opts.all,
+            capture_secrets: opts.capture_secrets,
+            duration_secs: opts.duration.map(|d| d.as_secs_f64()),
+        },
+        snapshot: seeds,
+        crontabs: read_crontabs(),
+        users: users.clone(),
+    };
+    let mut pipe = Pipeline::new(UserNames::from_map(users), opts.format, redact, start_ns);
+    for s in &header.snapshot {
+        pipe.synthetic(s);
+    }
+    if let (Some(file), Some(path)) = (out_file, opts.output.as_ref()) {
+        pipe.writer = Some(TraceWriter::new(path, file, &header));
+    }
     eprintln!(
-        "tracer: attached {} tracepoints; following roots: {}; {}",
+        "tracer: attached {} tracepoints; following roots: {}; {}{}",
         loaded.attached,
         describe_roots(&procs, &tracked),
         match opts.duration {
             Some(d) => format!("stopping after {}s (Ctrl-C stops early)", d.as_secs_f64()),
             None => "Ctrl-C to stop".into(),
+        },
+        match &opts.output {
+            Some(p) => format!("; writing {}", p.display()),
+            None => String::new(),
         }
     );
 
@@ -182,110 +251,113 @@ fn run_attached(
             fix: "retry".into(),
         })?;
     let began = Instant::now();
-    let lost;
-    {
-        // SAFETY: the RingBuf owns its map fd and keeps it open until it is dropped,
-        // which happens only after the AsyncFd is gone.
-        let registered = rt.block_on(async {
-            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        });
-        let mut ring = registered.map_err(|e| SetupError {
-            what: format!("cannot poll the ring buffer: {e}"),
-            fix: "retry".into(),
-        })?;
-        rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
-            let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
-            let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
-            let mut rescan = tokio::time::interval(Duration::from_secs(2));
-            rescan.tick().await;
-            loop {
-                tokio::select! {
-                    guard = ring.readable_mut() => {
-                        let Ok(mut guard) = guard else { break };
-                        drain(guard.get_inner_mut(), &mut pipe);
-                        guard.clear_ready();
+    // SAFETY: the RingBuf owns its map fd and keeps it open until it is dropped,
+    // which happens only after the AsyncFd is gone.
+    let registered =
+        rt.block_on(async { unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } });
+    let mut ring = registered.map_err(|e| SetupError {
+        what: format!("cannot poll the ring buffer: {e}"),
+        fix: "retry".into(),
+    })?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
+        let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
+        let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_scan = Instant::now();
+        loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let Ok(mut guard) = guard else { break };
+                    drain(guard.get_inner_mut(), &mut pipe);
+                    guard.clear_ready();
+                }
+                _ = recv(&mut term) => break,
+                _ = recv(&mut int) => break,
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+                _ = tick.tick() => {
+                    if let Some(w) = pipe.writer.as_mut() {
+                        w.tick();
                     }
-                    _ = async { match &mut term { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
-                    _ = async { match &mut int { Some(s) => { s.recv().await; } None => std::future::pending().await } } => break,
-                    _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
-                    _ = rescan.tick() => {
-                        // Daemons the kernel cannot spot by comm (busybox crond), or started
-                        // between the scan and the attach.
-                        let procs = snapshot::read_all();
-                        let now = monotonic_ns();
-                        for (pid, root) in snapshot::roots_and_descendants(&procs, &spec, self_pid) {
-                            if known.contains(&pid) || (!root && loaded.is_tracked(pid)) {
-                                known.insert(pid);
-                                continue;
-                            }
-                            if let Some(p) = procs.iter().find(|p| p.pid == pid) {
-                                if !loaded.is_tracked(pid) {
-                                    let _ = loaded.track(pid, p.ppid, root);
-                                    pipe.feed(snapshot::to_event(p, root, now));
-                                }
-                                known.insert(pid);
-                            }
-                        }
+                    if last_scan.elapsed() >= Duration::from_secs(2) {
+                        last_scan = Instant::now();
+                        rescan(&mut loaded, &spec, self_pid, &mut known, &mut pipe, redact);
                     }
                 }
             }
-            // What the kernel wrote before we stopped listening.
-            drain(ring.get_mut(), &mut pipe);
-        });
-        lost = loaded.lost();
-        drop(ring);
-    }
-    pipe.tracker.close();
+        }
+        // What the kernel wrote before we stopped listening.
+        drain(ring.get_mut(), &mut pipe);
+    });
+    let lost = loaded.lost();
+    drop(ring);
+
     let lost_events = lost.iter().map(|(_, v)| v).sum();
-    let stats = Stats {
-        events: pipe.tracker.counters.events,
-        lost_events,
-        lost_by_kind: lost.into_iter().collect(),
-        jobs: 0,
-        root_events: pipe.tracker.counters.root_events,
-        unattributed_events: pipe.tracker.counters.unattributed_events,
-        decode_errors: pipe.decode_errors,
-        duration_ns: began.elapsed().as_nanos() as u64,
-    };
-    let rep = report::build(&pipe.tracker, &pipe.users, stats);
-    match opts.format {
-        Format::Json => {
-            let mut out = std::io::stdout().lock();
-            let _ = report::write_json(&mut out, &rep);
-        }
-        Format::Text => {
-            let running: Vec<usize> = (0..pipe.tracker.jobs().len())
-                .filter(|i| !pipe.printed.contains(i))
-                .collect();
-            for idx in running {
-                pipe.print_job(idx);
-            }
-            let mut out = anstream::stdout().lock();
-            let _ = report::write_summary_text(&mut out, &rep);
+    let lost_by_kind: BTreeMap<String, u64> = lost.into_iter().collect();
+    if let Some(w) = pipe.writer.take() {
+        let trailer = Trailer {
+            kernel_records: w.kernel_records,
+            synthetic_events: w.synthetic_events,
+            lost_events,
+            lost_by_kind: lost_by_kind.clone(),
+            end_ns: monotonic_ns(),
+        };
+        let path = w.path().display().to_string();
+        match w.finish(&trailer) {
+            None => eprintln!("tracer: wrote {path}"),
+            Some(e) => eprintln!("tracer: warning: {e}"),
         }
     }
+    let rep = pipe.finish(Stats {
+        lost_events,
+        lost_by_kind,
+        duration_ns: began.elapsed().as_nanos() as u64,
+        ..Default::default()
+    });
     // Detaching waits for an RCU grace period per probe (seconds in all): the report
     // is out first so the person at the terminal is not kept waiting for it.
     drop(loaded);
     Ok(rep)
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) {
-    let mut n = 0;
-    while let Some(item) = ring.next() {
-        n += 1;
-        match decode(&item) {
-            Ok(ev) => pipe.feed(ev),
-            Err(e) => {
-                pipe.decode_errors += 1;
-                if pipe.decode_errors <= 5 {
-                    eprintln!("tracer: skipped an undecodable kernel record: {e}");
-                }
-            }
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Daemons the kernel cannot spot by comm (busybox crond), or started between the
+/// start-up scan and the attach.
+fn rescan(
+    loaded: &mut loader::Loaded,
+    spec: &RootSpec,
+    self_pid: u32,
+    known: &mut HashSet<u32>,
+    pipe: &mut Pipeline,
+    redact: bool,
+) {
+    let procs = snapshot::read_all();
+    let now = monotonic_ns();
+    for (pid, root) in snapshot::roots_and_descendants(&procs, spec, self_pid) {
+        if !known.insert(pid) || loaded.is_tracked(pid) {
+            continue;
+        }
+        if let Some(p) = procs.iter().find(|p| p.pid == pid) {
+            let _ = loaded.track(pid, p.ppid, root);
+            pipe.synthetic(&Synthetic {
+                ts_ns: now,
+                root,
+                process: process_for_trace(p, redact),
+            });
         }
     }
-    if std::env::var_os("TRACER_DEBUG").is_some() {
-        eprintln!("drained {n}");
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) {
+    while let Some(item) = ring.next() {
+        pipe.kernel_record(&item);
     }
 }

@@ -2,7 +2,16 @@
 //!
 //! Env values whose names look secret are replaced; so are the values of
 //! `--password=...`-style arguments. `--capture-secrets` turns this off.
-use crate::event::{Body, Event};
+use std::mem::size_of;
+
+use tracer_common::{
+    ExecAttemptRecord, RecordKind, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, FLAG_TRUNCATED,
+};
+
+use crate::{
+    decode::cstrs,
+    event::{Body, Event},
+};
 
 pub const REDACTED: &str = "<redacted>";
 
@@ -28,24 +37,104 @@ fn redact_assignment(s: &str) -> Option<String> {
     (is_secret_name(name) && !value.is_empty()).then(|| format!("{name}={REDACTED}"))
 }
 
-fn redact_env(env: &mut [String]) {
+fn redact_env(env: &mut [String]) -> bool {
+    let mut changed = false;
     for v in env.iter_mut() {
         if let Some(r) = redact_assignment(v) {
             *v = r;
+            changed = true;
         }
     }
+    changed
 }
 
 /// `--password=x`, `--api-key=x`; the value of `--password x` is left alone because
 /// we cannot tell it from a positional argument.
-fn redact_argv(argv: &mut [String]) {
+pub fn redact_argv(argv: &mut [String]) -> bool {
+    let mut changed = false;
     for a in argv.iter_mut() {
         if a.starts_with('-') {
             if let Some(r) = redact_assignment(a) {
                 *a = r;
+                changed = true;
             }
         }
     }
+    changed
+}
+
+/// `NAME=value` lines of a crontab whose name looks secret.
+pub fn redact_crontab(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let t = line.trim_start();
+        let is_env = !t.starts_with('#')
+            && t.split_once('=').is_some_and(|(n, _)| {
+                let n = n.trim();
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+        match is_env.then(|| redact_assignment(t)).flatten() {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Strings packed NUL-terminated into `buf`; strings that do not fit are dropped.
+/// Returns (bytes used, strings kept, whether some were dropped).
+fn pack(strings: &[String], buf: &mut [u8]) -> (u32, u32, bool) {
+    let mut off = 0;
+    let mut n = 0;
+    for s in strings {
+        let b = s.as_bytes();
+        if off + b.len() + 1 > buf.len() {
+            return (off as u32, n, true);
+        }
+        buf[off..off + b.len()].copy_from_slice(b);
+        buf[off + b.len()] = 0;
+        off += b.len() + 1;
+        n += 1;
+    }
+    (off as u32, n, false)
+}
+
+/// Redact a raw kernel record before it is decoded or written to a file, so the
+/// screen, the JSON and the trace file all see the same redacted record.
+/// Returns the rewritten record when something was redacted.
+pub fn redact_record(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() < size_of::<ExecAttemptRecord>()
+        || u32::from_ne_bytes(raw[..4].try_into().ok()?) != RecordKind::ExecAttempt as u32
+    {
+        return None;
+    }
+    // SAFETY: length checked; the record is plain integers and byte arrays.
+    let mut r: ExecAttemptRecord = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+    let mut argv = cstrs(&r.args, r.args_len, r.argc);
+    let mut env = cstrs(&r.env, r.env_len, r.envc);
+    let a = redact_argv(&mut argv);
+    let e = redact_env(&mut env);
+    if !a && !e {
+        return None;
+    }
+    let (len, n, cut) = pack(&argv, &mut r.args);
+    (r.args_len, r.argc) = (len, n);
+    if cut {
+        r.trunc |= EXEC_ARGS_TRUNC;
+    }
+    let (len, n, cut) = pack(&env, &mut r.env);
+    (r.env_len, r.envc) = (len, n);
+    if cut {
+        r.trunc |= EXEC_ENV_TRUNC;
+    }
+    if r.trunc != 0 {
+        r.hdr.flags |= FLAG_TRUNCATED;
+    }
+    let mut out = raw.to_vec();
+    // SAFETY: out is at least size_of::<ExecAttemptRecord>() bytes.
+    unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast(), r) };
+    Some(out)
 }
 
 pub fn redact(ev: &mut Event) {
@@ -54,7 +143,9 @@ pub fn redact(ev: &mut Event) {
             redact_env(env);
             redact_argv(argv);
         }
-        Body::Snapshot { cmdline, .. } => redact_argv(cmdline),
+        Body::Snapshot { cmdline, .. } => {
+            redact_argv(cmdline);
+        }
         _ => {}
     }
 }
@@ -84,6 +175,57 @@ mod tests {
                 "HOME=/root",
                 "EMPTY_TOKEN=",
             ]
+        );
+    }
+
+    #[test]
+    fn raw_exec_records_are_redacted_in_place() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr.kind = RecordKind::ExecAttempt as u32;
+        let env = b"PATH=/bin\0API_TOKEN=s3cr3t\0";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = env.len() as u32;
+        r.envc = 2;
+        let args = b"curl\0--password=hunter2\0";
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = args.len() as u32;
+        r.argc = 2;
+        let raw = unsafe {
+            std::slice::from_raw_parts(
+                (&r as *const ExecAttemptRecord).cast::<u8>(),
+                size_of::<ExecAttemptRecord>(),
+            )
+        };
+        let out = redact_record(raw).expect("redacted");
+        assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
+        assert!(!out.windows(7).any(|w| w == b"hunter2"));
+        match crate::decode::decode(&out).unwrap().body {
+            Body::ExecAttempt { argv, env, .. } => {
+                assert_eq!(env, vec!["PATH=/bin", "API_TOKEN=<redacted>"]);
+                assert_eq!(argv, vec!["curl", "--password=<redacted>"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing secret: no copy.
+        r.envc = 1;
+        r.env_len = 10;
+        r.argc = 1;
+        r.args_len = 5;
+        let raw = unsafe {
+            std::slice::from_raw_parts(
+                (&r as *const ExecAttemptRecord).cast::<u8>(),
+                size_of::<ExecAttemptRecord>(),
+            )
+        };
+        assert!(redact_record(raw).is_none());
+    }
+
+    #[test]
+    fn crontab_env_lines_are_redacted() {
+        let t = "SHELL=/bin/sh\nDB_PASSWORD=hunter2\n# API_KEY=x in a comment stays\n* * * * * echo TOKEN=x\n";
+        assert_eq!(
+            redact_crontab(t),
+            "SHELL=/bin/sh\nDB_PASSWORD=<redacted>\n# API_KEY=x in a comment stays\n* * * * * echo TOKEN=x\n"
         );
     }
 

@@ -7,7 +7,7 @@ use crate::event::{Body, Event};
 /// Scheduler daemons followed by default (matched on comm).
 pub const SCHEDULER_COMMS: [&str; 4] = ["cron", "crond", "anacron", "atd"];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,

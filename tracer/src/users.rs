@@ -24,6 +24,14 @@ impl UserNames {
         Self(m)
     }
 
+    pub fn into_map(self) -> std::collections::BTreeMap<u32, String> {
+        self.0.into_iter().collect()
+    }
+
+    pub fn from_map(m: std::collections::BTreeMap<u32, String>) -> Self {
+        Self(m.into_iter().collect())
+    }
+
     pub fn name(&self, uid: u32) -> String {
         self.0.get(&uid).cloned().unwrap_or_else(|| uid.to_string())
     }

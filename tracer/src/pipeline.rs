@@ -1,0 +1,141 @@
+//! One pipeline for both sources: live kernel records and a replayed trace file go
+//! through the same redaction, decoding, job model and printing, so a replay reports
+//! exactly what the live run did.
+use std::{collections::HashSet, io::Write};
+
+use crate::{
+    decode::decode,
+    event::Event,
+    job::Tracker,
+    report::{self, Report, Stats},
+    secrets, snapshot,
+    tracefile::{Synthetic, TraceWriter},
+    users::UserNames,
+    Format,
+};
+
+pub struct Pipeline {
+    pub tracker: Tracker,
+    users: UserNames,
+    format: Format,
+    /// Redact secrets (live, unless --capture-secrets); a replay shows the file as it is.
+    redact: bool,
+    printed: HashSet<usize>,
+    pub decode_errors: u64,
+    start_ns: u64,
+    pub writer: Option<TraceWriter>,
+    /// Print to stdout (jobs as they finish in text, the report at the end).
+    print: bool,
+}
+
+impl Pipeline {
+    pub fn new(users: UserNames, format: Format, redact: bool, start_ns: u64) -> Self {
+        Pipeline {
+            tracker: Tracker::default(),
+            users,
+            format,
+            redact,
+            printed: HashSet::new(),
+            decode_errors: 0,
+            start_ns,
+            writer: None,
+            print: true,
+        }
+    }
+
+    /// No output while feeding (a report is built at the end).
+    pub fn quiet(mut self) -> Self {
+        self.print = false;
+        self
+    }
+
+    pub fn users(&self) -> &UserNames {
+        &self.users
+    }
+
+    /// A record as the kernel wrote it.
+    pub fn kernel_record(&mut self, raw: &[u8]) {
+        let redacted = if self.redact {
+            secrets::redact_record(raw)
+        } else {
+            None
+        };
+        let raw = redacted.as_deref().unwrap_or(raw);
+        if let Some(w) = self.writer.as_mut() {
+            w.kernel_record(raw);
+        }
+        match decode(raw) {
+            Ok(ev) => self.feed(ev),
+            Err(e) => {
+                self.decode_errors += 1;
+                if self.decode_errors <= 5 {
+                    eprintln!("tracer: skipped an undecodable record: {e}");
+                }
+            }
+        }
+    }
+
+    /// A process found in `/proc`. Live callers have redacted its cmdline already.
+    pub fn synthetic(&mut self, s: &Synthetic) {
+        if let Some(w) = self.writer.as_mut() {
+            w.synthetic(s);
+        }
+        self.feed(snapshot::to_event(&s.process, s.root, s.ts_ns));
+    }
+
+    fn feed(&mut self, ev: Event) {
+        let finished = self.tracker.push(ev);
+        if self.print && self.format == Format::Text {
+            for idx in finished {
+                self.print_job(idx);
+            }
+        }
+    }
+
+    fn print_job(&mut self, idx: usize) {
+        if !self.printed.insert(idx) {
+            return;
+        }
+        let job = &self.tracker.jobs()[idx];
+        let jr = report::job_report(&self.tracker, job, &self.users);
+        let mut out = anstream::stdout().lock();
+        let _ = report::write_job_text(&mut out, &jr, self.start_ns);
+        let _ = out.flush();
+    }
+
+    /// End of the stream: build the report; print it unless `quiet`.
+    pub fn finish(&mut self, stats: Stats) -> Report {
+        self.tracker.close();
+        let rep = report::build(
+            &self.tracker,
+            &self.users,
+            Stats {
+                events: self.tracker.counters.events,
+                root_events: self.tracker.counters.root_events,
+                unattributed_events: self.tracker.counters.unattributed_events,
+                decode_errors: self.decode_errors,
+                ..stats
+            },
+        );
+        if !self.print {
+            return rep;
+        }
+        match self.format {
+            Format::Json => {
+                let mut out = std::io::stdout().lock();
+                let _ = report::write_json(&mut out, &rep);
+            }
+            Format::Text => {
+                let rest: Vec<usize> = (0..self.tracker.jobs().len())
+                    .filter(|i| !self.printed.contains(i))
+                    .collect();
+                for idx in rest {
+                    self.print_job(idx);
+                }
+                let mut out = anstream::stdout().lock();
+                let _ = report::write_summary_text(&mut out, &rep);
+            }
+        }
+        rep
+    }
+}
