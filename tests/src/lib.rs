@@ -1,5 +1,6 @@
 //! Helpers for the integration tests: run the real `tracer` binary as root, share the
 //! host's kernel and cron daemon one test at a time, and leave the host as it was.
+pub mod scenarios;
 use std::{
     fs::File,
     io::{BufRead, BufReader, Read},
@@ -237,74 +238,6 @@ pub fn closed_port() -> u16 {
     let port = l.local_addr().unwrap().port();
     drop(l);
     port
-}
-
-/// The cron daemon for a test: the running one, or one we start and stop by pid.
-pub struct CronDaemon {
-    started: Option<Child>,
-    pub pid: u32,
-}
-
-impl CronDaemon {
-    pub fn ensure() -> CronDaemon {
-        assert!(
-            Path::new("/usr/sbin/cron").exists(),
-            "Debian's cron is not installed: apt-get install cron (.ci/run does this)"
-        );
-        if let Some(pid) = find_comm("cron") {
-            return CronDaemon { started: None, pid };
-        }
-        let child = Command::new("/usr/sbin/cron")
-            .args(["-f", "-L", "15"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start /usr/sbin/cron -f");
-        let pid = child.id();
-        thread::sleep(Duration::from_millis(300));
-        CronDaemon {
-            started: Some(child),
-            pid,
-        }
-    }
-}
-
-impl Drop for CronDaemon {
-    fn drop(&mut self) {
-        if let Some(c) = self.started.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The oldest process whose comm is `comm`.
-pub fn find_comm(comm: &str) -> Option<u32> {
-    let mut best: Option<(u64, u32)> = None;
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != comm {
-            continue;
-        }
-        let start: u64 = stat[close + 2..]
-            .split(' ')
-            .nth(19)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(u64::MAX);
-        if best.is_none_or(|(s, _)| start < s) {
-            best = Some((start, pid));
-        }
-    }
-    best.map(|(_, p)| p)
 }
 
 /// Root's crontab replaced for the test and put back as it was on drop.

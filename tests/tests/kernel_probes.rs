@@ -56,7 +56,8 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
     thread::sleep(Duration::from_millis(300));
 
     let done = tracer.stop_with(libc::SIGINT);
-    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    // The job exits 3: a finding, so exit code 1.
+    assert_eq!(done.code, Some(1), "stderr: {:?}", done.stderr);
     let report = done.json();
     assert_eq!(report["version"], 1);
     let events = all_events(&report);

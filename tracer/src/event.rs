@@ -236,6 +236,8 @@ pub enum Body {
         cwd: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         exe: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nofile: Option<(u64, u64)>,
     },
 }
 

@@ -47,6 +47,8 @@ pub struct Counters {
     pub root_events: u64,
     /// Events of processes never linked to a root (dropped at the end).
     pub unattributed_events: u64,
+    /// The latest timestamp seen: where the trace ends.
+    pub last_ts: u64,
 }
 
 /// Held-back events of pids not yet known: at most this many in total.
@@ -75,6 +77,7 @@ impl Tracker {
     /// Feed one event; returns the indices of jobs this event finished.
     pub fn push(&mut self, ev: Event) -> Vec<usize> {
         self.counters.events += 1;
+        self.counters.last_ts = self.counters.last_ts.max(ev.ts_ns);
         let mut finished = Vec::new();
         self.route(ev, &mut finished);
         finished
@@ -278,6 +281,7 @@ mod tests {
                 cmdline: vec!["/usr/sbin/cron".into()],
                 cwd: Some("/".into()),
                 exe: None,
+                nofile: None,
             },
         )
     }

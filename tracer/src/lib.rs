@@ -2,7 +2,9 @@
 //! and benchmarks drive the same pipeline the binary does.
 pub mod check;
 pub mod decode;
+pub mod diagnosis;
 pub mod event;
+pub mod facts;
 pub mod job;
 pub mod loader;
 pub mod names;

@@ -5,9 +5,11 @@ use std::{collections::HashSet, io::Write};
 
 use crate::{
     decode::decode,
+    diagnosis,
     event::Event,
+    facts::HostFacts,
     job::Tracker,
-    report::{self, Report, Stats},
+    report::{self, Finding, Report, Stats},
     secrets, snapshot,
     tracefile::{Synthetic, TraceWriter},
     users::UserNames,
@@ -26,10 +28,19 @@ pub struct Pipeline {
     pub writer: Option<TraceWriter>,
     /// Print to stdout (jobs as they finish in text, the report at the end).
     print: bool,
+    facts: Box<dyn HostFacts>,
+    /// Per job (by index): its findings, once diagnosed.
+    findings: Vec<Option<Vec<Finding>>>,
 }
 
 impl Pipeline {
-    pub fn new(users: UserNames, format: Format, redact: bool, start_ns: u64) -> Self {
+    pub fn new(
+        users: UserNames,
+        format: Format,
+        redact: bool,
+        start_ns: u64,
+        facts: Box<dyn HostFacts>,
+    ) -> Self {
         Pipeline {
             tracker: Tracker::default(),
             users,
@@ -40,6 +51,8 @@ impl Pipeline {
             start_ns,
             writer: None,
             print: true,
+            facts,
+            findings: Vec::new(),
         }
     }
 
@@ -85,11 +98,39 @@ impl Pipeline {
 
     fn feed(&mut self, ev: Event) {
         let finished = self.tracker.push(ev);
-        if self.print && self.format == Format::Text {
-            for idx in finished {
+        for idx in finished {
+            self.diagnose(idx, false);
+            if self.print && self.format == Format::Text {
                 self.print_job(idx);
             }
         }
+    }
+
+    /// Run the rules over job `idx` once; answers the host gave are kept in the trace.
+    fn diagnose(&mut self, idx: usize, ended: bool) {
+        if self.findings.len() <= idx {
+            self.findings.resize(idx + 1, None);
+        }
+        if self.findings[idx].is_some() {
+            return;
+        }
+        let job = &self.tracker.jobs()[idx];
+        let f = diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended);
+        self.findings[idx] = Some(f);
+        let new = self.facts.take_new();
+        if let Some(w) = self.writer.as_mut() {
+            for fact in &new {
+                w.fact(fact);
+            }
+        }
+    }
+
+    fn findings_of(&self, idx: usize) -> Vec<Finding> {
+        self.findings
+            .get(idx)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
     }
 
     fn print_job(&mut self, idx: usize) {
@@ -97,18 +138,31 @@ impl Pipeline {
             return;
         }
         let job = &self.tracker.jobs()[idx];
-        let jr = report::job_report(&self.tracker, job, &self.users);
+        let jr = report::job_report(&self.tracker, job, &self.users, self.findings_of(idx));
         let mut out = anstream::stdout().lock();
         let _ = report::write_job_text(&mut out, &jr, self.start_ns);
         let _ = out.flush();
     }
 
+    /// When the trace ended (a quiet end leaves no event to say so).
+    pub fn set_end(&mut self, ts_ns: u64) {
+        let c = &mut self.tracker.counters;
+        c.last_ts = c.last_ts.max(ts_ns);
+    }
+
     /// End of the stream: build the report; print it unless `quiet`.
     pub fn finish(&mut self, stats: Stats) -> Report {
         self.tracker.close();
+        for idx in 0..self.tracker.jobs().len() {
+            self.diagnose(idx, true);
+        }
+        let findings: Vec<Vec<Finding>> = (0..self.tracker.jobs().len())
+            .map(|i| self.findings_of(i))
+            .collect();
         let rep = report::build(
             &self.tracker,
             &self.users,
+            &findings,
             Stats {
                 events: self.tracker.counters.events,
                 root_events: self.tracker.counters.root_events,

@@ -73,7 +73,12 @@ impl ProcessTable {
 
     pub fn apply(&mut self, ev: &Event) {
         match &ev.body {
-            Body::Snapshot { cmdline, cwd, .. } => {
+            Body::Snapshot {
+                cmdline,
+                cwd,
+                nofile,
+                ..
+            } => {
                 self.procs.insert(
                     ev.pid,
                     Process {
@@ -84,6 +89,7 @@ impl ProcessTable {
                         uid: ev.uid,
                         cwd: cwd.clone(),
                         argv: cmdline.clone(),
+                        nofile: *nofile,
                         from_snapshot: true,
                         ..Default::default()
                     },
@@ -216,6 +222,7 @@ mod tests {
                 cmdline: vec![],
                 cwd: Some("/".into()),
                 exe: None,
+                nofile: None,
             },
         ));
         t.apply(&ev(

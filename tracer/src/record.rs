@@ -12,6 +12,7 @@ use tokio::{
 };
 
 use crate::{
+    facts::LiveFacts,
     loader::{self, LoadOptions, SetupError},
     pipeline::Pipeline,
     report::{self, Stats},
@@ -222,7 +223,13 @@ fn run_attached(
         crontabs: read_crontabs(),
         users: users.clone(),
     };
-    let mut pipe = Pipeline::new(UserNames::from_map(users), opts.format, redact, start_ns);
+    let mut pipe = Pipeline::new(
+        UserNames::from_map(users),
+        opts.format,
+        redact,
+        start_ns,
+        Box::new(LiveFacts::default()),
+    );
     for s in &header.snapshot {
         pipe.synthetic(s);
     }
@@ -291,16 +298,25 @@ fn run_attached(
     });
     let lost = loaded.lost();
     drop(ring);
+    // One end time for the report and the trailer, so a replay says the same.
+    let end_ns = monotonic_ns();
+    pipe.set_end(end_ns);
 
     let lost_events = lost.iter().map(|(_, v)| v).sum();
     let lost_by_kind: BTreeMap<String, u64> = lost.into_iter().collect();
+    let rep = pipe.finish(Stats {
+        lost_events,
+        lost_by_kind: lost_by_kind.clone(),
+        duration_ns: began.elapsed().as_nanos() as u64,
+        ..Default::default()
+    });
     if let Some(w) = pipe.writer.take() {
         let trailer = Trailer {
             kernel_records: w.kernel_records,
             synthetic_events: w.synthetic_events,
             lost_events,
             lost_by_kind: lost_by_kind.clone(),
-            end_ns: monotonic_ns(),
+            end_ns,
         };
         let path = w.path().display().to_string();
         match w.finish(&trailer) {
@@ -308,12 +324,6 @@ fn run_attached(
             Some(e) => eprintln!("tracer: warning: {e}"),
         }
     }
-    let rep = pipe.finish(Stats {
-        lost_events,
-        lost_by_kind,
-        duration_ns: began.elapsed().as_nanos() as u64,
-        ..Default::default()
-    });
     // Detaching waits for an RCU grace period per probe (seconds in all): the report
     // is out first so the person at the terminal is not kept waiting for it.
     drop(loaded);

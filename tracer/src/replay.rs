@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::{
+    facts::RecordedFacts,
     pipeline::Pipeline,
     report::{self, Report, Stats},
     tracefile::{self, Entry, TraceContents},
@@ -59,7 +60,15 @@ pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
 /// Feed a trace's contents through a pipeline (no printing) and return the report.
 pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
     let users = UserNames::from_map(c.header.users.clone());
-    let mut pipe = Pipeline::new(users, format, false, c.header.start_ns);
+    // Every recorded answer up front: the live run asked when a job finished and wrote
+    // the answer just after the event that finished it.
+    let mut facts = RecordedFacts::default();
+    for e in &c.entries {
+        if let Entry::Fact(f) = e {
+            facts.add(f);
+        }
+    }
+    let mut pipe = Pipeline::new(users, format, false, c.header.start_ns, Box::new(facts));
     if quiet {
         pipe = pipe.quiet();
     }
@@ -70,7 +79,11 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
         match e {
             Entry::Kernel(raw) => pipe.kernel_record(raw),
             Entry::Synthetic(s) => pipe.synthetic(s),
+            Entry::Fact(_) => {}
         }
+    }
+    if let Some(t) = &c.trailer {
+        pipe.set_end(t.end_ns);
     }
     let (lost_events, lost_by_kind) = c
         .trailer

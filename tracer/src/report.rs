@@ -71,7 +71,7 @@ impl Report {
     }
 }
 
-pub fn job_report(t: &Tracker, job: &Job, users: &UserNames) -> JobReport {
+pub fn job_report(t: &Tracker, job: &Job, users: &UserNames, findings: Vec<Finding>) -> JobReport {
     let s = t.summary(job);
     JobReport {
         id: job.id,
@@ -92,13 +92,19 @@ pub fn job_report(t: &Tracker, job: &Job, users: &UserNames) -> JobReport {
         start_ns: job.start_ns,
         end_ns: job.end_ns,
         exit: s.exit,
-        findings: Vec::new(),
+        findings,
         timeline: job.timeline.clone(),
     }
 }
 
-pub fn build(t: &Tracker, users: &UserNames, stats: Stats) -> Report {
-    let jobs: Vec<JobReport> = t.jobs().iter().map(|j| job_report(t, j, users)).collect();
+/// `findings[i]` are job i's findings.
+pub fn build(t: &Tracker, users: &UserNames, findings: &[Vec<Finding>], stats: Stats) -> Report {
+    let jobs: Vec<JobReport> = t
+        .jobs()
+        .iter()
+        .enumerate()
+        .map(|(i, j)| job_report(t, j, users, findings.get(i).cloned().unwrap_or_default()))
+        .collect();
     Report {
         version: FORMAT_VERSION,
         stats: Stats {
@@ -229,6 +235,46 @@ pub fn describe(ev: &Event) -> String {
     }
 }
 
+/// Events a person reading a timeline does not need: library, locale and PAM lookups,
+/// optional dotfiles, limits other than NOFILE. JSON keeps them all.
+fn is_routine(ev: &Event) -> bool {
+    match &ev.body {
+        Body::Open { path, result, .. } => {
+            crate::diagnosis::is_noise_path(path)
+                || crate::diagnosis::is_optional_probe(path, result.error.unwrap_or(""))
+                || ["/var/run/utmp", "/run/utmp"].contains(&path.as_str())
+                || [
+                    "/etc/pam.d/",
+                    "/etc/security/",
+                    "/etc/passwd",
+                    "/etc/group",
+                    "/etc/shadow",
+                    "/etc/login.defs",
+                    "/etc/environment",
+                    "/etc/default/locale",
+                    "/etc/host.conf",
+                    "/etc/hosts",
+                    "/etc/resolv.conf",
+                    "/etc/gai.conf",
+                ]
+                .iter()
+                .any(|p| path.starts_with(p))
+                    && result.ok()
+        }
+        // Queries (no new limit) and limits other than NOFILE.
+        Body::Rlimit { resource, soft, .. } => *resource != "NOFILE" || soft.is_none(),
+        Body::Getsockopt { value, .. } => value.unwrap_or(0) == 0,
+        // nscd and syslog probes every libc program makes.
+        Body::Connect { address, .. } => {
+            address.contains("nscd/socket") || address == "unix:/dev/log"
+        }
+        // Local sockets matter through their connect line, which names the address.
+        Body::Socket { family_name, .. } => matches!(*family_name, "AF_NETLINK" | "AF_UNIX"),
+        Body::Wait { result, .. } => result.error == Some("ECHILD"),
+        _ => false,
+    }
+}
+
 fn is_failure(ev: &Event) -> bool {
     match &ev.body {
         Body::Exit { status: Some(s) } => !s.is_success(),
@@ -279,7 +325,22 @@ pub fn write_job_text(
     for f in &j.findings {
         writeln!(out, "  {RED}{}{RED:#}: {}", f.kind, f.message)?;
     }
-    for ev in j.timeline.iter().take(TEXT_TIMELINE_LIMIT) {
+    let evidence: std::collections::HashSet<usize> = j
+        .findings
+        .iter()
+        .flat_map(|f| f.evidence.iter().copied())
+        .collect();
+    let mut hidden = 0;
+    let mut shown = 0;
+    for (i, ev) in j.timeline.iter().enumerate() {
+        if !evidence.contains(&i) && is_routine(ev) {
+            hidden += 1;
+            continue;
+        }
+        shown += 1;
+        if shown > TEXT_TIMELINE_LIMIT {
+            continue;
+        }
         let rel = ev.ts_ns.saturating_sub(j.start_ns) as f64 / 1e6;
         let line = describe(ev);
         let flags = if ev.truncated { " [truncated]" } else { "" };
@@ -297,11 +358,17 @@ pub fn write_job_text(
             )?;
         }
     }
-    if j.timeline.len() > TEXT_TIMELINE_LIMIT {
+    if shown > TEXT_TIMELINE_LIMIT {
         writeln!(
             out,
             "  ... {} more events (all of them with --format json)",
-            j.timeline.len() - TEXT_TIMELINE_LIMIT
+            shown - TEXT_TIMELINE_LIMIT
+        )?;
+    }
+    if hidden > 0 {
+        writeln!(
+            out,
+            "  {DIM}({hidden} routine library, locale, PAM and config lookups not shown; --format json has every event){DIM:#}"
         )?;
     }
     writeln!(out)
@@ -321,9 +388,15 @@ pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<(
             (_, Some(s)) => s.to_string(),
             _ => "exit ?".into(),
         };
+        let lead = j.findings.first().map(|f| f.kind.as_str()).unwrap_or("ok");
+        let lead = if lead == "ok" {
+            format!("{GREEN}{lead:<18}{GREEN:#}")
+        } else {
+            format!("{RED}{lead:<18}{RED:#}")
+        };
         writeln!(
             out,
-            "  job {:<4} {:<10} pid {:<7} {:<18} {}",
+            "  job {:<4} {:<10} pid {:<7} {:<18} {lead} {}",
             j.id, j.scheduler, j.leader_pid, st, j.command
         )?;
     }

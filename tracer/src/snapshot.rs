@@ -17,6 +17,9 @@ pub struct ProcInfo {
     pub gid: u32,
     pub cwd: Option<String>,
     pub exe: Option<String>,
+    /// RLIMIT_NOFILE (soft, hard).
+    #[serde(default)]
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// Read every process in `/proc`. Processes that vanish mid-read are skipped: they
@@ -41,6 +44,16 @@ pub fn read_all() -> Vec<ProcInfo> {
             gid,
             cwd: p.cwd().ok().map(|c| c.display().to_string()),
             exe: p.exe().ok().map(|c| c.display().to_string()),
+            nofile: p.limits().ok().map(|l| {
+                let v = |x: procfs::process::LimitValue| match x {
+                    procfs::process::LimitValue::Value(n) => n,
+                    procfs::process::LimitValue::Unlimited => u64::MAX,
+                };
+                (
+                    v(l.max_open_files.soft_limit),
+                    v(l.max_open_files.hard_limit),
+                )
+            }),
         });
     }
     out
@@ -133,6 +146,7 @@ pub fn to_event(p: &ProcInfo, root: bool, ts_ns: u64) -> Event {
             cmdline: p.cmdline.clone(),
             cwd: p.cwd.clone(),
             exe: p.exe.clone(),
+            nofile: p.nofile,
         },
     }
 }
@@ -151,6 +165,7 @@ mod tests {
             gid: 0,
             cwd: None,
             exe: None,
+            nofile: None,
         }
     }
 

@@ -13,7 +13,7 @@
 //! still replays as long as the major version is ours. An event block holds entries
 //! `kind:u8 len:u32 data`: kind 1 is a kernel record exactly as `tracer-common` lays it
 //! out (already redacted), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
-//! while recording).
+//! while recording), kind 3 a JSON [`Fact`] the diagnosis learnt from the host.
 //!
 //! Blocks are written at least every second and synced, so a crash, `kill -9` or a
 //! full disk loses at most the last second.
@@ -29,7 +29,7 @@ use std::{
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::ProcInfo;
+use crate::{facts::Fact, snapshot::ProcInfo};
 
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
@@ -44,6 +44,7 @@ const TAG_EVENTS: u8 = 2;
 const TAG_TRAILER: u8 = 3;
 const ENTRY_KERNEL: u8 = 1;
 const ENTRY_SYNTHETIC: u8 = 2;
+const ENTRY_FACT: u8 = 3;
 /// Write a block when it grows past this, or a second has passed.
 const BLOCK_BYTES: usize = 256 << 10;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -102,6 +103,8 @@ pub struct Trailer {
 pub enum Entry {
     Kernel(Bytes),
     Synthetic(Synthetic),
+    /// An answer about the recording host the diagnosis used (see `facts`).
+    Fact(Fact),
 }
 
 fn frame(tag: u8, payload: &[u8]) -> BytesMut {
@@ -204,6 +207,14 @@ impl TraceWriter {
         self.block.put_u32_le(json.len() as u32);
         self.block.put_slice(&json);
         self.synthetic_events += 1;
+        self.flush_if_due();
+    }
+
+    pub fn fact(&mut self, f: &Fact) {
+        let json = serde_json::to_vec(f).expect("fact serialises");
+        self.block.put_u8(ENTRY_FACT);
+        self.block.put_u32_le(json.len() as u32);
+        self.block.put_slice(&json);
         self.flush_if_due();
     }
 
@@ -366,6 +377,12 @@ fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
                 Ok(s) => out.push(Entry::Synthetic(s)),
                 Err(e) => return Err(format!("synthetic event is not valid JSON: {e}")),
             },
+            ENTRY_FACT => {
+                // A fact kind from a newer writer is not needed to replay: skipped.
+                if let Ok(f) = serde_json::from_slice(&data) {
+                    out.push(Entry::Fact(f));
+                }
+            }
             // A newer writer's entry kind: skip it.
             _ => {}
         }

@@ -46,6 +46,9 @@ pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
     );
     let mut flags = 0u32;
     let mut len = 0u32;
+    // A path whose page is not resident yet cannot be read here; the syscall itself
+    // will fault it in, so the exit probe reads it again from this pointer.
+    let mut retry_ptr = 0u64;
     unsafe {
         let buf = (&raw mut (*r).data).cast::<u8>();
         match data {
@@ -58,6 +61,7 @@ pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
                 );
                 if n <= 0 {
                     flags |= FLAG_READ_FAULT;
+                    retry_ptr = p;
                 } else {
                     // Length without the NUL; a full buffer means the path was cut.
                     len = (n - 1) as u32;
@@ -92,6 +96,9 @@ pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
         (*r).ret = 0;
         (*r).enter_ns = (*r).hdr.ts_ns;
         (*r).args = args;
+        if retry_ptr != 0 {
+            (*r).args[3] = retry_ptr;
+        }
     }
     if PENDING.insert(&tid, unsafe { &*r }, 0).is_err() {
         count_lost(LOST_PENDING_FULL);
@@ -325,6 +332,24 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
                     (*p).args[2] = 1;
                 }
             }
+        } else if is_path_kind(kind) {
+            let retry = (*p).args[3];
+            (*p).args[3] = 0;
+            if retry != 0 && (*p).hdr.flags & FLAG_READ_FAULT != 0 {
+                let buf = (&raw mut (*p).data).cast::<u8>();
+                let n = generated::bpf_probe_read_user_str(
+                    buf.cast(),
+                    DATA_LEN as u32,
+                    retry as *const core::ffi::c_void,
+                );
+                if n > 0 {
+                    (*p).hdr.flags &= !FLAG_READ_FAULT;
+                    (*p).data_len = (n - 1) as u32;
+                    if n as usize >= DATA_LEN {
+                        (*p).hdr.flags |= FLAG_TRUNCATED;
+                    }
+                }
+            }
         } else if kind == SyscallKind::Getsockopt as u32 {
             let optval = (*p).args[3];
             (*p).args[3] = 0;
@@ -353,6 +378,16 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
     }
     let _ = PENDING.remove(&tid);
     0
+}
+
+/// Syscalls whose `data` is a path read at entry (args[3] is free to hold a retry pointer).
+#[inline(always)]
+fn is_path_kind(kind: u32) -> bool {
+    kind == SyscallKind::Open as u32
+        || kind == SyscallKind::Openat as u32
+        || kind == SyscallKind::Openat2 as u32
+        || kind == SyscallKind::Creat as u32
+        || kind == SyscallKind::Chdir as u32
 }
 
 const EMFILE: i64 = 24;

@@ -1,0 +1,330 @@
+//! The failing-job scenarios run by the real cron daemon, all in one crontab so they
+//! fire at the same minute. Files are created under fixed paths (the host lock makes
+//! that safe) so recorded fixtures can be checked by name on any machine.
+use serde_json::Value;
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+pub const DIR: &str = "/opt/jt-scenarios";
+/// A tool that exists on the host, but not in cron's PATH (/usr/bin:/bin).
+pub const TOOL: &str = "/usr/local/bin/jt-offpath-tool";
+/// A port nobody listens on during the test.
+pub const CLOSED_PORT: u16 = 9;
+/// Marker in the long-running job's command line.
+pub const LONG_MARKER: &str = "jt-still-running";
+
+/// One crontab entry and what the tracer must say about it.
+pub struct Scenario {
+    pub name: &'static str,
+    pub command: String,
+    /// Finding kinds expected, in order of their leading position (empty: clean).
+    pub kinds: &'static [&'static str],
+    /// Text each of the leading finding's message must contain.
+    pub message_has: Vec<String>,
+}
+
+pub fn scenarios() -> Vec<Scenario> {
+    let d = DIR;
+    let port = CLOSED_PORT;
+    vec![
+        Scenario {
+            name: "clean",
+            command: "true jt-clean".into(),
+            kinds: &[],
+            message_has: vec![],
+        },
+        Scenario {
+            name: "command not in cron's PATH",
+            command: "jt-offpath-tool --run".into(),
+            kinds: &["command_not_found"],
+            message_has: vec![
+                "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
+                format!("found at {TOOL}"),
+            ],
+        },
+        Scenario {
+            name: "script without its exec bit",
+            command: format!("{d}/noexec.sh"),
+            kinds: &["not_executable"],
+            message_has: vec![
+                "lacks the exec bit (mode 0644)".into(),
+                format!("chmod +x {d}/noexec.sh"),
+            ],
+        },
+        Scenario {
+            name: "./relative.sh from the wrong directory",
+            command: "./relative.sh".into(),
+            kinds: &["relative_path"],
+            message_has: vec!["exec \"./relative.sh\" ENOENT with cwd=/root".into()],
+        },
+        Scenario {
+            name: "script reading config.ini by relative path",
+            command: format!("{d}/readconf.sh"),
+            kinds: &["relative_path", "nonzero_exit"],
+            message_has: vec!["(\"config.ini\") ENOENT with cwd=/root".into()],
+        },
+        Scenario {
+            name: "EMFILE under ulimit -n 16",
+            command: format!("{d}/emfile.sh"),
+            kinds: &["fd_exhausted", "nonzero_exit"],
+            message_has: vec![
+                "failed EMFILE after 13 successful opens".into(),
+                "NOFILE limit 16 (set by prlimit64".into(),
+            ],
+        },
+        Scenario {
+            name: "connect to a closed port, exit 1",
+            command: format!("{d}/connect.sh"),
+            kinds: &["connect_failed", "nonzero_exit"],
+            message_has: vec![format!("connect to 127.0.0.1:{port} failed ECONNREFUSED")],
+        },
+        Scenario {
+            name: "non-blocking connect (curl) to a closed port",
+            command: format!("curl -sS http://127.0.0.1:{port}/jt-curl"),
+            kinds: &["connect_failed", "nonzero_exit"],
+            message_has: vec![
+                format!("connect to 127.0.0.1:{port} failed ECONNREFUSED"),
+                "SO_ERROR".into(),
+            ],
+        },
+        Scenario {
+            name: "#! interpreter missing",
+            command: format!("{d}/badinterp.sh"),
+            kinds: &["bad_interpreter"],
+            message_has: vec![
+                "#!/usr/bin/jt-no-such-interpreter".into(),
+                "does not exist".into(),
+            ],
+        },
+        Scenario {
+            name: "CRLF #! line",
+            command: format!("{d}/crlf.sh"),
+            kinds: &["bad_interpreter"],
+            message_has: vec!["CRLF".into(), format!("dos2unix {d}/crlf.sh")],
+        },
+        Scenario {
+            name: "kills itself with SIGKILL",
+            command: "kill -9 $$ # jt-sigkill".into(),
+            kinds: &["killed_by_signal"],
+            message_has: vec!["killed by SIGKILL".into(), "sent by the job itself".into()],
+        },
+        Scenario {
+            name: "output while mailing fails",
+            command: "echo jt-output-for-mail".into(),
+            kinds: &["output_lost"],
+            message_has: vec!["/usr/sbin/sendmail exit 1".into(), "output is lost".into()],
+        },
+        Scenario {
+            name: "runs past the end of the trace",
+            command: format!("sleep 300 # {LONG_MARKER}"),
+            kinds: &["still_running"],
+            message_has: vec!["had not exited when the trace ended".into()],
+        },
+    ]
+}
+
+pub fn crontab() -> String {
+    let mut s = String::from("# tracer diagnosis scenarios\nSHELL=/bin/sh\n");
+    for sc in scenarios() {
+        s.push_str(&format!("* * * * * {}\n", sc.command));
+    }
+    s
+}
+
+fn write(path: &str, body: &[u8], mode: u32) {
+    std::fs::write(path, body).unwrap_or_else(|e| panic!("write {path}: {e}"));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The scripts and tools the scenarios use; removed on drop.
+pub struct ScenarioFiles;
+
+impl ScenarioFiles {
+    pub fn create() -> ScenarioFiles {
+        let _ = std::fs::remove_dir_all(DIR);
+        std::fs::create_dir_all(DIR).unwrap();
+        let d = DIR;
+        write(TOOL, b"#!/bin/sh\nexit 0\n", 0o755);
+        write(
+            &format!("{d}/noexec.sh"),
+            b"#!/bin/sh\necho never runs\n",
+            0o644,
+        );
+        write(&format!("{d}/relative.sh"), b"#!/bin/sh\nexit 0\n", 0o755);
+        write(&format!("{d}/config.ini"), b"[main]\nkey=value\n", 0o644);
+        write(
+            &format!("{d}/readconf.sh"),
+            b"#!/bin/sh\ncat config.ini > /dev/null || exit 2\n",
+            0o755,
+        );
+        write(
+            &format!("{d}/emfile.sh"),
+            b"#!/bin/bash\nulimit -n 16\nfor i in $(seq 3 40); do eval \"exec $i</etc/hostname\" || exit 1; done\n",
+            0o755,
+        );
+        write(
+            &format!("{d}/connect.sh"),
+            format!("#!/bin/bash\nexec 3<>/dev/tcp/127.0.0.1/{CLOSED_PORT} || exit 1\n").as_bytes(),
+            0o755,
+        );
+        write(
+            &format!("{d}/badinterp.sh"),
+            b"#!/usr/bin/jt-no-such-interpreter\necho hi\n",
+            0o755,
+        );
+        write(&format!("{d}/crlf.sh"), b"#!/bin/sh\r\necho hi\r\n", 0o755);
+        ScenarioFiles
+    }
+}
+
+impl Drop for ScenarioFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(DIR);
+        let _ = std::fs::remove_file(TOOL);
+    }
+}
+
+/// A cron daemon of our own, in a private mount namespace where /usr/sbin/sendmail is
+/// /bin/false (so mailing output fails) and with its own pid-file lock (so it runs
+/// beside a host cron). Stopped by pid on drop.
+pub struct NamespacedCron {
+    child: Child,
+    pub pid: u32,
+}
+
+impl NamespacedCron {
+    pub fn start() -> NamespacedCron {
+        assert!(
+            Path::new("/usr/sbin/cron").exists(),
+            "Debian's cron is not installed: apt-get install cron (.ci/run does this)"
+        );
+        assert!(
+            Path::new("/usr/sbin/sendmail").exists(),
+            "no /usr/sbin/sendmail to replace: install an MTA (apt-get install exim4-daemon-light; .ci/run does this)"
+        );
+        let lock = std::env::temp_dir().join(format!("jt-crond-{}.pid", std::process::id()));
+        std::fs::write(&lock, b"").unwrap();
+        let script = format!(
+            "set -e; mount --bind /bin/false /usr/sbin/sendmail; \
+             if [ -e /run/crond.pid ]; then mount --bind {lock} /run/crond.pid; fi; \
+             exec /usr/sbin/cron -f -L 15",
+            lock = lock.display()
+        );
+        // A daemon starts with init's clean environment, not the test runner's.
+        let child = Command::new("unshare")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)");
+        let pid = child.id();
+        thread::sleep(Duration::from_millis(500));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(comm.trim(), "cron", "our cron (pid {pid}) did not start");
+        NamespacedCron { child, pid }
+    }
+}
+
+impl Drop for NamespacedCron {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stop the processes of jobs the report says were still running (dash may have
+/// exec'd `sleep` over the shell, so the command line no longer names the job).
+pub fn stop_running_jobs(report: &serde_json::Value, scheduler_pid: u32) {
+    for job in report["jobs"].as_array().into_iter().flatten() {
+        if job["state"] != "running" || job["scheduler_pid"] != scheduler_pid {
+            continue;
+        }
+        for pid in job["pids"].as_array().into_iter().flatten() {
+            if let Some(pid) = pid.as_i64() {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Assert every scenario's job and findings in a report (live or replayed); jobs of
+/// other schedulers are ignored when `scheduler_pid` is given.
+pub fn check_scenarios(report: &Value, scheduler_pid: Option<u32>) {
+    let jobs: Vec<&Value> = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| scheduler_pid.is_none_or(|p| j["scheduler_pid"] == p))
+        .collect();
+    let mut failures = Vec::new();
+    for sc in scenarios() {
+        let Some(job) = jobs.iter().find(|j| j["command"] == sc.command.as_str()) else {
+            failures.push(format!("{}: no job ran `{}`", sc.name, sc.command));
+            continue;
+        };
+        let findings = job["findings"].as_array().unwrap();
+        let kinds: Vec<&str> = findings.iter().filter_map(|f| f["kind"].as_str()).collect();
+        if sc.kinds.is_empty() {
+            if !kinds.is_empty() || job["exit"]["code"] != 0 {
+                failures.push(format!(
+                    "{}: expected a clean job, got {kinds:?} exit {}",
+                    sc.name, job["exit"]
+                ));
+            }
+            continue;
+        }
+        if kinds.first() != sc.kinds.first() {
+            failures.push(format!(
+                "{}: leading finding {:?}, expected {:?}; all: {findings:#?}",
+                sc.name,
+                kinds.first(),
+                sc.kinds[0]
+            ));
+            continue;
+        }
+        let mut at = 0;
+        for k in sc.kinds {
+            match kinds[at..].iter().position(|x| x == k) {
+                Some(p) => at += p + 1,
+                None => failures.push(format!("{}: missing {k} (in order) in {kinds:?}", sc.name)),
+            }
+        }
+        let msg = findings[0]["message"].as_str().unwrap_or("");
+        for want in &sc.message_has {
+            if !msg.contains(want.as_str()) {
+                failures.push(format!("{}: message {msg:?} lacks {want:?}", sc.name));
+            }
+        }
+        for f in findings {
+            let n = job["timeline"].as_array().unwrap().len() as u64;
+            let ev = f["evidence"].as_array().unwrap();
+            if ev.is_empty() || ev.iter().any(|i| i.as_u64().unwrap() >= n) {
+                failures.push(format!(
+                    "{}: finding {} has bad evidence {ev:?}",
+                    sc.name, f["kind"]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,168 @@
+//! The checked-in trace, recorded from the real cron scenarios, replayed without root:
+//! the whole analysis on any machine, and the reader's behaviour on damaged files.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+use tracer_tests::{scenarios::check_scenarios, tracer_bin, TempDir};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cron-scenarios.jtrace")
+}
+
+fn replay(path: &Path, extra: &[&str]) -> Output {
+    Command::new(tracer_bin())
+        .arg("replay")
+        .arg(path)
+        .args(extra)
+        .output()
+        .expect("run tracer replay")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
+    let out = replay(&fixture(), &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(report["version"], 1);
+    check_scenarios(&report, None);
+    assert_eq!(report["stats"]["lost_events"], 0);
+}
+
+#[test]
+fn text_replay_shows_findings_before_the_timeline_and_no_colour_when_piped() {
+    let out = replay(&fixture(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b'), "colour codes in piped output");
+    let emfile = text
+        .split("\n\n")
+        .find(|block| block.contains("command: /opt/jt-scenarios/emfile.sh"))
+        .expect("the emfile job in the text report");
+    let finding = emfile.find("fd_exhausted:").expect("finding shown");
+    let first_event = emfile.find(" ms ").expect("timeline shown");
+    assert!(finding < first_event, "findings come first:\n{emfile}");
+    assert!(text.contains("summary"), "{text}");
+}
+
+#[test]
+fn one_job_can_be_selected() {
+    let all = json(&replay(&fixture(), &["--format", "json"]));
+    let id = all["jobs"][2]["id"].as_u64().unwrap();
+    let out = replay(&fixture(), &["--format", "json", "--job", &id.to_string()]);
+    let one = json(&out);
+    assert_eq!(one["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(one["jobs"][0], all["jobs"][2]);
+    let out = replay(&fixture(), &["--job", "9999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job 9999"));
+}
+
+#[test]
+fn damaged_files_are_read_up_to_the_damage_with_exit_3() {
+    let data = std::fs::read(fixture()).unwrap();
+    let dir = TempDir::new("damage");
+    let whole = json(&replay(&fixture(), &["--format", "json"]));
+    let whole_events = whole["stats"]["events"].as_u64().unwrap();
+
+    // Cut in the middle: everything before the cut is analysed, the warning says where.
+    let cut = dir.0.join("cut.jtrace");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let out = replay(&cut, &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("damaged") && err.contains("at byte"), "{err}");
+    assert!(err.contains("no trailer"), "{err}");
+    let part = json(&out);
+    let events = part["stats"]["events"].as_u64().unwrap();
+    assert!(
+        events > 0 && events < whole_events,
+        "{events} of {whole_events}"
+    );
+
+    // A flipped byte in the middle: one block lost, the rest (and the trailer) kept.
+    let flip = dir.0.join("flip.jtrace");
+    let mut bad = data.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&flip, &bad).unwrap();
+    let out = replay(&flip, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(
+        !err.contains("no trailer"),
+        "resync should reach the trailer: {err}"
+    );
+    let flipped = json(&out);
+    assert!(flipped["stats"]["events"].as_u64().unwrap() < whole_events);
+
+    // Unusable files: exit 2 with a message naming the file.
+    for (name, bytes, says) in [
+        ("empty.jtrace", Vec::new(), "empty"),
+        (
+            "garbage.jtrace",
+            b"this is not a trace at all\n".repeat(10),
+            "not a tracer trace file",
+        ),
+        (
+            "header-cut.jtrace",
+            data[..20].to_vec(),
+            "header is damaged",
+        ),
+    ] {
+        let p = dir.0.join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let out = replay(&p, &[]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.contains(name), "{name}: {err}");
+    }
+    let out = replay(&dir.0.join("missing.jtrace"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jtrace"));
+}
+
+#[test]
+fn every_cut_of_the_first_frames_is_handled_without_panic() {
+    let data = std::fs::read(fixture()).unwrap();
+    let dir = TempDir::new("cuts");
+    let p = dir.0.join("c.jtrace");
+    // Every byte through the header and into the first event block, then a stride.
+    let mut cuts: Vec<usize> = (0..3000.min(data.len())).step_by(13).collect();
+    cuts.extend((3000..data.len()).step_by(data.len() / 40 + 1));
+    for cut in cuts {
+        std::fs::write(&p, &data[..cut]).unwrap();
+        let out = replay(&p, &["--format", "json"]);
+        let code = out.status.code();
+        assert!(
+            code == Some(2) || code == Some(3),
+            "cut at {cut}: exit {code:?}, stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if code == Some(3) {
+            json(&out);
+        }
+    }
+}
