@@ -217,6 +217,7 @@ impl NamespacedCron {
         );
         // A daemon starts with init's clean environment, not the test runner's.
         let child = Command::new("unshare")
+            .current_dir("/")
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .args([

@@ -256,3 +256,80 @@ fn bad_arguments_are_usage_errors() {
         "{help}"
     );
 }
+
+#[test]
+fn a_recording_killed_with_sigkill_keeps_what_it_flushed() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("kill9");
+    let (shell, comm) = root_shell(&dir);
+    let trace = dir.0.join("killed.jtrace");
+    let tracer = Tracer::start(&["--comm", &comm, "--output", trace.to_str().unwrap()]);
+    let out = Command::new(&shell)
+        .args(["-c", "/bin/true jt-kill9-marker; true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Blocks are flushed at least every second.
+    thread::sleep(Duration::from_millis(2500));
+    let done = tracer.stop_with(libc::SIGKILL);
+    assert_eq!(done.code, None, "killed by a signal");
+
+    let out = Command::new(tracer_tests::tracer_bin())
+        .arg("replay")
+        .arg(&trace)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no trailer"), "{err}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["command"] == "/bin/true jt-kill9-marker" && j["exit"]["code"] == 0),
+        "the job before the kill is in the file: {report:#}"
+    );
+}
+
+#[test]
+fn record_never_overwrites_or_follows_a_symlink_and_says_why() {
+    require_root();
+    let dir = TempDir::new("outfile");
+    let existing = dir.0.join("existing.jtrace");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let link = dir.0.join("link.jtrace");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    let bin = tracer_tests::tracer_bin();
+    for (path, says) in [(&existing, "--force"), (&link, "symlink")] {
+        let out = Command::new(&bin)
+            .args(["record", "--duration", "1", "--output"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains(path.to_str().unwrap()),
+            "{err}"
+        );
+        assert!(
+            !err.contains("attached"),
+            "it must fail before loading anything: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    // Even with --force, a symlink is not followed.
+    let out = Command::new(&bin)
+        .args(["record", "--duration", "1", "--force", "--output"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains("root:"));
+}

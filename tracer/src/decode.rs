@@ -81,6 +81,7 @@ fn base(h: &Header, body: Body) -> Event {
         comm: cstr(&h.comm, h.comm.len()),
         truncated: h.flags & FLAG_TRUNCATED != 0,
         read_fault: h.flags & FLAG_READ_FAULT != 0,
+        dur_ns: None,
         body,
     }
 }
@@ -150,7 +151,9 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
         }
         RecordKind::Syscall => {
             let r: SyscallRecord = read(buf, "syscall")?;
-            base(&h, syscall_body(&r)?)
+            let mut ev = base(&h, syscall_body(&r)?);
+            ev.dur_ns = (r.enter_ns > 0 && r.enter_ns < h.ts_ns).then(|| h.ts_ns - r.enter_ns);
+            ev
         }
     })
 }

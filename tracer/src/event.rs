@@ -20,6 +20,9 @@ pub struct Event {
     /// A user-memory read faulted; a field is partial or empty.
     #[serde(skip_serializing_if = "is_false")]
     pub read_fault: bool,
+    /// How long the syscall took (entry to exit), for syscall events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dur_ns: Option<u64>,
     #[serde(flatten)]
     pub body: Body,
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod decode;
 pub mod diagnosis;
 pub mod event;
+pub mod export;
 pub mod facts;
 pub mod job;
 pub mod loader;

@@ -2,10 +2,18 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-use tracer::{check, record, replay, Format};
+use tracer::{check, export, record, replay, tracefile, Format};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExportTo {
+    /// One JSON object per event, for jq.
+    Jsonl,
+    /// Chrome trace-event JSON for ui.perfetto.dev or chrome://tracing.
+    Perfetto,
+}
 
 /// Exit codes (also in --help).
 const EXIT_CLEAN: u8 = 0;
@@ -78,6 +86,21 @@ enum Cmd {
         #[arg(long, value_name = "ID")]
         job: Option<u64>,
     },
+    /// Convert a trace for other tools: JSON lines for jq, or a visual timeline.
+    #[command(
+        after_help = "Exit codes: 0 written; 2 usage or input error; 3 the trace was damaged (what could be read was exported).\n\nExamples:\n  tracer export run.jtrace --to jsonl - | jq 'select(.error)'\n  tracer export run.jtrace --to perfetto run.json   # open in ui.perfetto.dev"
+    )]
+    Export {
+        /// The trace file.
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        to: ExportTo,
+        /// Where to write (created 0600: events hold argv and env); `-` for stdout.
+        out: PathBuf,
+        /// Overwrite OUT if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Preflight for runbooks: privileges, BPF, tracefs, tracepoints, schedulers running.
     Check,
 }
@@ -132,6 +155,58 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::from(EXIT_CLEAN),
                 Err(e) => {
                     eprintln!("tracer: error: {e}");
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
+        }
+        Cmd::Export {
+            file,
+            to,
+            out,
+            force,
+        } => {
+            let c = match replay::load(&file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("tracer: error: {e}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            let damage = replay::damage_summary(&file, &c);
+            if let Some(d) = &damage {
+                eprintln!("tracer: warning: {d}");
+            }
+            let mut sink: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+                Box::new(std::io::stdout().lock())
+            } else {
+                match tracefile::create_file(&out, force) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Err(e) => {
+                        eprintln!("tracer: error: cannot create {}: {e} (use a new name, or --force to overwrite)", out.display());
+                        return ExitCode::from(EXIT_ERROR);
+                    }
+                }
+            };
+            let written = match to {
+                ExportTo::Jsonl => export::jsonl(&c, &mut sink),
+                ExportTo::Perfetto => export::perfetto(&c, &mut sink),
+            }
+            .and_then(|n| sink.flush().map(|_| n));
+            match written {
+                Ok(n) => {
+                    if out.as_os_str() != "-" {
+                        eprintln!("tracer: wrote {n} records to {}", out.display());
+                    }
+                    if damage.is_some() {
+                        ExitCode::from(EXIT_DAMAGED)
+                    } else {
+                        ExitCode::from(EXIT_CLEAN)
+                    }
+                }
+                // `| head` closing the pipe is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(EXIT_CLEAN),
+                Err(e) => {
+                    eprintln!("tracer: error: writing {}: {e}", out.display());
                     ExitCode::from(EXIT_ERROR)
                 }
             }

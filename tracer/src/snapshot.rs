@@ -141,6 +141,7 @@ pub fn to_event(p: &ProcInfo, root: bool, ts_ns: u64) -> Event {
         comm: p.comm.clone(),
         truncated: false,
         read_fault: false,
+        dur_ns: None,
         body: Body::Snapshot {
             root,
             cmdline: p.cmdline.clone(),

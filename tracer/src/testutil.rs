@@ -13,6 +13,7 @@ pub fn ev(pid: u32, ts: u64, body: Body) -> Event {
         comm: "cron".into(),
         truncated: false,
         read_fault: false,
+        dur_ns: None,
         body,
     }
 }

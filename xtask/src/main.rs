@@ -21,7 +21,8 @@ commands:
                    object and the release tracer with it embedded
   run -- ARGS      build, then run `tracer ARGS` as root
   test [ARGS]      build, then run every test (unit, kernel, real cron); ARGS go to cargo test
-  lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces";
+  lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces
+  bench            replay throughput (events/s) against read/decode baselines in one run";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -46,6 +47,12 @@ fn real_main() -> Result<()> {
             test(&bin, &rest)
         }
         "lint" => lint(),
+        "bench" => run(clean("cargo")
+            .args([
+                "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
+            ])
+            .args(&rest)
+            .current_dir(root_dir())),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())

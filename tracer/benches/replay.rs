@@ -1,0 +1,74 @@
+//! Replay throughput, in events per second, against baselines measured in the same run:
+//! reading and checking the frames alone, then decoding, then the whole analysis (model,
+//! diagnosis, report) that `tracer replay` runs. Run with `cargo xtask bench`.
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracer::{decode::decode, replay, tracefile, Format};
+
+static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
+
+/// Median seconds per run of `f` over `runs` runs.
+fn median(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[runs / 2].as_secs_f64()
+}
+
+fn main() {
+    let runs = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(41usize);
+    let c = tracefile::read(Bytes::from_static(FIXTURE)).expect("fixture reads");
+    let events = replay::analyse(&c, Format::Json, true).stats.events as f64;
+
+    let read = median(runs, || {
+        let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
+        std::hint::black_box(c.entries.len());
+    });
+    let decoded = median(runs, || {
+        let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
+        let mut n = 0;
+        for e in &c.entries {
+            if let tracefile::Entry::Kernel(raw) = e {
+                n += decode(raw).is_ok() as usize;
+            }
+        }
+        std::hint::black_box(n);
+    });
+    let full = median(runs, || {
+        let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
+        std::hint::black_box(replay::analyse(&c, Format::Json, true).jobs.len());
+    });
+    let json = median(runs, || {
+        let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
+        let rep = replay::analyse(&c, Format::Json, true);
+        let mut sink = Vec::with_capacity(8 << 20);
+        tracer::report::write_json(&mut sink, &rep).unwrap();
+        std::hint::black_box(sink.len());
+    });
+    println!(
+        "replay benchmark: {} events, {} bytes, median of {runs} runs",
+        events,
+        FIXTURE.len()
+    );
+    let row = |name: &str, secs: f64| {
+        println!(
+            "  {name:<34} {:>12.0} events/s  {:>8.2} ms/run  {:>6.2}x the read baseline's time",
+            events / secs,
+            secs * 1e3,
+            secs / read
+        );
+    };
+    row("read + checksum (baseline)", read);
+    row("read + decode", decoded);
+    row("read + decode + model + diagnosis", full);
+    row("... + JSON report (tracer replay)", json);
+}
