@@ -13,6 +13,22 @@ static SELF_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 static TRACE_ALL: u32 = 0;
 
+/// Tracepoint field offsets, read by the loader from this kernel's format files
+/// (layouts changed across kernel versions). The defaults are 6.x's.
+#[unsafe(no_mangle)]
+static FORK_CHILD_PID_OFF: u32 = 20;
+/// 0 when this kernel's sched_process_exit has no group_dead field.
+#[unsafe(no_mangle)]
+static EXIT_GROUP_DEAD_OFF: u32 = 32;
+
+pub fn fork_child_pid_off() -> usize {
+    global(&FORK_CHILD_PID_OFF) as usize
+}
+
+pub fn exit_group_dead_off() -> usize {
+    global(&EXIT_GROUP_DEAD_OFF) as usize
+}
+
 #[inline(always)]
 fn global(v: &u32) -> u32 {
     // Volatile so the value patched in by the loader is read, not the 0 compiled in.

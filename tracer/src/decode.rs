@@ -86,6 +86,71 @@ fn base(h: &Header, body: Body) -> Event {
     }
 }
 
+/// A copy of a kernel record with every byte past the used length of its strings set
+/// to zero. Ring-buffer slots are not cleared by the kernel: without this, a short
+/// record would carry the tail of whatever record used the slot before (another
+/// process's env, unredacted) into a trace file.
+pub fn canonical(raw: &[u8]) -> Vec<u8> {
+    let mut v = raw.to_vec();
+    let Ok(h) = read::<Header>(raw, "header") else {
+        return v;
+    };
+    let mut clear = |field_off: usize, field_len: usize, used: usize| {
+        let start = field_off + used.min(field_len);
+        let end = (field_off + field_len).min(v.len());
+        if start < end {
+            v[start..end].fill(0);
+        }
+    };
+    match RecordKind::try_from(h.kind) {
+        Ok(RecordKind::ExecAttempt) => {
+            if let Ok(r) = read::<ExecAttemptRecord>(raw, "exec attempt") {
+                let name = r
+                    .filename
+                    .iter()
+                    .position(|&c| c == 0)
+                    .map_or(FILENAME_LEN, |n| n + 1);
+                clear(
+                    std::mem::offset_of!(ExecAttemptRecord, filename),
+                    FILENAME_LEN,
+                    name,
+                );
+                clear(
+                    std::mem::offset_of!(ExecAttemptRecord, args),
+                    ARGS_LEN,
+                    r.args_len as usize,
+                );
+                clear(
+                    std::mem::offset_of!(ExecAttemptRecord, env),
+                    ENV_LEN,
+                    r.env_len as usize,
+                );
+            }
+        }
+        Ok(RecordKind::ExecSuccess) => {
+            if let Ok(r) = read::<ExecSuccessRecord>(raw, "exec") {
+                clear(
+                    std::mem::offset_of!(ExecSuccessRecord, filename),
+                    FILENAME_LEN,
+                    r.filename_len as usize + 1,
+                );
+            }
+        }
+        Ok(RecordKind::Syscall) => {
+            if let Ok(r) = read::<SyscallRecord>(raw, "syscall") {
+                // Paths keep their NUL.
+                clear(
+                    std::mem::offset_of!(SyscallRecord, data),
+                    DATA_LEN,
+                    r.data_len as usize + 1,
+                );
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
 pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
     let h: Header = read(buf, "header")?;
     let kind = RecordKind::try_from(h.kind).map_err(DecodeError::UnknownKind)?;
@@ -431,6 +496,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn canonical_records_carry_no_stale_bytes() {
+        let mut r: SyscallRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Syscall);
+        r.syscall = SyscallKind::Openat as u32;
+        r.data[..20].copy_from_slice(b"/etc/x\0STALE-SECRET!");
+        r.data_len = 6;
+        let c = canonical(&bytes(&r));
+        assert!(!c.windows(5).any(|w| w == b"STALE"));
+        assert_eq!(decode(&c).unwrap(), decode(&bytes(&r)).unwrap());
+        assert_eq!(canonical(&[1, 2, 3]), vec![1, 2, 3]);
     }
 
     #[test]

@@ -123,11 +123,28 @@ impl<'a> View<'a> {
         self.main_exit.is_some_and(|s| !s.is_success())
     }
 
-    /// The event at `i` is the job's own work: its process had exec'd by then and is
-    /// not the mailer. (Before exec a process is the scheduler preparing the job.)
+    /// The event at `i` is the job's own work, not the scheduler preparing it: its
+    /// process, or an ancestor in the job, had exec'd the job's program by then (a
+    /// subshell of the job's shell works for the job before it execs anything).
+    /// The mailer is the scheduler's too.
     fn is_job_work(&self, i: usize) -> bool {
-        let pid = self.tl[i].pid;
-        !self.mailers.contains(&pid) && self.exec_at.get(&pid).is_some_and(|&x| x < i)
+        let mut pid = self.tl[i].pid;
+        if self.mailers.contains(&pid) {
+            return false;
+        }
+        for _ in 0..64 {
+            if self.exec_at.get(&pid).is_some_and(|&x| x < i) {
+                return true;
+            }
+            if pid == self.job.leader_pid {
+                return false;
+            }
+            match self.t.procs.get(pid) {
+                Some(p) if p.ppid != 0 && p.ppid != pid => pid = p.ppid,
+                _ => return false,
+            }
+        }
+        false
     }
 
     fn cwd(&self, pid: u32) -> Option<&str> {
@@ -278,7 +295,7 @@ fn chdir_failed(v: &View, d: &mut Vec<Draft>) {
     for (i, e) in v.tl.iter().enumerate() {
         if let Body::Chdir { path, result } = &e.body {
             if let Some(err) = result.error {
-                if !v.exec_at.contains_key(&e.pid) || v.exec_at[&e.pid] > i {
+                if !v.is_job_work(i) && !v.mailers.contains(&e.pid) {
                     d.push(Draft {
                         kind: Kind::ChdirFailed,
                         message: format!(
@@ -330,6 +347,11 @@ fn no_exec(v: &View, d: &mut Vec<Draft>) {
 fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) -> bool {
     let attempts = v.exec_attempts();
     let mut found = false;
+    // A failed exec the job recovered from (an optional hook, bash running a script
+    // without #! after ENOEXEC) is not a cause.
+    if !v.failed() {
+        return false;
+    }
     for (k, a) in attempts.iter().enumerate() {
         let (i, res, filename, argv, ret) = (a.at, a.result, a.filename, a.argv, a.ret);
         if ret >= 0 || v.mailers.contains(&v.tl[i].pid) {
@@ -343,7 +365,7 @@ fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) -> boo
         {
             continue;
         }
-        let errno = -ret;
+        let errno = ret.checked_neg().unwrap_or(0);
         let err = crate::names::errno_name(errno);
         let mut evidence = vec![i];
         evidence.extend(res);
@@ -581,7 +603,8 @@ fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
     let from = match set_by {
         Some((k, x)) if x.pid == e.pid => k,
         _ => v.exec_at.get(&e.pid).copied().unwrap_or(0),
-    };
+    }
+    .min(i);
     let opened = v.tl[from..i]
         .iter()
         .filter(|x| x.pid == e.pid)
@@ -809,6 +832,15 @@ fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
     });
     let mut evidence: Vec<usize> = Vec::new();
     let by = match sent {
+        // SI_KERNEL or a fault: the kernel raised it in whatever task was running.
+        Some((i, e)) if matches!(&e.body, Body::Signal { code, .. } if *code > 0) => {
+            evidence.push(i);
+            if sig == 9 {
+                " (raised by the kernel: the OOM killer or a cgroup memory limit)".to_string()
+            } else {
+                " (raised by the kernel: a fault in the program)".to_string()
+            }
+        }
         Some((i, e)) => {
             evidence.push(i);
             if e.pid == v.main {
@@ -873,7 +905,10 @@ fn nonzero_exit(v: &View, d: &mut Vec<Draft>) {
 
 /// The scheduler tried to mail the job's output and the mailer failed.
 fn output_lost(v: &View, d: &mut Vec<Draft>) {
-    for &pid in &v.mailers {
+    // In pid order: live and replay must pick the same mailer.
+    let mut mailers: Vec<u32> = v.mailers.iter().copied().collect();
+    mailers.sort_unstable();
+    for pid in mailers {
         let attempt =
             v.tl.iter()
                 .position(|e| e.pid == pid && matches!(e.body, Body::ExecAttempt { .. }));

@@ -41,14 +41,14 @@ pub struct SysResult {
 
 impl SysResult {
     pub fn new(ret: i64) -> Self {
-        let error = (ret < 0).then(|| errno_name(-ret));
+        let error = (ret < 0).then(|| errno_name(ret.checked_neg().unwrap_or(0)));
         Self { ret, error }
     }
     pub fn ok(&self) -> bool {
         self.ret >= 0
     }
     pub fn errno(&self) -> Option<i64> {
-        (self.ret < 0).then_some(-self.ret)
+        (self.ret < 0).then(|| self.ret.checked_neg().unwrap_or(0))
     }
 }
 

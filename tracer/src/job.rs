@@ -24,6 +24,8 @@ pub struct Job {
     pub members: Vec<u32>,
     live: HashSet<u32>,
     pub timeline: Vec<Event>,
+    /// Frozen when the job finishes.
+    pub final_summary: Option<JobSummary>,
 }
 
 impl Job {
@@ -97,6 +99,7 @@ impl Tracker {
             members: vec![leader],
             live: HashSet::from([leader]),
             timeline: Vec::new(),
+            final_summary: None,
         });
         self.pid_job.insert(leader, idx);
         idx
@@ -194,6 +197,10 @@ impl Tracker {
                 finished.push(idx);
             }
         }
+        if finished.contains(&idx) && self.jobs[idx].final_summary.is_none() {
+            let s = self.summary_now(&self.jobs[idx]);
+            self.jobs[idx].final_summary = Some(s);
+        }
     }
 
     /// Keep an event of a pid we have not met yet; its fork may still be on its way.
@@ -226,15 +233,35 @@ impl Tracker {
             .copied()
             .find(|&pid| {
                 self.procs.get(pid).is_some_and(|p| {
-                    p.ppid == leader && p.execed && p.argv.get(1).map(String::as_str) == Some("-c")
+                    p.ppid == leader
+                        && p.execed
+                        && p.first_argv.get(1).map(String::as_str) == Some("-c")
                 })
             })
             .unwrap_or(leader)
     }
 
+    /// The job as it is now, or as it was when it finished (a pid reused later in a
+    /// long trace must not rename an old job).
     pub fn summary(&self, job: &Job) -> JobSummary {
+        if let Some(s) = &job.final_summary {
+            return s.clone();
+        }
+        self.summary_now(job)
+    }
+
+    fn summary_now(&self, job: &Job) -> JobSummary {
         let p = self.procs.get(self.main_pid(job));
-        let command = p.map(|p| command_of(&p.argv)).unwrap_or_default();
+        // The command as first run: `sh -c CMD` even when the shell exec'd CMD in place.
+        let command = p
+            .map(|p| {
+                command_of(if p.first_argv.is_empty() {
+                    &p.argv
+                } else {
+                    &p.first_argv
+                })
+            })
+            .unwrap_or_default();
         let uid = p.map(|p| p.uid).unwrap_or(0);
         let exit = p.and_then(|p| p.exit);
         JobSummary {

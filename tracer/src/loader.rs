@@ -203,6 +203,33 @@ pub fn unmount_tracefs(path: &Path) {
     }
 }
 
+/// Offset of `field` in a tracepoint's record, from its format file
+/// (`field:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;`).
+pub fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_prefix("field:")?.split(';').next()?;
+        let name = decl.rsplit([' ', '*']).next()?.split('[').next()?;
+        if name != field {
+            return None;
+        }
+        l.split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))
+            .and_then(|o| o.trim().parse().ok())
+    })
+}
+
+fn read_format(tracefs: &Path, category: &str, name: &str) -> String {
+    std::fs::read_to_string(
+        tracefs
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format"),
+    )
+    .unwrap_or_default()
+}
+
 pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
     tracefs.join("events").join(category).join(name).is_dir()
 }
@@ -255,10 +282,23 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         }
     }
 
+    // Record layouts changed across kernels (comm arrays became __data_loc): take the
+    // offsets from this kernel's own format files.
+    let fork_fmt = read_format(tracefs, "sched", "sched_process_fork");
+    let child_off = field_offset(&fork_fmt, "child_pid").ok_or_else(|| {
+        err(
+            "cannot find child_pid in sched/sched_process_fork's format file",
+            "this kernel's scheduler tracepoints are not in a layout the tracer knows; report `uname -r` and that format file",
+        )
+    })?;
+    let exit_fmt = read_format(tracefs, "sched", "sched_process_exit");
+    let group_dead_off = field_offset(&exit_fmt, "group_dead").unwrap_or(0);
     let trace_all: u32 = opts.trace_all.into();
     let mut ebpf = EbpfLoader::new()
         .override_global("SELF_TGID", &opts.self_tgid, true)
         .override_global("TRACE_ALL", &trace_all, true)
+        .override_global("FORK_CHILD_PID_OFF", &child_off, true)
+        .override_global("EXIT_GROUP_DEAD_OFF", &group_dead_off, true)
         .load(EBPF_OBJECT)
         .map_err(|e| {
             err(
@@ -400,5 +440,20 @@ impl Loaded {
             out.push((name, total));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_offset;
+
+    #[test]
+    fn offsets_come_from_the_format_file_for_old_and_new_layouts() {
+        let new = "name: sched_process_fork\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
+        let old = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:1;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:1;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
+        assert_eq!(field_offset(new, "child_pid"), Some(20));
+        assert_eq!(field_offset(old, "child_pid"), Some(44));
+        assert_eq!(field_offset(old, "child_comm"), Some(28));
+        assert_eq!(field_offset(old, "group_dead"), None);
     }
 }

@@ -66,24 +66,32 @@ impl Pipeline {
         &self.users
     }
 
-    /// A record as the kernel wrote it.
-    pub fn kernel_record(&mut self, raw: &[u8]) {
-        let redacted = if self.redact {
-            secrets::redact_record(raw)
-        } else {
-            None
-        };
-        let raw = redacted.as_deref().unwrap_or(raw);
+    /// A record as the kernel wrote it. Returns the pid of a process that just became
+    /// a root by exec'ing (the live loop then adds what `/proc` knows of it).
+    pub fn kernel_record(&mut self, raw: &[u8]) -> Option<u32> {
+        let mut owned = crate::decode::canonical(raw);
+        if self.redact {
+            if let Some(r) = secrets::redact_record(&owned) {
+                owned = r;
+            }
+        }
+        let raw = &owned[..];
         if let Some(w) = self.writer.as_mut() {
             w.kernel_record(raw);
         }
         match decode(raw) {
-            Ok(ev) => self.feed(ev),
+            Ok(ev) => {
+                let new_root = matches!(ev.body, crate::event::Body::Exec { new_root: true, .. })
+                    .then_some(ev.pid);
+                self.feed(ev);
+                new_root
+            }
             Err(e) => {
                 self.decode_errors += 1;
                 if self.decode_errors <= 5 {
                     eprintln!("tracer: skipped an undecodable record: {e}");
                 }
+                None
             }
         }
     }

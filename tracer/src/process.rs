@@ -21,6 +21,9 @@ pub struct Process {
     pub exit: Option<ExitStatus>,
     pub exit_ns: Option<u64>,
     pub execed: bool,
+    /// argv of the first program this process ran (a shell that later execs its
+    /// command in place keeps its `sh -c ...` here).
+    pub first_argv: Vec<String>,
     pub from_snapshot: bool,
     pending_exec: Option<(Vec<String>, Vec<String>)>,
 }
@@ -133,6 +136,9 @@ impl ProcessTable {
             }
             Body::Exec { .. } => {
                 if let Some((argv, env)) = p.pending_exec.take() {
+                    if !p.execed {
+                        p.first_argv = argv.clone();
+                    }
                     p.argv = argv;
                     p.env = env;
                 }

@@ -278,7 +278,7 @@ fn run_attached(
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let Ok(mut guard) = guard else { break };
-                    drain(guard.get_inner_mut(), &mut pipe);
+                    drain(guard.get_inner_mut(), &mut pipe, redact);
                     guard.clear_ready();
                 }
                 _ = recv(&mut term) => break,
@@ -296,7 +296,7 @@ fn run_attached(
             }
         }
         // What the kernel wrote before we stopped listening.
-        drain(ring.get_mut(), &mut pipe);
+        drain(ring.get_mut(), &mut pipe, redact);
     });
     let lost = loaded.lost();
     drop(ring);
@@ -368,8 +368,20 @@ fn rescan(
     }
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) {
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline, redact: bool) {
     while let Some(item) = ring.next() {
-        pipe.kernel_record(&item);
+        let new_root = pipe.kernel_record(&item);
+        drop(item);
+        // A scheduler that started while we trace: its argv and cwd come from /proc
+        // (its exec attempt was not followed), so its jobs inherit them.
+        if let Some(pid) = new_root {
+            if let Some(p) = snapshot::read_one(pid) {
+                pipe.synthetic(&Synthetic {
+                    ts_ns: monotonic_ns(),
+                    root: true,
+                    process: process_for_trace(&p, redact),
+                });
+            }
+        }
     }
 }

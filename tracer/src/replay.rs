@@ -77,7 +77,9 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
     }
     for e in &c.entries {
         match e {
-            Entry::Kernel(raw) => pipe.kernel_record(raw),
+            Entry::Kernel(raw) => {
+                pipe.kernel_record(raw);
+            }
             Entry::Synthetic(s) => pipe.synthetic(s),
             Entry::Fact(_) => {}
         }

@@ -53,14 +53,49 @@ fn redact_env(env: &mut [String]) -> bool {
 pub fn redact_argv(argv: &mut [String]) -> bool {
     let mut changed = false;
     for a in argv.iter_mut() {
-        if a.starts_with('-') {
-            if let Some(r) = redact_assignment(a) {
-                *a = r;
-                changed = true;
-            }
+        let r = if a.contains(char::is_whitespace) {
+            // A command line inside one argument (`sh -c "..."`).
+            redact_words(a)
+        } else if a.starts_with('-') {
+            redact_assignment(a)
+        } else {
+            None
+        };
+        if let Some(r) = r {
+            *a = r;
+            changed = true;
         }
     }
     changed
+}
+
+/// In a shell command line: `--password=x`, `-p=x` and `DB_PASSWORD=x cmd` words.
+pub fn redact_words(line: &str) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let bare = word.trim_start_matches('-');
+        let is_assignment = bare.split_once('=').is_some_and(|(n, _)| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+        match is_assignment.then(|| redact_assignment(word)).flatten() {
+            Some(r) => {
+                out.push_str(&r);
+                changed = true;
+            }
+            None => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    changed.then_some(out)
 }
 
 /// `NAME=value` lines of a crontab whose name looks secret.
@@ -73,7 +108,14 @@ pub fn redact_crontab(text: &str) -> String {
                 let n = n.trim();
                 !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             });
-        match is_env.then(|| redact_assignment(t)).flatten() {
+        let redacted = if t.starts_with('#') {
+            None
+        } else if is_env {
+            redact_assignment(t)
+        } else {
+            redact_words(line)
+        };
+        match redacted {
             Some(r) => out.push_str(&r),
             None => out.push_str(line),
         }
@@ -90,6 +132,7 @@ fn pack(strings: &[String], buf: &mut [u8]) -> (u32, u32, bool) {
     for s in strings {
         let b = s.as_bytes();
         if off + b.len() + 1 > buf.len() {
+            buf[off..].fill(0);
             return (off as u32, n, true);
         }
         buf[off..off + b.len()].copy_from_slice(b);
@@ -97,6 +140,8 @@ fn pack(strings: &[String], buf: &mut [u8]) -> (u32, u32, bool) {
         off += b.len() + 1;
         n += 1;
     }
+    // Nothing of the longer original may survive past the new end.
+    buf[off..].fill(0);
     (off as u32, n, false)
 }
 
@@ -221,11 +266,50 @@ mod tests {
     }
 
     #[test]
+    fn secrets_inside_shell_command_strings_are_redacted() {
+        let mut argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "PGPASSWORD=hunter2 pg_dump --password=s3cr3tvalue-long-enough db  > /x".to_string(),
+        ];
+        assert!(redact_argv(&mut argv));
+        assert_eq!(
+            argv[2],
+            "PGPASSWORD=<redacted> pg_dump --password=<redacted> db  > /x"
+        );
+        assert_eq!(
+            redact_crontab("0 * * * * mysqldump --password=hunter2 db\n"),
+            "0 * * * * mysqldump --password=<redacted> db\n"
+        );
+    }
+
+    #[test]
+    fn a_long_secret_leaves_no_tail_in_the_record() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr.kind = RecordKind::ExecAttempt as u32;
+        let env = b"A=1\0API_TOKEN=abcdefghijklmnopqrstuvwxyz\0";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = env.len() as u32;
+        r.envc = 2;
+        let raw = unsafe {
+            std::slice::from_raw_parts(
+                (&r as *const ExecAttemptRecord).cast::<u8>(),
+                size_of::<ExecAttemptRecord>(),
+            )
+        };
+        let out = redact_record(raw).unwrap();
+        assert!(
+            !out.windows(5).any(|w| w == b"uvwxy"),
+            "tail of the secret left behind"
+        );
+    }
+
+    #[test]
     fn crontab_env_lines_are_redacted() {
         let t = "SHELL=/bin/sh\nDB_PASSWORD=hunter2\n# API_KEY=x in a comment stays\n* * * * * echo TOKEN=x\n";
         assert_eq!(
             redact_crontab(t),
-            "SHELL=/bin/sh\nDB_PASSWORD=<redacted>\n# API_KEY=x in a comment stays\n* * * * * echo TOKEN=x\n"
+            "SHELL=/bin/sh\nDB_PASSWORD=<redacted>\n# API_KEY=x in a comment stays\n* * * * * echo TOKEN=<redacted>\n"
         );
     }
 

@@ -28,14 +28,24 @@ pub fn read_all() -> Vec<ProcInfo> {
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for p in all.flatten() {
-        let Ok(stat) = p.stat() else { continue };
+    all.flatten().filter_map(|p| info(&p)).collect()
+}
+
+/// One process, if it is still there.
+pub fn read_one(pid: u32) -> Option<ProcInfo> {
+    procfs::process::Process::new(pid as i32)
+        .ok()
+        .and_then(|p| info(&p))
+}
+
+fn info(p: &procfs::process::Process) -> Option<ProcInfo> {
+    {
+        let stat = p.stat().ok()?;
         let (uid, gid) = p
             .status()
             .map(|s| (s.euid, s.egid))
             .unwrap_or((u32::MAX, u32::MAX));
-        out.push(ProcInfo {
+        Some(ProcInfo {
             pid: stat.pid as u32,
             ppid: stat.ppid as u32,
             comm: stat.comm.clone(),
@@ -54,9 +64,8 @@ pub fn read_all() -> Vec<ProcInfo> {
                     v(l.max_open_files.hard_limit),
                 )
             }),
-        });
+        })
     }
-    out
 }
 
 /// What makes a process a root.

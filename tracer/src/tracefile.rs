@@ -316,11 +316,14 @@ fn frame_at(data: &Bytes, pos: usize) -> Result<(u8, Bytes, usize), String> {
     let covered = &data[pos + 4..pos + 12];
     let tag = h.get_u8();
     let flags = h.get_u8();
-    let _reserved = h.get_u16_le();
+    let reserved = h.get_u16_le();
     let len = h.get_u32_le() as usize;
     let crc = h.get_u32_le();
-    if len > MAX_FRAME {
-        return Err(format!("frame length {len} is implausible"));
+    // Cheap checks before the checksum: resync tries many false starts.
+    if len > MAX_FRAME || reserved != 0 {
+        return Err(format!(
+            "frame header is implausible (length {len}, reserved {reserved})"
+        ));
     }
     let start = pos + FRAME_HEAD;
     if data.len() - start < len {
@@ -349,7 +352,12 @@ fn resync(data: &Bytes, from: usize) -> Option<usize> {
     let mut p = from;
     while p + 4 <= data.len() {
         let hit = data[p..].windows(4).position(|w| w == SYNC)? + p;
-        if frame_at(data, hit).is_ok() {
+        // Only frame kinds this reader knows are resync points: a stray "JTFR" inside
+        // recorded argv is not worth a checksum over whatever length follows it.
+        let known = data
+            .get(hit + 4)
+            .is_some_and(|t| matches!(*t, TAG_EVENTS | TAG_TRAILER));
+        if known && frame_at(data, hit).is_ok() {
             return Some(hit);
         }
         p = hit + 1;

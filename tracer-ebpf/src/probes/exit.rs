@@ -9,16 +9,21 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, ids, is_tracked},
+    common::{exit_group_dead_off, fill_header, ids, is_tracked},
     maps::{count_lost, EVENTS, TRACKED},
 };
-
-const OFF_GROUP_DEAD: usize = 32;
 
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
-    let group_dead: u8 = unsafe { ctx.read_at::<u8>(OFF_GROUP_DEAD) }.unwrap_or(1);
+    // Without group_dead (older kernels), the leader thread's exit stands for the
+    // process's.
+    let off = exit_group_dead_off();
+    let group_dead: u8 = if off == 0 {
+        (tid == tgid) as u8
+    } else {
+        unsafe { ctx.read_at::<u8>(off) }.unwrap_or(1)
+    };
     if group_dead == 0 || !is_tracked(tgid) {
         return 0;
     }

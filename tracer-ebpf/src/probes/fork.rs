@@ -3,12 +3,11 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{ForkRecord, RecordKind, SyscallKind, Tracked};
 
 use crate::{
-    common::{fill_header, ids, is_self, is_tracked},
+    common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked},
     maps::{count_lost, EVENTS, PENDING, TRACKED},
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
-const OFF_CHILD_PID: usize = 20;
 
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
@@ -27,7 +26,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     if clone_flags & CLONE_THREAD != 0 {
         return 0;
     }
-    let child: u32 = match unsafe { ctx.read_at::<i32>(OFF_CHILD_PID) } {
+    let child: u32 = match unsafe { ctx.read_at::<i32>(fork_child_pid_off()) } {
         Ok(v) => v as u32,
         Err(_) => return 0,
     };
