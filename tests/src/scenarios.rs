@@ -195,22 +195,49 @@ impl Drop for ScenarioFiles {
 pub struct NamespacedCron {
     child: Child,
     pub pid: u32,
+    scratch: Option<std::path::PathBuf>,
 }
 
 impl NamespacedCron {
+    /// The cron whose sendmail is /bin/false: mailing output fails.
     pub fn start() -> NamespacedCron {
-        assert!(
-            Path::new("/usr/sbin/cron").exists(),
-            "Debian's cron is not installed: apt-get install cron (.ci/run does this)"
-        );
         assert!(
             Path::new("/usr/sbin/sendmail").exists(),
             "no /usr/sbin/sendmail to replace: install an MTA (apt-get install exim4-daemon-light; .ci/run does this)"
         );
-        let lock = std::env::temp_dir().join(format!("jt-crond-{}.pid", std::process::id()));
+        Self::spawn("mount --bind /bin/false /usr/sbin/sendmail", "mta-false")
+    }
+
+    /// The cron of a host with no MTA at all: /usr/sbin is shown without sendmail
+    /// (symlinks to the real entries, bind-mounted in the namespace only).
+    pub fn start_without_mta() -> NamespacedCron {
+        let base = std::env::temp_dir().join(format!("jt-nomta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (orig, shadow) = (base.join("orig"), base.join("shadow"));
+        std::fs::create_dir_all(&orig).unwrap();
+        std::fs::create_dir_all(&shadow).unwrap();
+        let setup = format!(
+            "mount --bind /usr/sbin {o}; \
+             for f in {o}/*; do n=${{f##*/}}; [ \"$n\" = sendmail ] || ln -s \"$f\" {s}/\"$n\"; done; \
+             mount --bind {s} /usr/sbin",
+            o = orig.display(),
+            s = shadow.display()
+        );
+        let mut c = Self::spawn(&setup, "no-mta");
+        c.scratch = Some(base);
+        c
+    }
+
+    fn spawn(setup: &str, tag: &str) -> NamespacedCron {
+        assert!(
+            Path::new("/usr/sbin/cron").exists(),
+            "Debian's cron is not installed: apt-get install cron (.ci/run does this)"
+        );
+        // Its own pid-file lock, so it runs beside a host cron or another test cron.
+        let lock = std::env::temp_dir().join(format!("jt-crond-{tag}-{}.pid", std::process::id()));
         std::fs::write(&lock, b"").unwrap();
         let script = format!(
-            "set -e; mount --bind /bin/false /usr/sbin/sendmail; \
+            "set -e; {setup}; \
              if [ -e /run/crond.pid ]; then mount --bind {lock} /run/crond.pid; fi; \
              exec /usr/sbin/cron -f -L 15",
             lock = lock.display()
@@ -236,8 +263,17 @@ impl NamespacedCron {
         let pid = child.id();
         thread::sleep(Duration::from_millis(500));
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(comm.trim(), "cron", "our cron (pid {pid}) did not start");
-        NamespacedCron { child, pid }
+        assert_eq!(
+            comm.trim(),
+            "cron",
+            "our {tag} cron (pid {pid}) did not start"
+        );
+        let _ = std::fs::remove_file(&lock);
+        NamespacedCron {
+            child,
+            pid,
+            scratch: None,
+        }
     }
 }
 
@@ -245,6 +281,9 @@ impl Drop for NamespacedCron {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.scratch {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -328,4 +367,71 @@ pub fn check_scenarios(report: &Value, scheduler_pid: Option<u32>) {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The output scenario's finding from the cron with no MTA at all.
+pub const NO_MTA_SAYS: &str = "/usr/sbin/sendmail does not exist (no MTA installed)";
+
+/// In a report holding both test crons' runs: (the sendmail-is-false cron's pid, the
+/// no-MTA cron's pid), told apart by what they did with the output job's output.
+pub fn cron_pids(report: &Value) -> (Option<u32>, Option<u32>) {
+    let mut failing_mta = None;
+    let mut no_mta = None;
+    for j in report["jobs"].as_array().into_iter().flatten() {
+        if j["command"] != "echo jt-output-for-mail" {
+            continue;
+        }
+        let pid = j["scheduler_pid"].as_u64().map(|p| p as u32);
+        for f in j["findings"].as_array().into_iter().flatten() {
+            let m = f["message"].as_str().unwrap_or("");
+            if m.contains("/usr/sbin/sendmail exit 1") {
+                failing_mta = pid;
+            } else if m.contains(NO_MTA_SAYS) {
+                no_mta = pid;
+            }
+        }
+    }
+    (failing_mta, no_mta)
+}
+
+/// The no-MTA cron's output job names the missing mailer.
+pub fn check_no_mta(report: &Value, no_mta_pid: u32) {
+    let job = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["command"] == "echo jt-output-for-mail" && j["scheduler_pid"] == no_mta_pid)
+        .expect("the output job of the no-MTA cron");
+    let f = &job["findings"][0];
+    assert_eq!(f["kind"], "output_lost", "{job:#}");
+    assert!(f["message"].as_str().unwrap().contains(NO_MTA_SAYS), "{f}");
+}
+
+/// Our crons leave cron's pid file (and its @reboot marker) behind; remove what was
+/// not there before the test.
+pub struct RunFilesGuard(Vec<&'static str>);
+
+impl RunFilesGuard {
+    pub fn new() -> Self {
+        RunFilesGuard(
+            ["/run/crond.pid", "/run/crond.reboot"]
+                .into_iter()
+                .filter(|p| !Path::new(p).exists())
+                .collect(),
+        )
+    }
+}
+
+impl Default for RunFilesGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RunFilesGuard {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }

@@ -17,7 +17,9 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     require_root();
     let _lock = HostLock::acquire();
     let _files = scenarios::ScenarioFiles::create();
+    let _run_files = scenarios::RunFilesGuard::new();
     let cron = scenarios::NamespacedCron::start();
+    let no_mta = scenarios::NamespacedCron::start_without_mta();
     let dir = TempDir::new("diagnosis");
     let trace = dir.0.join("cron-scenarios.jtrace");
 
@@ -31,6 +33,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     let done = tracer.stop_with(libc::SIGINT);
     let live = done.json();
     scenarios::stop_running_jobs(&live, cron.pid);
+    scenarios::stop_running_jobs(&live, no_mta.pid);
     assert_eq!(
         done.code,
         Some(1),
@@ -44,6 +47,11 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     eprintln!("live report: {}", keep.display());
     check_scenarios(&live, Some(cron.pid));
     check_trigger_path(&live, cron.pid, "true jt-clean");
+    scenarios::check_no_mta(&live, no_mta.pid);
+    assert_eq!(
+        scenarios::cron_pids(&live),
+        (Some(cron.pid), Some(no_mta.pid))
+    );
 
     // The same file, replayed offline, gives the same jobs and findings.
     let out = std::process::Command::new(tracer_bin())

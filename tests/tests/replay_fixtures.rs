@@ -6,7 +6,10 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{scenarios::check_scenarios, tracer_bin, TempDir};
+use tracer_tests::{
+    scenarios::{self, check_scenarios},
+    tracer_bin, TempDir,
+};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cron-scenarios.jtrace")
@@ -41,7 +44,12 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     );
     let report = json(&out);
     assert_eq!(report["version"], 1);
-    check_scenarios(&report, None);
+    let (failing_mta, no_mta) = scenarios::cron_pids(&report);
+    check_scenarios(
+        &report,
+        Some(failing_mta.expect("the sendmail-is-false cron's runs")),
+    );
+    scenarios::check_no_mta(&report, no_mta.expect("the no-MTA cron's runs"));
     assert_eq!(report["stats"]["lost_events"], 0);
 }
 

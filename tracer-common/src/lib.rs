@@ -87,6 +87,8 @@ impl TryFrom<u32> for RecordKind {
 /// - `Getsockopt`: args = [fd, level, optname, 0]; data[0..4] = the int value read back.
 /// - `Execve`/`Execveat`: the result of an exec attempt; `ret` = 0 on success.
 /// - `FdExhausted`: any other syscall that failed with EMFILE/ENFILE; args = [raw nr, ..].
+/// - `Stat`: args = [dfd, flags, 0, 0]; data = path. Only for processes whose comm is a
+///   root's (the scheduler and its children before they exec).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyscallKind {
@@ -114,6 +116,9 @@ pub enum SyscallKind {
     FdExhausted = 22,
     /// Internal: clone flags held between enter and the fork tracepoint; never emitted.
     Clone = 23,
+    /// newfstatat/statx by a scheduler process (not its jobs: too many), e.g. cron
+    /// checking for its MTA. data = path.
+    Stat = 24,
 }
 
 impl TryFrom<u32> for SyscallKind {
@@ -144,6 +149,7 @@ impl TryFrom<u32> for SyscallKind {
             21 => Execveat,
             22 => FdExhausted,
             23 => Clone,
+            24 => Stat,
             other => return Err(other),
         })
     }

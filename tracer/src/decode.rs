@@ -329,6 +329,10 @@ fn syscall_body(r: &SyscallRecord) -> Result<Body, DecodeError> {
             result,
         },
         K::ExitGroup => Body::ExitGroup { code: a[0] as i32 },
+        K::Stat => Body::Stat {
+            path: path(),
+            result,
+        },
         K::Execve | K::Execveat => Body::ExecResult { result },
         K::FdExhausted => Body::FdExhausted {
             syscall: syscall_name(a[0] as i64),

@@ -943,6 +943,28 @@ fn output_lost(v: &View, d: &mut Vec<Draft>) {
         });
         return;
     }
+    // Debian's cron looks for its mailer only when the job wrote output; without one
+    // it logs "No MTA installed, discarding output", and its stat is the only trace.
+    let no_mta = v.tl.iter().enumerate().find(|(i, e)| {
+        !v.is_job_work(*i)
+            && matches!(&e.body, Body::Stat { path, result }
+                if basename(path) == "sendmail" && result.error == Some("ENOENT"))
+    });
+    if let Some((i, e)) = no_mta {
+        let path = match &e.body {
+            Body::Stat { path, .. } => path.as_str(),
+            _ => "sendmail",
+        };
+        d.push(Draft {
+            kind: Kind::OutputLost,
+            message: format!(
+                "the job wrote output, but {path} does not exist (no MTA installed): {} discarded the output; install an MTA or redirect the job's output to a file",
+                v.job.scheduler
+            ),
+            pid: e.pid,
+            evidence: vec![i],
+        });
+    }
 }
 
 /// No exit by the end of the trace; and other runs of the same job overlapping it.

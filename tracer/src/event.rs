@@ -224,6 +224,12 @@ pub enum Body {
     ExitGroup {
         code: i32,
     },
+    /// stat of a path by the scheduler itself (e.g. cron looking for sendmail).
+    Stat {
+        path: String,
+        #[serde(flatten)]
+        result: SysResult,
+    },
     /// A descriptor-making syscall without its own probe failed with EMFILE/ENFILE.
     FdExhausted {
         syscall: String,
@@ -264,6 +270,7 @@ impl Body {
             Body::Rlimit { .. } => "rlimit",
             Body::Wait { .. } => "wait",
             Body::ExitGroup { .. } => "exit_group",
+            Body::Stat { .. } => "stat",
             Body::FdExhausted { .. } => "fd_exhausted",
             Body::Snapshot { .. } => "snapshot",
         }
@@ -282,6 +289,7 @@ impl Body {
             | Body::SetId { result, .. }
             | Body::Rlimit { result, .. }
             | Body::Wait { result, .. }
+            | Body::Stat { result, .. }
             | Body::FdExhausted { result, .. } => Some(*result),
             _ => None,
         }

@@ -64,7 +64,7 @@ const fn tp(
 }
 
 /// Syscalls with an enter probe of their own name and the shared exit probe.
-const SYSCALLS: [(&str, bool); 22] = [
+const SYSCALLS: [(&str, bool); 24] = [
     ("execve", true),
     ("execveat", false),
     ("open", false),
@@ -87,6 +87,8 @@ const SYSCALLS: [(&str, bool); 22] = [
     ("wait4", true),
     ("clone", true),
     ("clone3", false),
+    ("newfstatat", false),
+    ("statx", false),
 ];
 
 pub fn attachments() -> Vec<Attach> {

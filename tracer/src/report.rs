@@ -224,6 +224,7 @@ pub fn describe(ev: &Event) -> String {
             _ => format!("wait4 {}", res(result)),
         },
         Body::ExitGroup { code } => format!("exit_group({code})"),
+        Body::Stat { path, result } => format!("stat({}) {}", quote(path), res(result)),
         Body::FdExhausted {
             syscall, result, ..
         } => format!("{syscall}() {}", res(result)),

@@ -14,7 +14,7 @@ use tracer_common::{
 
 use crate::{
     common::{fill_header, ids, is_tracked},
-    maps::{count_lost, EVENTS, PENDING, SCRATCH, TRACKED},
+    maps::{count_lost, EVENTS, PENDING, ROOT_COMMS, SCRATCH, TRACKED},
 };
 
 /// Syscall tracepoints lay their arguments out as 8-byte slots from offset 16.
@@ -233,6 +233,35 @@ enter_probe!(
     Data::None
 );
 
+/// Only the scheduler's own stats (cron looks for its MTA this way); a job's would flood.
+#[inline(always)]
+fn scheduler_stat(ctx: &TracePointContext, flags_arg: usize) -> u32 {
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0u8; 16]);
+    if unsafe { ROOT_COMMS.get(&comm) }.is_none() {
+        return 0;
+    }
+    store_pending(
+        SyscallKind::Stat,
+        [arg(ctx, 0), arg(ctx, flags_arg), 0, 0],
+        Data::Str(arg(ctx, 1)),
+    );
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_newfstatat(ctx: TracePointContext) -> u32 {
+    scheduler_stat(&ctx, 3)
+}
+
+#[tracepoint]
+pub fn sys_enter_statx(ctx: TracePointContext) -> u32 {
+    scheduler_stat(&ctx, 2)
+}
+
 #[tracepoint]
 pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
     let (tgid, _) = ids();
@@ -388,6 +417,7 @@ fn is_path_kind(kind: u32) -> bool {
         || kind == SyscallKind::Openat2 as u32
         || kind == SyscallKind::Creat as u32
         || kind == SyscallKind::Chdir as u32
+        || kind == SyscallKind::Stat as u32
 }
 
 const EMFILE: i64 = 24;
