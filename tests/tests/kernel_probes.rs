@@ -333,3 +333,40 @@ fn record_never_overwrites_or_follows_a_symlink_and_says_why() {
         .unwrap()
         .contains("root:"));
 }
+
+#[test]
+fn a_signal_aimed_at_a_worker_thread_is_attributed_to_its_process() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("threads");
+    let (shell, comm) = root_shell(&dir);
+    let helper = env!("CARGO_BIN_EXE_jt-threads");
+    let tracer = Tracer::start(&["--comm", &comm, "--format", "json"]);
+    let out = Command::new(&shell)
+        .args(["-c", &format!("{helper}; true")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    thread::sleep(Duration::from_millis(300));
+    let done = tracer.stop_with(libc::SIGINT);
+    assert_eq!(done.code, Some(1), "stderr: {:?}", done.stderr);
+    let report = done.json();
+    let job = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["command"] == helper)
+        .unwrap_or_else(|| panic!("no job ran {helper}: {report:#}"));
+    assert_eq!(job["exit"]["signal"], 6, "{job:#}");
+    let events = all_events(&report);
+    let sig = expect_event(&events, "SIGABRT to the worker thread", |e| {
+        e["event"] == "signal" && e["signal"] == 6
+    });
+    assert_eq!(
+        sig["target_pid"], job["leader_pid"],
+        "the thread's process, not the thread"
+    );
+    let f = &job["findings"][0];
+    assert_eq!(f["kind"], "killed_by_signal");
+    assert!(f["message"].as_str().unwrap().contains("SIGABRT"), "{f}");
+}

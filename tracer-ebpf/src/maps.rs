@@ -15,6 +15,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static TRACKED: HashMap<u32, Tracked> = HashMap::with_max_entries(32768, 0);
 
+/// Threads of tracked processes: tid -> tgid, so a signal aimed at one thread finds
+/// its process.
+#[map]
+pub static THREADS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
 /// Comms that make a process a root when it execs (cron, crond, anacron, atd, `--comm`).
 #[map]
 pub static ROOT_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);

@@ -10,7 +10,7 @@ use tracer_common::{
 
 use crate::{
     common::{exit_group_dead_off, fill_header, ids, is_tracked},
-    maps::{count_lost, EVENTS, TRACKED},
+    maps::{count_lost, EVENTS, THREADS, TRACKED},
 };
 
 #[tracepoint]
@@ -24,7 +24,13 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     } else {
         unsafe { ctx.read_at::<u8>(off) }.unwrap_or(1)
     };
-    if group_dead == 0 || !is_tracked(tgid) {
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    if tid != tgid {
+        let _ = THREADS.remove(&tid);
+    }
+    if group_dead == 0 {
         return 0;
     }
     let (mut flags, mut code, mut signal) = (0u32, 0i32, 0i32);

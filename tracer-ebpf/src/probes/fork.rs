@@ -4,7 +4,7 @@ use tracer_common::{ForkRecord, RecordKind, SyscallKind, Tracked};
 
 use crate::{
     common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked},
-    maps::{count_lost, EVENTS, PENDING, TRACKED},
+    maps::{count_lost, EVENTS, PENDING, THREADS, TRACKED},
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -23,13 +23,14 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
             clone_flags = p.args[0];
         }
     }
-    if clone_flags & CLONE_THREAD != 0 {
-        return 0;
-    }
     let child: u32 = match unsafe { ctx.read_at::<i32>(fork_child_pid_off()) } {
         Ok(v) => v as u32,
         Err(_) => return 0,
     };
+    if clone_flags & CLONE_THREAD != 0 {
+        let _ = THREADS.insert(&child, &tgid, 0);
+        return 0;
+    }
     if is_self(child) {
         return 0;
     }

@@ -4,7 +4,7 @@ use tracer_common::{RecordKind, SignalRecord, TRACKED_SIGNALED};
 
 use crate::{
     common::{fill_header, ids},
-    maps::{count_lost, EVENTS, TRACKED},
+    maps::{count_lost, EVENTS, THREADS, TRACKED},
 };
 
 const OFF_SIG: usize = 8;
@@ -26,7 +26,12 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
     if sig == SIGCHLD || sig == 0 {
         return 0;
     }
-    let target = unsafe { ctx.read_at::<i32>(OFF_PID) }.unwrap_or(0) as u32;
+    let tid = unsafe { ctx.read_at::<i32>(OFF_PID) }.unwrap_or(0) as u32;
+    // The target is a thread; its process is what we follow.
+    let target = match unsafe { THREADS.get(&tid) } {
+        Some(tgid) => *tgid,
+        None => tid,
+    };
     let Some(t) = TRACKED.get_ptr_mut(&target) else {
         return 0;
     };
