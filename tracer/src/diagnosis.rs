@@ -1018,20 +1018,14 @@ pub fn job_command(t: &Tracker, job: &Job) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::SysResult, facts::RecordedFacts, testutil::ev};
+    use crate::{
+        event::SysResult,
+        facts::RecordedFacts,
+        testutil::{ev, snapshot_root},
+    };
 
     fn root() -> Event {
-        ev(
-            100,
-            0,
-            Body::Snapshot {
-                root: true,
-                cmdline: vec!["/usr/sbin/cron".into()],
-                cwd: Some("/".into()),
-                exe: None,
-                nofile: None,
-            },
-        )
+        snapshot_root(100)
     }
 
     fn exec(pid: u32, ts: u64, argv: &[&str], env: &[&str], ret: i64) -> Vec<Event> {

@@ -297,21 +297,7 @@ pub fn command_of(argv: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::event::SysResult;
-    use crate::testutil::ev;
-
-    fn snapshot_root(pid: u32) -> Event {
-        ev(
-            pid,
-            0,
-            Body::Snapshot {
-                root: true,
-                cmdline: vec!["/usr/sbin/cron".into()],
-                cwd: Some("/".into()),
-                exe: None,
-                nofile: None,
-            },
-        )
-    }
+    use crate::testutil::{ev, snapshot_root};
 
     fn exec(pid: u32, ts: u64, argv: &[&str]) -> Vec<Event> {
         vec![

@@ -17,3 +17,18 @@ pub fn ev(pid: u32, ts: u64, body: Body) -> Event {
         body,
     }
 }
+
+/// A scheduler root seen in the start-up snapshot.
+pub fn snapshot_root(pid: u32) -> Event {
+    ev(
+        pid,
+        0,
+        Body::Snapshot {
+            root: true,
+            cmdline: vec!["/usr/sbin/cron".into()],
+            cwd: Some("/".into()),
+            exe: None,
+            nofile: None,
+        },
+    )
+}
