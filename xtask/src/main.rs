@@ -186,6 +186,7 @@ fn ensure_bpf_linker() -> Result<PathBuf> {
         .args([
             "install",
             "bpf-linker",
+            "--locked",
             "--version",
             BPF_LINKER_VERSION,
             "--root",
