@@ -435,3 +435,63 @@ impl Drop for RunFilesGuard {
         }
     }
 }
+
+/// busybox's crond, with its own crontab directory; stopped by pid on drop.
+pub struct BusyboxCrond {
+    child: Child,
+    pub pid: u32,
+    dir: std::path::PathBuf,
+}
+
+pub const BUSYBOX_COMMAND: &str = "echo jt-busybox-marker > /dev/null";
+
+impl BusyboxCrond {
+    pub fn start() -> BusyboxCrond {
+        assert!(
+            Path::new("/bin/busybox").exists(),
+            "busybox is not installed: apt-get install busybox-static (.ci/run does this)"
+        );
+        let dir = std::env::temp_dir().join(format!("jt-busybox-cron-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        write(
+            dir.join("root").to_str().unwrap(),
+            format!("* * * * * {BUSYBOX_COMMAND}\n").as_bytes(),
+            0o600,
+        );
+        let child = Command::new("/bin/busybox")
+            .current_dir("/")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(["crond", "-f", "-l", "8", "-c"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start busybox crond");
+        let pid = child.id();
+        BusyboxCrond { child, pid, dir }
+    }
+}
+
+impl Drop for BusyboxCrond {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// busybox crond, found by its argv (its comm is "busybox"), ran its job cleanly.
+pub fn check_busybox(report: &Value, pid: u32) {
+    let job = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["scheduler_pid"] == pid && j["command"] == BUSYBOX_COMMAND)
+        .unwrap_or_else(|| panic!("no busybox crond job (pid {pid}) in {:#}", report["jobs"]));
+    assert_eq!(job["scheduler"], "busybox");
+    assert_eq!(job["exit"]["code"], 0, "{job:#}");
+    assert_eq!(job["findings"], serde_json::json!([]), "{job:#}");
+}

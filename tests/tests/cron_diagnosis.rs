@@ -20,6 +20,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     let _run_files = scenarios::RunFilesGuard::new();
     let cron = scenarios::NamespacedCron::start();
     let no_mta = scenarios::NamespacedCron::start_without_mta();
+    let busybox = scenarios::BusyboxCrond::start();
     let dir = TempDir::new("diagnosis");
     let trace = dir.0.join("cron-scenarios.jtrace");
 
@@ -48,6 +49,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     check_scenarios(&live, Some(cron.pid));
     check_trigger_path(&live, cron.pid, "true jt-clean");
     scenarios::check_no_mta(&live, no_mta.pid);
+    scenarios::check_busybox(&live, busybox.pid);
     assert_eq!(
         scenarios::cron_pids(&live),
         (Some(cron.pid), Some(no_mta.pid))
