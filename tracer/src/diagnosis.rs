@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     event::{Body, Event, ExitStatus},
     facts::HostFacts,
-    job::{command_of, Job, Tracker},
+    job::{Job, Tracker},
     report::Finding,
 };
 
@@ -1005,14 +1005,6 @@ fn still_running(v: &View, d: &mut Vec<Draft>) {
         pid: v.main,
         evidence: vec![0],
     });
-}
-
-/// The job's command line (for messages built outside this module).
-pub fn job_command(t: &Tracker, job: &Job) -> String {
-    t.procs
-        .get(t.main_pid(job))
-        .map(|p| command_of(&p.argv))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

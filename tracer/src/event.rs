@@ -47,9 +47,6 @@ impl SysResult {
     pub fn ok(&self) -> bool {
         self.ret >= 0
     }
-    pub fn errno(&self) -> Option<i64> {
-        (self.ret < 0).then(|| self.ret.checked_neg().unwrap_or(0))
-    }
 }
 
 /// How a process ended.

@@ -72,10 +72,6 @@ impl Tracker {
         &self.jobs
     }
 
-    pub fn is_root(&self, pid: u32) -> bool {
-        self.roots.contains_key(&pid)
-    }
-
     /// Feed one event; returns the indices of jobs this event finished.
     pub fn push(&mut self, ev: Event) -> Vec<usize> {
         self.counters.events += 1;

@@ -127,10 +127,6 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Effective capabilities, from /proc/self/status.
 pub fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")

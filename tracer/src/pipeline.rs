@@ -62,10 +62,6 @@ impl Pipeline {
         self
     }
 
-    pub fn users(&self) -> &UserNames {
-        &self.users
-    }
-
     /// A record as the kernel wrote it. Returns the pid of a process that just became
     /// a root by exec'ing (the live loop then adds what `/proc` knows of it).
     pub fn kernel_record(&mut self, raw: &[u8]) -> Option<u32> {

@@ -24,7 +24,6 @@ pub struct Process {
     /// argv of the first program this process ran (a shell that later execs its
     /// command in place keeps its `sh -c ...` here).
     pub first_argv: Vec<String>,
-    pub from_snapshot: bool,
     pending_exec: Option<(Vec<String>, Vec<String>)>,
 }
 
@@ -66,14 +65,6 @@ impl ProcessTable {
         self.procs.get(&pid)
     }
 
-    pub fn len(&self) -> usize {
-        self.procs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.procs.is_empty()
-    }
-
     pub fn apply(&mut self, ev: &Event) {
         match &ev.body {
             Body::Snapshot {
@@ -93,7 +84,6 @@ impl ProcessTable {
                         cwd: cwd.clone(),
                         argv: cmdline.clone(),
                         nofile: *nofile,
-                        from_snapshot: true,
                         ..Default::default()
                     },
                 );

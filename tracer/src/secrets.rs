@@ -8,10 +8,7 @@ use tracer_common::{
     ExecAttemptRecord, RecordKind, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, FLAG_TRUNCATED,
 };
 
-use crate::{
-    decode::cstrs,
-    event::{Body, Event},
-};
+use crate::decode::cstrs;
 
 pub const REDACTED: &str = "<redacted>";
 
@@ -182,22 +179,10 @@ pub fn redact_record(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub fn redact(ev: &mut Event) {
-    match &mut ev.body {
-        Body::ExecAttempt { argv, env, .. } => {
-            redact_env(env);
-            redact_argv(argv);
-        }
-        Body::Snapshot { cmdline, .. } => {
-            redact_argv(cmdline);
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Body;
 
     #[test]
     fn secret_env_values_are_redacted_and_others_kept() {
