@@ -193,29 +193,28 @@ impl TraceWriter {
         }
     }
 
-    pub fn kernel_record(&mut self, raw: &[u8]) {
-        self.block.put_u8(ENTRY_KERNEL);
-        self.block.put_u32_le(raw.len() as u32);
-        self.block.put_slice(raw);
-        self.kernel_records += 1;
+    /// One entry of the current block: `kind:u8 len:u32 data`.
+    fn entry(&mut self, kind: u8, data: &[u8]) {
+        self.block.put_u8(kind);
+        self.block.put_u32_le(data.len() as u32);
+        self.block.put_slice(data);
         self.flush_if_due();
+    }
+
+    pub fn kernel_record(&mut self, raw: &[u8]) {
+        self.kernel_records += 1;
+        self.entry(ENTRY_KERNEL, raw);
     }
 
     pub fn synthetic(&mut self, s: &Synthetic) {
         let json = serde_json::to_vec(s).expect("synthetic event serialises");
-        self.block.put_u8(ENTRY_SYNTHETIC);
-        self.block.put_u32_le(json.len() as u32);
-        self.block.put_slice(&json);
         self.synthetic_events += 1;
-        self.flush_if_due();
+        self.entry(ENTRY_SYNTHETIC, &json);
     }
 
     pub fn fact(&mut self, f: &Fact) {
         let json = serde_json::to_vec(f).expect("fact serialises");
-        self.block.put_u8(ENTRY_FACT);
-        self.block.put_u32_le(json.len() as u32);
-        self.block.put_slice(&json);
-        self.flush_if_due();
+        self.entry(ENTRY_FACT, &json);
     }
 
     fn flush_if_due(&mut self) {
