@@ -375,6 +375,7 @@ pub fn sockaddr(d: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::record_bytes;
 
     fn header(kind: RecordKind) -> Header {
         let mut comm = [0u8; 16];
@@ -393,11 +394,6 @@ mod tests {
         }
     }
 
-    fn bytes<T>(r: &T) -> Vec<u8> {
-        // SAFETY: reading a plain #[repr(C)] value's bytes.
-        unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
-    }
-
     #[test]
     fn decodes_a_fork() {
         let r = ForkRecord {
@@ -406,7 +402,7 @@ mod tests {
             _pad: 0,
             clone_flags: 17,
         };
-        let e = decode(&bytes(&r)).unwrap();
+        let e = decode(&record_bytes(&r)).unwrap();
         assert_eq!(e.pid, 10);
         assert_eq!(e.comm, "cron");
         assert_eq!(
@@ -426,7 +422,7 @@ mod tests {
             _pad: 0,
             clone_flags: 0,
         };
-        let b = bytes(&r);
+        let b = record_bytes(&r);
         assert!(matches!(
             decode(&b[..60]),
             Err(DecodeError::Short { kind: "fork", .. })
@@ -451,7 +447,7 @@ mod tests {
         r.env_len = env.len() as u32;
         r.envc = 1;
         r.trunc = EXEC_ENV_TRUNC;
-        let e = decode(&bytes(&r)).unwrap();
+        let e = decode(&record_bytes(&r)).unwrap();
         match e.body {
             Body::ExecAttempt {
                 filename,
@@ -480,7 +476,7 @@ mod tests {
         r.args = [u64::MAX, 0, 1, 0];
         r.data[..4].copy_from_slice(&(3i32 << 8).to_ne_bytes());
         r.data_len = 4;
-        let e = decode(&bytes(&r)).unwrap();
+        let e = decode(&record_bytes(&r)).unwrap();
         assert_eq!(
             e.body,
             Body::Wait {
@@ -493,7 +489,7 @@ mod tests {
         r.ret = -24;
         r.data[..9].copy_from_slice(b"/etc/x\0\0\0");
         r.data_len = 6;
-        match decode(&bytes(&r)).unwrap().body {
+        match decode(&record_bytes(&r)).unwrap().body {
             Body::Open { path, result, .. } => {
                 assert_eq!(path, "/etc/x");
                 assert_eq!(result.error, Some("EMFILE"));
@@ -509,9 +505,9 @@ mod tests {
         r.syscall = SyscallKind::Openat as u32;
         r.data[..20].copy_from_slice(b"/etc/x\0STALE-SECRET!");
         r.data_len = 6;
-        let c = canonical(&bytes(&r));
+        let c = canonical(&record_bytes(&r));
         assert!(!c.windows(5).any(|w| w == b"STALE"));
-        assert_eq!(decode(&c).unwrap(), decode(&bytes(&r)).unwrap());
+        assert_eq!(decode(&c).unwrap(), decode(&record_bytes(&r)).unwrap());
         assert_eq!(canonical(&[1, 2, 3]), vec![1, 2, 3]);
     }
 

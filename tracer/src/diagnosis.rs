@@ -1013,45 +1013,11 @@ mod tests {
     use crate::{
         event::SysResult,
         facts::RecordedFacts,
-        testutil::{ev, snapshot_root},
+        testutil::{ev, exec_events, snapshot_root},
     };
 
     fn root() -> Event {
         snapshot_root(100)
-    }
-
-    fn exec(pid: u32, ts: u64, argv: &[&str], env: &[&str], ret: i64) -> Vec<Event> {
-        let mut v = vec![ev(
-            pid,
-            ts,
-            Body::ExecAttempt {
-                filename: argv[0].into(),
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-                env: env.iter().map(|s| s.to_string()).collect(),
-                argv_truncated: false,
-                env_truncated: false,
-                execveat: false,
-            },
-        )];
-        if ret == 0 {
-            v.push(ev(
-                pid,
-                ts + 1,
-                Body::Exec {
-                    filename: argv[0].into(),
-                    old_tid: pid,
-                    new_root: false,
-                },
-            ));
-        }
-        v.push(ev(
-            pid,
-            ts + 2,
-            Body::ExecResult {
-                result: SysResult::new(ret),
-            },
-        ));
-        v
     }
 
     fn exit(pid: u32, ts: u64, code: i32) -> Event {
@@ -1106,7 +1072,7 @@ mod tests {
                 clone_flags: 0,
             },
         ));
-        for e in exec(sh, ts + 2, &["/bin/sh", "-c", cmd], env, 0) {
+        for e in exec_events(sh, ts + 2, &["/bin/sh", "-c", cmd], env, 0) {
             t.push(e);
         }
         for e in body {
@@ -1230,8 +1196,8 @@ mod tests {
     fn a_failed_exec_followed_by_a_hit_is_a_path_search_not_a_finding() {
         let mut t = Tracker::default();
         t.push(root());
-        let mut body = exec(202, 10, &["/usr/local/bin/tool"], &[], -2);
-        body.extend(exec(202, 20, &["/usr/bin/tool"], &[], 0));
+        let mut body = exec_events(202, 10, &["/usr/local/bin/tool"], &[], -2);
+        body.extend(exec_events(202, 20, &["/usr/bin/tool"], &[], 0));
         body.insert(
             0,
             ev(

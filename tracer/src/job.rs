@@ -293,33 +293,7 @@ pub fn command_of(argv: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::event::SysResult;
-    use crate::testutil::{ev, snapshot_root};
-
-    fn exec(pid: u32, ts: u64, argv: &[&str]) -> Vec<Event> {
-        vec![
-            ev(
-                pid,
-                ts,
-                Body::ExecAttempt {
-                    filename: argv[0].into(),
-                    argv: argv.iter().map(|s| s.to_string()).collect(),
-                    env: vec![],
-                    argv_truncated: false,
-                    env_truncated: false,
-                    execveat: false,
-                },
-            ),
-            ev(
-                pid,
-                ts + 1,
-                Body::Exec {
-                    filename: argv[0].into(),
-                    old_tid: pid,
-                    new_root: false,
-                },
-            ),
-        ]
-    }
+    use crate::testutil::{ev, exec_events, snapshot_root};
 
     /// cron 100 forks 200 (the job), which forks 201 (sh -c), which exits 3.
     fn cron_run(t: &mut Tracker) -> Vec<usize> {
@@ -343,7 +317,13 @@ mod tests {
                 },
             ),
         ];
-        evs.extend(exec(201, 30, &["/bin/sh", "-c", "backup.sh --all"]));
+        evs.extend(exec_events(
+            201,
+            30,
+            &["/bin/sh", "-c", "backup.sh --all"],
+            &[],
+            0,
+        ));
         evs.extend([
             ev(201, 40, Body::ExitGroup { code: 3 }),
             ev(
@@ -427,7 +407,7 @@ mod tests {
                 clone_flags: 0,
             },
         ));
-        for e in exec(201, 12, &["cat", "/etc/hostname"]) {
+        for e in exec_events(201, 12, &["cat", "/etc/hostname"], &[], 0) {
             t.push(e);
         }
         t.push(ev(

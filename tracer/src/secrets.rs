@@ -182,7 +182,7 @@ pub fn redact_record(raw: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Body;
+    use crate::{event::Body, testutil::record_bytes};
 
     #[test]
     fn secret_env_values_are_redacted_and_others_kept() {
@@ -220,12 +220,7 @@ mod tests {
         r.args[..args.len()].copy_from_slice(args);
         r.args_len = args.len() as u32;
         r.argc = 2;
-        let raw = unsafe {
-            std::slice::from_raw_parts(
-                (&r as *const ExecAttemptRecord).cast::<u8>(),
-                size_of::<ExecAttemptRecord>(),
-            )
-        };
+        let raw = &record_bytes(&r)[..];
         let out = redact_record(raw).expect("redacted");
         assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
         assert!(!out.windows(7).any(|w| w == b"hunter2"));
@@ -241,12 +236,7 @@ mod tests {
         r.env_len = 10;
         r.argc = 1;
         r.args_len = 5;
-        let raw = unsafe {
-            std::slice::from_raw_parts(
-                (&r as *const ExecAttemptRecord).cast::<u8>(),
-                size_of::<ExecAttemptRecord>(),
-            )
-        };
+        let raw = &record_bytes(&r)[..];
         assert!(redact_record(raw).is_none());
     }
 
@@ -276,12 +266,7 @@ mod tests {
         r.env[..env.len()].copy_from_slice(env);
         r.env_len = env.len() as u32;
         r.envc = 2;
-        let raw = unsafe {
-            std::slice::from_raw_parts(
-                (&r as *const ExecAttemptRecord).cast::<u8>(),
-                size_of::<ExecAttemptRecord>(),
-            )
-        };
+        let raw = &record_bytes(&r)[..];
         let out = redact_record(raw).unwrap();
         assert!(
             !out.windows(5).any(|w| w == b"uvwxy"),

@@ -1,5 +1,5 @@
 //! Builders shared by the unit tests.
-use crate::event::{Body, Event};
+use crate::event::{Body, Event, SysResult};
 
 /// An event of `pid` at `ts` with neutral header fields.
 pub fn ev(pid: u32, ts: u64, body: Body) -> Event {
@@ -31,4 +31,47 @@ pub fn snapshot_root(pid: u32) -> Event {
             nofile: None,
         },
     )
+}
+
+/// An exec attempt of `argv` with `env`; when `ret` is 0 the image is replaced. Then
+/// the attempt's result.
+pub fn exec_events(pid: u32, ts: u64, argv: &[&str], env: &[&str], ret: i64) -> Vec<Event> {
+    let mut v = vec![ev(
+        pid,
+        ts,
+        Body::ExecAttempt {
+            filename: argv[0].into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|s| s.to_string()).collect(),
+            argv_truncated: false,
+            env_truncated: false,
+            execveat: false,
+        },
+    )];
+    if ret == 0 {
+        v.push(ev(
+            pid,
+            ts + 1,
+            Body::Exec {
+                filename: argv[0].into(),
+                old_tid: pid,
+                new_root: false,
+            },
+        ));
+    }
+    v.push(ev(
+        pid,
+        ts + 2,
+        Body::ExecResult {
+            result: SysResult::new(ret),
+        },
+    ));
+    v
+}
+
+/// The bytes of a plain `#[repr(C)]` record, as the kernel would send them.
+pub fn record_bytes<T>(r: &T) -> Vec<u8> {
+    // SAFETY: reading the bytes of a plain #[repr(C)] value of integers and arrays.
+    unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+        .to_vec()
 }
