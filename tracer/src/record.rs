@@ -45,12 +45,11 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Followed roots, for the start-up line.
-fn describe_roots(procs: &[snapshot::ProcInfo], tracked: &[(u32, bool)]) -> String {
-    let roots: Vec<String> = tracked
+fn describe_roots(seeds: &[Synthetic]) -> String {
+    let roots: Vec<String> = seeds
         .iter()
-        .filter(|(_, r)| *r)
-        .filter_map(|(pid, _)| procs.iter().find(|p| p.pid == *pid))
-        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .filter(|s| s.root)
+        .map(|s| format!("{}[{}]", s.process.comm, s.process.pid))
         .take(12)
         .collect();
     if roots.is_empty() {
@@ -189,18 +188,17 @@ fn run_attached(
 
     // Seed after attaching: a fork between the scan and the attach would otherwise be lost.
     let start_ns = monotonic_ns();
-    let procs = snapshot::read_all();
-    let tracked = snapshot::roots_and_descendants(&procs, &spec, self_pid);
+    let tracked = snapshot::roots_and_descendants(&snapshot::read_all(), &spec, self_pid);
     let mut known: HashSet<u32> = HashSet::new();
     let mut seeds = Vec::new();
-    for &(pid, root) in &tracked {
-        if let Some(p) = procs.iter().find(|p| p.pid == pid) {
+    for (pid, root) in tracked {
+        if let Some(p) = snapshot::read_one(pid) {
             let _ = loaded.track(pid, p.ppid, root);
             known.insert(pid);
             seeds.push(Synthetic {
                 ts_ns: start_ns,
                 root,
-                process: process_for_trace(p, redact),
+                process: process_for_trace(&p, redact),
             });
         }
     }
@@ -241,7 +239,7 @@ fn run_attached(
     eprintln!(
         "tracer: attached {} tracepoints; following roots: {}; {}{}",
         loaded.attached,
-        describe_roots(&procs, &tracked),
+        describe_roots(&header.snapshot),
         match opts.duration {
             Some(d) => format!("stopping after {}s (Ctrl-C stops early)", d.as_secs_f64()),
             None => "Ctrl-C to stop".into(),
@@ -351,18 +349,17 @@ fn rescan(
     pipe: &mut Pipeline,
     redact: bool,
 ) {
-    let procs = snapshot::read_all();
     let now = monotonic_ns();
-    for (pid, root) in snapshot::roots_and_descendants(&procs, spec, self_pid) {
+    for (pid, root) in snapshot::roots_and_descendants(&snapshot::read_all(), spec, self_pid) {
         if !known.insert(pid) || loaded.is_tracked(pid) {
             continue;
         }
-        if let Some(p) = procs.iter().find(|p| p.pid == pid) {
+        if let Some(p) = snapshot::read_one(pid) {
             let _ = loaded.track(pid, p.ppid, root);
             pipe.synthetic(&Synthetic {
                 ts_ns: now,
                 root,
-                process: process_for_trace(p, redact),
+                process: process_for_trace(&p, redact),
             });
         }
     }

@@ -22,13 +22,30 @@ pub struct ProcInfo {
     pub nofile: Option<(u64, u64)>,
 }
 
-/// Read every process in `/proc`. Processes that vanish mid-read are skipped: they
-/// are gone, there is nothing to follow.
+/// Every process in `/proc`, briefly: pid, ppid, comm and argv, enough to pick roots
+/// and their descendants (the tracer rescans every two seconds; reading everything
+/// of every process each time would be wasted). `read_one` reads a chosen process
+/// whole. Processes that vanish mid-read are skipped: there is nothing to follow.
 pub fn read_all() -> Vec<ProcInfo> {
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    all.flatten().filter_map(|p| info(&p)).collect()
+    all.flatten()
+        .filter_map(|p| {
+            let stat = p.stat().ok()?;
+            Some(ProcInfo {
+                pid: stat.pid as u32,
+                ppid: stat.ppid as u32,
+                comm: stat.comm,
+                cmdline: p.cmdline().unwrap_or_default(),
+                uid: u32::MAX,
+                gid: u32::MAX,
+                cwd: None,
+                exe: None,
+                nofile: None,
+            })
+        })
+        .collect()
 }
 
 /// One process, if it is still there.
