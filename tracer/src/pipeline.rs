@@ -65,13 +65,16 @@ impl Pipeline {
     /// A record as the kernel wrote it. Returns the pid of a process that just became
     /// a root by exec'ing (the live loop then adds what `/proc` knows of it).
     pub fn kernel_record(&mut self, raw: &[u8]) -> Option<u32> {
-        let mut owned = crate::decode::canonical(raw);
-        if self.redact {
-            if let Some(r) = secrets::redact_record(&owned) {
-                owned = r;
-            }
-        }
-        let raw = &owned[..];
+        // Stale bytes past the used lengths matter only in a file: decoding ignores
+        // them, so the copy that clears them is made only when writing.
+        let canonical = self.writer.is_some().then(|| crate::decode::canonical(raw));
+        let raw = canonical.as_deref().unwrap_or(raw);
+        let redacted = if self.redact {
+            secrets::redact_record(raw)
+        } else {
+            None
+        };
+        let raw = redacted.as_deref().unwrap_or(raw);
         if let Some(w) = self.writer.as_mut() {
             w.kernel_record(raw);
         }
