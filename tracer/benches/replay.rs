@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracer::{decode::decode, replay, tracefile, Format};
+use tracer::{commands::replay, model::decode::decode, tracefile, Format};
 
 static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
 
@@ -51,7 +51,7 @@ fn main() {
         let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
         let rep = replay::analyse(&c, Format::Json, true);
         let mut sink = Vec::with_capacity(8 << 20);
-        tracer::report::write_json(&mut sink, &rep).unwrap();
+        tracer::output::report::write_json(&mut sink, &rep).unwrap();
         std::hint::black_box(sink.len());
     });
     println!(

@@ -1,25 +1,21 @@
 //! The tracer's user space as a library: everything but the CLI entry point, so tests
 //! and benchmarks drive the same pipeline the binary does.
-pub mod check;
-pub mod decode;
+//!
+//! Folders follow the data flow, and nothing imports from a stage above it:
+//! `capture` (kernel and `/proc`, the only part that needs root) and `tracefile`
+//! produce records; `model` turns them into processes and jobs; `diagnosis` names what
+//! broke; `output` prints it; `commands` wire the stages for each subcommand.
+pub mod capture;
+pub mod commands;
 pub mod diagnosis;
-pub mod event;
-pub mod export;
 pub mod facts;
-pub mod job;
-pub mod loader;
-pub mod names;
+pub mod model;
+pub mod output;
 pub mod pipeline;
-pub mod process;
-pub mod record;
-pub mod replay;
-pub mod report;
 pub mod secrets;
-pub mod snapshot;
 #[cfg(test)]
 mod testutil;
 pub mod tracefile;
-pub mod users;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

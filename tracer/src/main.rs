@@ -5,7 +5,11 @@ use std::{process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-use tracer::{check, export, record, replay, tracefile, Format};
+use tracer::{
+    commands::{check, record, replay},
+    output::export,
+    tracefile, Format,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ExportTo {

@@ -4,15 +4,16 @@
 use std::{collections::HashSet, io::Write};
 
 use crate::{
-    decode::decode,
+    capture::snapshot,
     diagnosis,
-    event::Event,
     facts::HostFacts,
-    job::Tracker,
-    report::{self, Finding, Report, Stats},
-    secrets, snapshot,
+    model::decode::decode,
+    model::event::Event,
+    model::job::Tracker,
+    model::users::UserNames,
+    output::report::{self, Finding, Report, Stats},
+    secrets,
     tracefile::{Synthetic, TraceWriter},
-    users::UserNames,
     Format,
 };
 
@@ -67,7 +68,10 @@ impl Pipeline {
     pub fn kernel_record(&mut self, raw: &[u8]) -> Option<u32> {
         // Stale bytes past the used lengths matter only in a file: decoding ignores
         // them, so the copy that clears them is made only when writing.
-        let canonical = self.writer.is_some().then(|| crate::decode::canonical(raw));
+        let canonical = self
+            .writer
+            .is_some()
+            .then(|| crate::model::decode::canonical(raw));
         let raw = canonical.as_deref().unwrap_or(raw);
         let redacted = if self.redact {
             secrets::redact_record(raw)
@@ -80,8 +84,11 @@ impl Pipeline {
         }
         match decode(raw) {
             Ok(ev) => {
-                let new_root = matches!(ev.body, crate::event::Body::Exec { new_root: true, .. })
-                    .then_some(ev.pid);
+                let new_root = matches!(
+                    ev.body,
+                    crate::model::event::Body::Exec { new_root: true, .. }
+                )
+                .then_some(ev.pid);
                 self.feed(ev);
                 new_root
             }

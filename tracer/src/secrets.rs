@@ -8,7 +8,7 @@ use tracer_common::{
     ExecAttemptRecord, RecordKind, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, FLAG_TRUNCATED,
 };
 
-use crate::decode::cstrs;
+use crate::model::decode::cstrs;
 
 pub const REDACTED: &str = "<redacted>";
 
@@ -182,7 +182,7 @@ pub fn redact_record(raw: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Body, testutil::record_bytes};
+    use crate::{model::event::Body, testutil::record_bytes};
 
     #[test]
     fn secret_env_values_are_redacted_and_others_kept() {
@@ -224,7 +224,7 @@ mod tests {
         let out = redact_record(raw).expect("redacted");
         assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
         assert!(!out.windows(7).any(|w| w == b"hunter2"));
-        match crate::decode::decode(&out).unwrap().body {
+        match crate::model::decode::decode(&out).unwrap().body {
             Body::ExecAttempt { argv, env, .. } => {
                 assert_eq!(env, vec!["PATH=/bin", "API_TOKEN=<redacted>"]);
                 assert_eq!(argv, vec!["curl", "--password=<redacted>"]);

@@ -1,5 +1,5 @@
 //! Builders shared by the unit tests.
-use crate::event::{Body, Event, SysResult};
+use crate::model::event::{Body, Event, SysResult};
 
 /// An event of `pid` at `ts` with neutral header fields.
 pub fn ev(pid: u32, ts: u64, body: Body) -> Event {

@@ -4,7 +4,7 @@
 //! it a few seconds in CI; PROPTEST_CASES raises them for a longer run.
 use bytes::Bytes;
 use proptest::prelude::*;
-use tracer::{replay, tracefile, Format};
+use tracer::{commands::replay, tracefile, Format};
 
 static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
 

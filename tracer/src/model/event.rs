@@ -2,7 +2,7 @@
 //! files) produces, and everything after the source consumes.
 use serde::Serialize;
 
-use crate::names::{errno_name, signal_name};
+use crate::model::names::{errno_name, signal_name};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Event {

@@ -2,7 +2,7 @@
 //! Pure: no kernel, no `/proc`; a snapshot arrives as `Snapshot` events.
 use std::collections::HashMap;
 
-use crate::event::{Body, Event, ExitStatus};
+use crate::model::event::{Body, Event, ExitStatus};
 
 #[derive(Clone, Debug, Default)]
 pub struct Process {
@@ -204,7 +204,7 @@ impl ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SysResult;
+    use crate::model::event::SysResult;
     use crate::testutil::ev;
 
     #[test]

@@ -12,14 +12,14 @@ use tokio::{
 };
 
 use crate::{
+    capture::loader::{self, LoadOptions, SetupError},
+    capture::snapshot::{self, ProcInfo, RootSpec},
     facts::LiveFacts,
-    loader::{self, LoadOptions, SetupError},
+    model::users::UserNames,
+    output::report::{self, Stats},
     pipeline::Pipeline,
-    report::{self, Stats},
     secrets,
-    snapshot::{self, ProcInfo, RootSpec},
     tracefile::{self, CaptureOptions, Synthetic, TraceHeader, TraceWriter, Trailer},
-    users::UserNames,
     Format,
 };
 

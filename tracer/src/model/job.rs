@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    event::{Body, Event, ExitStatus},
-    process::ProcessTable,
+    model::event::{Body, Event, ExitStatus},
+    model::process::ProcessTable,
 };
 
 #[derive(Clone, Debug)]
@@ -292,7 +292,7 @@ pub fn command_of(argv: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SysResult;
+    use crate::model::event::SysResult;
     use crate::testutil::{ev, exec_events, snapshot_root};
 
     /// cron 100 forks 200 (the job), which forks 201 (sh -c), which exits 3.

@@ -2,7 +2,7 @@
 //! `Snapshot` events that enter the same pipeline as kernel events.
 use std::collections::{HashMap, HashSet};
 
-use crate::event::{Body, Event};
+use crate::model::event::{Body, Event};
 
 /// Scheduler daemons followed by default (matched on comm).
 pub const SCHEDULER_COMMS: [&str; 4] = ["cron", "crond", "anacron", "atd"];

@@ -6,9 +6,9 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::{
-    event::{Body, Event, ExitStatus},
-    job::{Job, Tracker},
-    users::UserNames,
+    model::event::{Body, Event, ExitStatus},
+    model::job::{Job, Tracker},
+    model::users::UserNames,
 };
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -141,7 +141,7 @@ fn argv_text(argv: &[String]) -> String {
 
 /// One line of what happened, without pid/time.
 pub fn describe(ev: &Event) -> String {
-    let res = |r: &crate::event::SysResult| match r.error {
+    let res = |r: &crate::model::event::SysResult| match r.error {
         Some(e) => format!("= {e}"),
         None => format!("= {}", r.ret),
     };

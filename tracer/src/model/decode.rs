@@ -11,8 +11,8 @@ use tracer_common::{
 };
 
 use crate::{
-    event::{Body, Event, ExitStatus, SysResult},
-    names::{family_name, rlimit_name, signal_name, syscall_name},
+    model::event::{Body, Event, ExitStatus, SysResult},
+    model::names::{family_name, rlimit_name, signal_name, syscall_name},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

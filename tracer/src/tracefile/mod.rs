@@ -29,7 +29,7 @@ use std::{
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{facts::Fact, snapshot::ProcInfo};
+use crate::{capture::snapshot::ProcInfo, facts::Fact};
 
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";

@@ -5,10 +5,10 @@ use bytes::Bytes;
 
 use crate::{
     facts::RecordedFacts,
+    model::users::UserNames,
+    output::report::{self, Report, Stats},
     pipeline::Pipeline,
-    report::{self, Report, Stats},
     tracefile::{self, Entry, TraceContents},
-    users::UserNames,
     Format,
 };
 

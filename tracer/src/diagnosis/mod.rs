@@ -5,10 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    event::{Body, Event, ExitStatus},
     facts::HostFacts,
-    job::{Job, Tracker},
-    report::Finding,
+    model::event::{Body, Event, ExitStatus},
+    model::job::{Job, Tracker},
+    output::report::Finding,
 };
 
 /// Stable identifiers (JSON `kind`), in causal order: earlier kinds explain later ones.
@@ -366,7 +366,7 @@ fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) -> boo
             continue;
         }
         let errno = ret.checked_neg().unwrap_or(0);
-        let err = crate::names::errno_name(errno);
+        let err = crate::model::names::errno_name(errno);
         let mut evidence = vec![i];
         evidence.extend(res);
         let shown = argv.first().map(String::as_str).unwrap_or(filename);
@@ -732,7 +732,7 @@ fn connect_failed(v: &View, d: &mut Vec<Draft>) {
                         kind: Kind::ConnectFailed,
                         message: format!(
                             "connect to {address} failed {} (non-blocking connect; the error came back through SO_ERROR) (pid {} {})",
-                            crate::names::errno_name(*errno as i64),
+                            crate::model::names::errno_name(*errno as i64),
                             e.pid,
                             e.comm
                         ),
@@ -826,7 +826,7 @@ fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
 fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
     let Some(status) = v.main_exit else { return };
     let Some(sig) = status.signal else { return };
-    let name = crate::names::signal_name(sig);
+    let name = crate::model::names::signal_name(sig);
     let sent = v.tl.iter().enumerate().rev().find(|(_, e)| {
         matches!(&e.body, Body::Signal { target_pid, signal, .. } if *target_pid == v.main && *signal == sig)
     });
@@ -1011,8 +1011,8 @@ fn still_running(v: &View, d: &mut Vec<Draft>) {
 mod tests {
     use super::*;
     use crate::{
-        event::SysResult,
         facts::RecordedFacts,
+        model::event::SysResult,
         testutil::{ev, exec_events, snapshot_root},
     };
 

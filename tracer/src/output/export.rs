@@ -12,11 +12,11 @@ use std::{
 use serde_json::{json, Value};
 
 use crate::{
-    decode::decode,
-    event::{Body, Event},
-    replay,
-    report::Report,
-    snapshot,
+    capture::snapshot,
+    commands::replay,
+    model::decode::decode,
+    model::event::{Body, Event},
+    output::report::Report,
     tracefile::{Entry, TraceContents},
     Format,
 };
@@ -137,7 +137,7 @@ pub fn perfetto(c: &TraceContents, out: &mut impl Write) -> io::Result<u64> {
                 "args": {"exit": exit.get(&tid).cloned().unwrap_or_else(|| "running at end of trace".into())}}));
         }
         for e in &j.timeline {
-            let name = crate::report::describe(e);
+            let name = crate::output::report::describe(e);
             match (e.dur_ns, e.body.result()) {
                 (Some(d), _) => ev.push(json!({"ph": "X", "name": e.body.name(), "cat": "syscall", "pid": pid, "tid": e.pid,
                     "ts": us(e.ts_ns - d, start), "dur": d as f64 / 1000.0, "args": {"what": name}})),

@@ -1,7 +1,7 @@
 //! `tracer check`: the runbook's preflight. One line per check, with the fix.
 use std::path::Path;
 
-use crate::{loader, snapshot};
+use crate::{capture::loader, capture::snapshot};
 
 pub struct Check {
     pub name: &'static str,

@@ -1,0 +1,3 @@
+//! Where records come from on a live host: the kernel programs and `/proc`.
+pub mod loader;
+pub mod snapshot;
