@@ -20,7 +20,10 @@ commands:
   build            install what is missing (rust-src, bpf-linker), build the eBPF
                    object and the release tracer with it embedded
   run -- ARGS      build, then run `tracer ARGS` as root
-  test [ARGS]      build, then run every test (unit, kernel, real cron); ARGS go to cargo test
+  test [ARGS]      install the Debian packages the tests drive when missing, build,
+                   then run every test (unit, kernel, real cron); ARGS go to cargo
+                   test, e.g. `cargo xtask test --test cron_diagnosis`
+  test-unit [ARGS] the tests that need no root, no kernel and no cron (fast)
   lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces
   bench            replay throughput (events/s) against read/decode baselines in one run";
 
@@ -43,9 +46,17 @@ fn real_main() -> Result<()> {
             run_as_root(&bin, &rest)
         }
         "test" => {
+            if !is_root() {
+                bail!("the kernel and cron tests load eBPF programs and drive the cron daemon: run as root (sudo -E cargo xtask test), or `cargo xtask test-unit` for the tests that need neither");
+            }
+            ensure_test_packages()?;
             let bin = build()?;
             test(&bin, &rest)
         }
+        "test-unit" => run(clean("cargo")
+            .args(["test", "--locked", "-p", "tracer"])
+            .args(&rest)
+            .current_dir(root_dir())),
         "lint" => lint(),
         "bench" => run(clean("cargo")
             .args([
@@ -244,10 +255,88 @@ fn run_as_root(bin: &Path, args: &[String]) -> Result<()> {
     std::process::exit(status.code().unwrap_or(2));
 }
 
-fn test(bin: &Path, extra: &[String]) -> Result<()> {
-    if !is_root() {
-        bail!("the kernel and cron tests load eBPF programs and drive the cron daemon: run as root (sudo -E cargo xtask test)");
+/// Debian packages the tests drive, the program each provides, and why.
+const TEST_PACKAGES: [(&str, &str, &str); 6] = [
+    (
+        "cron",
+        "/usr/sbin/cron",
+        "the real Debian cron daemon the diagnosis is proven against",
+    ),
+    (
+        "busybox-static",
+        "/bin/busybox",
+        "busybox crond, a second scheduler",
+    ),
+    (
+        "exim4-daemon-light",
+        "/usr/sbin/exim4",
+        "an MTA, so cron mails job output (a test makes mailing fail)",
+    ),
+    (
+        "curl",
+        "/usr/bin/curl",
+        "a non-blocking connect to a closed port",
+    ),
+    (
+        "bpftool",
+        "/usr/sbin/bpftool",
+        "to check that every probe is detached after a run",
+    ),
+    (
+        "util-linux",
+        "/usr/bin/unshare",
+        "unshare: a test cron in its own mount namespace",
+    ),
+];
+
+fn dpkg_installed(pkg: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_ok_and(|s| s == "install ok installed")
+}
+
+/// The tests use real daemons and tools: install the missing ones (Debian, as root),
+/// or say exactly what to install elsewhere.
+fn ensure_test_packages() -> Result<()> {
+    let missing: Vec<&(&str, &str, &str)> = TEST_PACKAGES
+        .iter()
+        .filter(|(pkg, prog, _)| !Path::new(prog).exists() || !dpkg_installed(pkg))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
+    let names: Vec<&str> = missing.iter().map(|(p, _, _)| *p).collect();
+    if !Path::new("/etc/debian_version").exists() || which("apt-get").is_none() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(p, prog, why)| format!("  {p} ({prog}): {why}"))
+            .collect();
+        bail!(
+            "the tests need programs this host lacks, and it is not Debian (no apt-get): install these, or their equivalents, then rerun:\n{}",
+            list.join("\n")
+        );
+    }
+    for (p, _, why) in &missing {
+        eprintln!("xtask: installing {p}: {why}");
+    }
+    run(Command::new("apt-get")
+        .args(["update", "-q"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&names)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.exists())
+}
+
+fn test(bin: &Path, extra: &[String]) -> Result<()> {
     let root = root_dir();
     run(clean("cargo")
         .args(["test", "--release", "--locked", "--workspace"])
