@@ -6,22 +6,13 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::{
+    diagnosis::{noise::is_routine, Finding},
     model::event::{Body, Event, ExitStatus},
     model::job::{Job, Tracker},
     model::users::UserNames,
 };
 
 pub const FORMAT_VERSION: u32 = 1;
-
-/// A diagnosis result (filled by the diagnosis rules).
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Finding {
-    pub kind: String,
-    pub message: String,
-    pub pid: u32,
-    /// Indices into the job's timeline of the events the finding rests on.
-    pub evidence: Vec<usize>,
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct JobReport {
@@ -233,46 +224,6 @@ pub fn describe(ev: &Event) -> String {
             argv_text(cmdline),
             cwd.as_deref().unwrap_or("?")
         ),
-    }
-}
-
-/// Events a person reading a timeline does not need: library, locale and PAM lookups,
-/// optional dotfiles, limits other than NOFILE. JSON keeps them all.
-fn is_routine(ev: &Event) -> bool {
-    match &ev.body {
-        Body::Open { path, result, .. } => {
-            crate::diagnosis::is_noise_path(path)
-                || crate::diagnosis::is_optional_probe(path, result.error.unwrap_or(""))
-                || ["/var/run/utmp", "/run/utmp"].contains(&path.as_str())
-                || [
-                    "/etc/pam.d/",
-                    "/etc/security/",
-                    "/etc/passwd",
-                    "/etc/group",
-                    "/etc/shadow",
-                    "/etc/login.defs",
-                    "/etc/environment",
-                    "/etc/default/locale",
-                    "/etc/host.conf",
-                    "/etc/hosts",
-                    "/etc/resolv.conf",
-                    "/etc/gai.conf",
-                ]
-                .iter()
-                .any(|p| path.starts_with(p))
-                    && result.ok()
-        }
-        // Queries (no new limit) and limits other than NOFILE.
-        Body::Rlimit { resource, soft, .. } => *resource != "NOFILE" || soft.is_none(),
-        Body::Getsockopt { value, .. } => value.unwrap_or(0) == 0,
-        // nscd and syslog probes every libc program makes.
-        Body::Connect { address, .. } => {
-            address.contains("nscd/socket") || address == "unix:/dev/log"
-        }
-        // Local sockets matter through their connect line, which names the address.
-        Body::Socket { family_name, .. } => matches!(*family_name, "AF_NETLINK" | "AF_UNIX"),
-        Body::Wait { result, .. } => result.error == Some("ECHILD"),
-        _ => false,
     }
 }
 

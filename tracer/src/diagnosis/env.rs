@@ -1,0 +1,78 @@
+//! The job's environment compared with earlier runs of the same job.
+use super::{view::View, Draft, Kind};
+use crate::model::event::Body;
+
+const ENV_COMPARED: [&str; 9] = [
+    "PATH",
+    "HOME",
+    "SHELL",
+    "LANG",
+    "LC_ALL",
+    "USER",
+    "LOGNAME",
+    "TZ",
+    "PYTHONPATH",
+];
+
+/// The job failed where an earlier run of the same command succeeded, and its
+/// environment differs in a variable that commonly matters.
+pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
+    let me = v.t.summary(v.job);
+    let my_env =
+        v.t.procs
+            .get(v.main)
+            .map(|p| p.env.clone())
+            .unwrap_or_default();
+    let lookup = |env: &[String], k: &str| {
+        env.iter().find_map(|kv| {
+            kv.strip_prefix(k)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
+    };
+    for other in v.t.jobs() {
+        if other.id >= v.job.id || !other.finished() {
+            continue;
+        }
+        let s = v.t.summary(other);
+        if s.command != me.command || !s.exit.is_some_and(|x| x.is_success()) {
+            continue;
+        }
+        let their_env =
+            v.t.procs
+                .get(v.t.main_pid(other))
+                .map(|p| p.env.clone())
+                .unwrap_or_default();
+        if their_env.is_empty() || my_env.is_empty() {
+            continue;
+        }
+        let diffs: Vec<String> = ENV_COMPARED
+            .iter()
+            .filter_map(|k| {
+                let (a, b) = (lookup(&their_env, k), lookup(&my_env, k));
+                (a != b).then(|| {
+                    format!(
+                        "{k} was {} in job {} (ran fine) and is {} now",
+                        a.unwrap_or_else(|| "unset".into()),
+                        other.id,
+                        b.unwrap_or_else(|| "unset".into())
+                    )
+                })
+            })
+            .collect();
+        if !diffs.is_empty() {
+            d.push(Draft {
+                kind: Kind::EnvMismatch,
+                message: diffs.join("; "),
+                pid: v.main,
+                evidence: v
+                    .tl
+                    .iter()
+                    .position(|e| e.pid == v.main && matches!(e.body, Body::ExecAttempt { .. }))
+                    .into_iter()
+                    .collect(),
+            });
+            return;
+        }
+    }
+}

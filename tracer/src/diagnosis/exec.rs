@@ -1,0 +1,285 @@
+//! Getting from the scheduler's fork to the job's program: the directory, the exec
+//! itself, the shell's PATH search.
+use std::collections::HashSet;
+
+use super::{
+    view::{basename, View},
+    Draft, Kind,
+};
+use crate::{facts::HostFacts, model::event::Body};
+
+/// The scheduler's child could not enter the job's directory ($HOME for cron).
+pub(super) fn chdir_failed(v: &View, d: &mut Vec<Draft>) {
+    for (i, e) in v.tl.iter().enumerate() {
+        if let Body::Chdir { path, result } = &e.body {
+            if let Some(err) = result.error {
+                if !v.is_job_work(i) && !v.mailers.contains(&e.pid) {
+                    d.push(Draft {
+                        kind: Kind::ChdirFailed,
+                        message: format!(
+                            "{} could not enter the job's directory: chdir(\"{path}\") {err} (cron runs jobs in the user's $HOME)",
+                            v.job.scheduler
+                        ),
+                        pid: e.pid,
+                        evidence: vec![i],
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The scheduler forked for the job but nothing was ever executed.
+pub(super) fn no_exec(v: &View, d: &mut Vec<Draft>) {
+    if !v.job.finished() || v.job.started_before_trace {
+        return;
+    }
+    let any_exec = v.tl.iter().any(|e| matches!(e.body, Body::Exec { .. }));
+    let any_attempt =
+        v.tl.iter()
+            .any(|e| matches!(e.body, Body::ExecAttempt { .. }));
+    if any_exec || any_attempt {
+        return;
+    }
+    let leader = v.job.leader_pid;
+    let how =
+        v.t.procs
+            .get(leader)
+            .and_then(|p| p.exit)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+    d.push(Draft {
+        kind: Kind::NoExec,
+        message: format!(
+            "{} forked pid {leader} for the job but the command was never executed; the child ended{how} before exec (PAM, setuid, chdir or the shell failed: see the scheduler's log)",
+            v.job.scheduler
+        ),
+        pid: leader,
+        evidence: v.exit_index(leader).into_iter().collect(),
+    });
+}
+
+/// Failed execs that are causes (PATH-search misses followed by a hit are not).
+/// Returns whether any exec finding was made.
+pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) -> bool {
+    let attempts = v.exec_attempts();
+    let mut found = false;
+    // A failed exec the job recovered from (an optional hook, bash running a script
+    // without #! after ENOEXEC) is not a cause.
+    if !v.failed() {
+        return false;
+    }
+    for (k, a) in attempts.iter().enumerate() {
+        let (i, res, filename, argv, ret) = (a.at, a.result, a.filename, a.argv, a.ret);
+        if ret >= 0 || v.mailers.contains(&v.tl[i].pid) {
+            continue;
+        }
+        let pid = v.tl[i].pid;
+        // A later successful exec by the same process: this was a search miss.
+        if attempts[k + 1..]
+            .iter()
+            .any(|a| v.tl[a.at].pid == pid && a.ret >= 0)
+        {
+            continue;
+        }
+        let errno = ret.checked_neg().unwrap_or(0);
+        let err = crate::model::names::errno_name(errno);
+        let mut evidence = vec![i];
+        evidence.extend(res);
+        let shown = argv.first().map(String::as_str).unwrap_or(filename);
+        let (kind, message) = match errno {
+            2 if !filename.starts_with('/') && filename.contains('/') => (
+                Kind::RelativePath,
+                format!(
+                    "exec \"{filename}\" ENOENT with cwd={} ({} runs jobs in $HOME; use an absolute path or cd first)",
+                    v.cwd(pid).unwrap_or("?"),
+                    v.job.scheduler
+                ),
+            ),
+            2 => {
+                let f = facts.file(filename);
+                match (&f.exists, &f.shebang) {
+                    (true, Some(sb)) => {
+                        let interp = sb.trim_start_matches("#!").trim_start();
+                        let interp_path = interp.split([' ', '\t']).next().unwrap_or(interp);
+                        if interp_path.ends_with('\r') {
+                            (
+                                Kind::BadInterpreter,
+                                format!(
+                                    "\"{filename}\" has CRLF (Windows) line endings: its #! line asks for \"{}\\r\", which does not exist; convert it with dos2unix {filename}",
+                                    interp_path.trim_end_matches('\r')
+                                ),
+                            )
+                        } else {
+                            (
+                                Kind::BadInterpreter,
+                                format!(
+                                    "\"{filename}\" starts with \"#!{interp}\", but the interpreter {interp_path} does not exist"
+                                ),
+                            )
+                        }
+                    }
+                    (true, None) => (
+                        Kind::ExecFailed,
+                        format!("exec \"{filename}\" ENOENT although the file exists: the program loader it needs (e.g. a 32-bit or musl ld.so) is missing"),
+                    ),
+                    _ => (
+                        Kind::ExecFailed,
+                        format!("exec \"{filename}\" ENOENT: no such file (as {shown:?} in the job's command)"),
+                    ),
+                }
+            }
+            13 => {
+                let f = facts.file(filename);
+                let why = if f.is_dir {
+                    "it is a directory".to_string()
+                } else if f.exists && f.mode & 0o111 == 0 {
+                    format!("it lacks the exec bit (mode {:04o}): chmod +x {filename}", f.mode)
+                } else if f.noexec_mount {
+                    "it is on a filesystem mounted noexec: move it or run it with its interpreter".to_string()
+                } else {
+                    format!(
+                        "permission denied for uid {} (a directory on its path may not be searchable)",
+                        v.tl[i].uid
+                    )
+                };
+                (Kind::NotExecutable, format!("\"{filename}\" cannot be executed: {why}"))
+            }
+            8 => (
+                Kind::ExecFailed,
+                format!("exec \"{filename}\" ENOEXEC: not a binary and no #! line"),
+            ),
+            _ => (Kind::ExecFailed, format!("exec \"{filename}\" failed {err}")),
+        };
+        d.push(Draft {
+            kind,
+            message,
+            pid,
+            evidence,
+        });
+        found = true;
+    }
+    found
+}
+
+const SHELL_WORDS: [&str; 40] = [
+    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
+    "in", "function", "{", "}", "!", "[[", "]]", "time", "cd", "echo", "exit", "export", "set",
+    "unset", "test", "[", "true", "false", "read", "printf", "eval", "exec", "ulimit", "umask",
+    "trap", "wait", "kill", ":",
+];
+
+/// Words in command position of a shell command line (best effort, no expansions).
+pub(super) fn command_words(cmd: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut expect_cmd = true;
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let flush = |word: &mut String, expect_cmd: &mut bool, out: &mut Vec<String>| {
+        if word.is_empty() {
+            return;
+        }
+        if *expect_cmd {
+            // VAR=value prefixes keep the command position open.
+            if !word.contains('=') || word.starts_with('=') {
+                out.push(word.clone());
+                *expect_cmd = false;
+            }
+        }
+        word.clear();
+    };
+    let chars: Vec<char> = cmd.chars().collect();
+    for (k, &c) in chars.iter().enumerate() {
+        let prev = k.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(k + 1).copied();
+        // `2>&1`, `>&2`, `&>file`: redirections, not command separators.
+        if quote.is_none() && c == '&' && (matches!(prev, Some('>' | '<')) || next == Some('>')) {
+            flush(&mut word, &mut expect_cmd, &mut out);
+            continue;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ';' | '&' | '|' | '(' | ')' | '\n' | '`') => {
+                flush(&mut word, &mut expect_cmd, &mut out);
+                expect_cmd = true;
+            }
+            (None, ' ' | '\t') => flush(&mut word, &mut expect_cmd, &mut out),
+            (None, '<' | '>') => {
+                flush(&mut word, &mut expect_cmd, &mut out);
+            }
+            (None, c) => word.push(c),
+        }
+    }
+    flush(&mut word, &mut expect_cmd, &mut out);
+    out
+}
+
+/// The shell exited 127 and no exec failed: it did not find a command in PATH
+/// (dash searches PATH itself, so there is no failed execve to see).
+pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) {
+    // The shell that reported it: the main process, or any job shell exiting 127.
+    let mut shells: Vec<u32> = vec![v.main];
+    shells.extend(v.job.members.iter().copied().filter(|&p| p != v.main));
+    for pid in shells {
+        let Some(p) = v.t.procs.get(pid) else {
+            continue;
+        };
+        if p.exit.and_then(|s| s.code) != Some(127) {
+            continue;
+        }
+        if p.argv.get(1).map(String::as_str) != Some("-c") {
+            continue;
+        }
+        let cmd = p.argv.get(2).cloned().unwrap_or_default();
+        let ran: HashSet<String> =
+            v.tl.iter()
+                .filter_map(|e| match &e.body {
+                    Body::ExecAttempt { filename, argv, .. } => Some(vec![
+                        basename(filename).to_string(),
+                        argv.first()
+                            .map(|a| basename(a).to_string())
+                            .unwrap_or_default(),
+                    ]),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+        let missing = command_words(&cmd).into_iter().find(|w| {
+            !w.contains('/')
+                && !w.starts_with('$')
+                && !SHELL_WORDS.contains(&w.as_str())
+                && !ran.contains(w)
+        });
+        let path = v.env_var(pid, "PATH").unwrap_or_else(|| "(unset)".into());
+        let mut evidence: Vec<usize> =
+            v.tl.iter()
+                .position(|e| e.pid == pid && matches!(e.body, Body::ExecAttempt { .. }))
+                .into_iter()
+                .collect();
+        evidence.extend(v.exit_index(pid));
+        let message = match missing {
+            Some(w) => {
+                let hint = match facts.locate(&w) {
+                    Some(at) => {
+                        format!(" (found at {at}: use the full path or set PATH in the crontab)")
+                    }
+                    None => " (not found anywhere usual on this host either)".to_string(),
+                };
+                format!("\"{w}\" not found in PATH={path}{hint}")
+            }
+            None => {
+                format!("the shell exited 127 (command not found) running `{cmd}` with PATH={path}")
+            }
+        };
+        d.push(Draft {
+            kind: Kind::CommandNotFound,
+            message,
+            pid,
+            evidence,
+        });
+        return;
+    }
+}

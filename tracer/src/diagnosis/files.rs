@@ -1,0 +1,126 @@
+//! Files and descriptors: a file the job needed, a descriptor limit it hit.
+use super::{
+    noise::{is_noise_path, is_optional_probe},
+    view::View,
+    Draft, Kind,
+};
+use crate::model::event::Body;
+
+/// EMFILE/ENFILE anywhere in the job: the descriptor limit was hit.
+pub(super) fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
+    let Some(i) = v.tl.iter().position(|e| {
+        e.body
+            .result()
+            .is_some_and(|r| matches!(r.error, Some("EMFILE") | Some("ENFILE")))
+    }) else {
+        return;
+    };
+    let e = &v.tl[i];
+    let err = e.body.result().and_then(|r| r.error).unwrap_or("EMFILE");
+    let what = match &e.body {
+        Body::Open { syscall, path, .. } => format!("{syscall}(\"{path}\")"),
+        Body::Socket { family_name, .. } => format!("socket({family_name})"),
+        Body::FdExhausted { syscall, .. } => format!("{syscall}()"),
+        Body::ExecResult { .. } => "execve".to_string(),
+        other => other.name().to_string(),
+    };
+    let mut evidence = vec![i];
+    // Who set the limit: the last NOFILE change in this process or an ancestor.
+    let mut lineage = vec![e.pid];
+    let mut cur = e.pid;
+    while let Some(p) = v.t.procs.get(cur) {
+        if p.ppid == 0 || lineage.contains(&p.ppid) {
+            break;
+        }
+        lineage.push(p.ppid);
+        cur = p.ppid;
+    }
+    let set_by = v.tl[..i].iter().enumerate().rev().find(|(_, x)| {
+        lineage.contains(&x.pid)
+            && matches!(&x.body, Body::Rlimit { resource: "NOFILE", soft: Some(_), result, .. } if result.ok())
+    });
+    // Count what this process opened under the limit: since it set it, else since exec.
+    let from = match set_by {
+        Some((k, x)) if x.pid == e.pid => k,
+        _ => v.exec_at.get(&e.pid).copied().unwrap_or(0),
+    }
+    .min(i);
+    let opened = v.tl[from..i]
+        .iter()
+        .filter(|x| x.pid == e.pid)
+        .filter(|x| matches!(x.body, Body::Open { .. } | Body::Socket { .. }))
+        .filter(|x| x.body.result().is_some_and(|r| r.ok()))
+        .count();
+    let limit = match set_by {
+        Some((k, x)) => {
+            evidence.insert(0, k);
+            let (sys, soft) = match &x.body {
+                Body::Rlimit { syscall, soft, .. } => (*syscall, soft.unwrap_or(0)),
+                _ => ("setrlimit", 0),
+            };
+            format!("NOFILE limit {soft} (set by {sys} in pid {})", x.pid)
+        }
+        None => match v.t.procs.get(e.pid).and_then(|p| p.nofile) {
+            Some((soft, _)) => format!("NOFILE limit {soft} (inherited)"),
+            None => "NOFILE limit set before the trace started (see /proc/PID/limits)".to_string(),
+        },
+    };
+    let message = if err == "ENFILE" {
+        format!("{what} failed ENFILE in pid {}: the whole system ran out of file descriptors (fs.file-max)", e.pid)
+    } else {
+        format!(
+            "{what} failed {err} after {opened} successful opens in pid {}; {limit}",
+            e.pid
+        )
+    };
+    d.push(Draft {
+        kind: Kind::FdExhausted,
+        message,
+        pid: e.pid,
+        evidence,
+    });
+}
+
+/// The job failed and a file it needed could not be opened (relative paths are
+/// explained by the cwd).
+pub(super) fn open_failed(v: &View, d: &mut Vec<Draft>) {
+    let found = v.tl.iter().enumerate().rev().find(|(i, e)| {
+        v.is_job_work(*i)
+            && matches!(&e.body, Body::Open { path, result, .. }
+                if !is_noise_path(path)
+                    && !is_optional_probe(path, result.error.unwrap_or(""))
+                    && matches!(result.error, Some("ENOENT" | "EACCES" | "EPERM" | "EROFS" | "ENOSPC" | "ENOTDIR" | "EISDIR" | "ELOOP" | "EDQUOT")))
+    });
+    let Some((i, e)) = found else { return };
+    let Body::Open {
+        syscall,
+        path,
+        result,
+        ..
+    } = &e.body
+    else {
+        return;
+    };
+    let err = result.error.unwrap_or("?");
+    let relative = !path.starts_with('/');
+    if relative && err == "ENOENT" {
+        d.push(Draft {
+            kind: Kind::RelativePath,
+            message: format!(
+                "{syscall}(\"{path}\") ENOENT with cwd={} ({} runs jobs in $HOME; the path is relative to it)",
+                v.cwd(e.pid).unwrap_or("?"),
+                v.job.scheduler
+            ),
+            pid: e.pid,
+            evidence: vec![i],
+        });
+        return;
+    }
+    let who = format!("pid {} ({}, uid {})", e.pid, e.comm, e.uid);
+    d.push(Draft {
+        kind: Kind::OpenFailed,
+        message: format!("{syscall}(\"{path}\") failed {err} in {who}"),
+        pid: e.pid,
+        evidence: vec![i],
+    });
+}

@@ -1,0 +1,79 @@
+//! What a healthy job does that is never a cause: library, locale and terminfo
+//! probes, optional dotfiles, PAM and NSS lookups. The rules skip these, and the
+//! text timeline counts them instead of showing them; one list serves both.
+use crate::model::event::{Body, Event};
+
+/// Paths a healthy program probes and may not find: never a cause.
+pub fn is_noise_path(path: &str) -> bool {
+    const PREFIXES: [&str; 14] = [
+        "/usr/lib/locale",
+        "/usr/share/locale",
+        "/usr/lib/x86_64-linux-gnu/gconv",
+        "/etc/ld.so",
+        "/lib/",
+        "/lib64/",
+        "/usr/lib/",
+        "/usr/lib64/",
+        "/proc/",
+        "/sys/",
+        "/dev/",
+        "/usr/share/terminfo",
+        "/etc/terminfo",
+        "/run/nscd",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || path.ends_with(".so")
+        || path.contains(".so.")
+        || path.contains("/.terminfo")
+        || path == "/etc/nsswitch.conf"
+        || path == "/etc/localtime"
+}
+
+/// A missing dotfile (`~/.curlrc`, `.inputrc`) is an optional per-user setting that
+/// programs probe for, not something a job needs.
+pub fn is_optional_probe(path: &str, err: &str) -> bool {
+    err == "ENOENT"
+        && path
+            .split('/')
+            .any(|c| c.len() > 1 && c.starts_with('.') && c != "..")
+}
+
+/// Events a person reading a timeline does not need: library, locale and PAM lookups,
+/// optional dotfiles, limits other than NOFILE. JSON keeps them all.
+pub fn is_routine(ev: &Event) -> bool {
+    match &ev.body {
+        Body::Open { path, result, .. } => {
+            is_noise_path(path)
+                || is_optional_probe(path, result.error.unwrap_or(""))
+                || ["/var/run/utmp", "/run/utmp"].contains(&path.as_str())
+                || [
+                    "/etc/pam.d/",
+                    "/etc/security/",
+                    "/etc/passwd",
+                    "/etc/group",
+                    "/etc/shadow",
+                    "/etc/login.defs",
+                    "/etc/environment",
+                    "/etc/default/locale",
+                    "/etc/host.conf",
+                    "/etc/hosts",
+                    "/etc/resolv.conf",
+                    "/etc/gai.conf",
+                ]
+                .iter()
+                .any(|p| path.starts_with(p))
+                    && result.ok()
+        }
+        // Queries (no new limit) and limits other than NOFILE.
+        Body::Rlimit { resource, soft, .. } => *resource != "NOFILE" || soft.is_none(),
+        Body::Getsockopt { value, .. } => value.unwrap_or(0) == 0,
+        // nscd and syslog probes every libc program makes.
+        Body::Connect { address, .. } => {
+            address.contains("nscd/socket") || address == "unix:/dev/log"
+        }
+        // Local sockets matter through their connect line, which names the address.
+        Body::Socket { family_name, .. } => matches!(*family_name, "AF_NETLINK" | "AF_UNIX"),
+        Body::Wait { result, .. } => result.error == Some("ECHILD"),
+        _ => false,
+    }
+}

@@ -1,0 +1,140 @@
+//! What the rules look at, computed once per job: the timeline, which process ran the
+//! job's program when, and which processes are the scheduler's own (its mailer).
+use std::collections::{HashMap, HashSet};
+
+use crate::model::{
+    event::{Body, Event, ExitStatus},
+    job::{Job, Tracker},
+};
+
+/// An exec attempt: its index, its result's index, what was asked, the result.
+pub(super) struct ExecTry<'a> {
+    pub at: usize,
+    pub result: Option<usize>,
+    pub filename: &'a str,
+    pub argv: &'a [String],
+    pub ret: i64,
+}
+
+/// What the rules look at, computed once per job.
+pub(super) struct View<'a> {
+    pub t: &'a Tracker,
+    pub job: &'a Job,
+    pub tl: &'a [Event],
+    /// Index of each process's successful `exec` event (first one).
+    pub exec_at: HashMap<u32, usize>,
+    /// Processes that ran the mailer (sendmail): cron's mail step, not the job.
+    pub mailers: HashSet<u32>,
+    pub main: u32,
+    pub main_exit: Option<ExitStatus>,
+}
+
+pub(super) fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+fn is_mailer(filename: &str, argv: &[String]) -> bool {
+    basename(filename) == "sendmail" || argv.first().is_some_and(|a| basename(a) == "sendmail")
+}
+
+impl<'a> View<'a> {
+    pub fn new(t: &'a Tracker, job: &'a Job) -> Self {
+        let tl = &job.timeline[..];
+        let mut exec_at = HashMap::new();
+        let mut mailers = HashSet::new();
+        for (i, e) in tl.iter().enumerate() {
+            match &e.body {
+                Body::Exec { .. } => {
+                    exec_at.entry(e.pid).or_insert(i);
+                }
+                Body::ExecAttempt { filename, argv, .. } if is_mailer(filename, argv) => {
+                    mailers.insert(e.pid);
+                }
+                _ => {}
+            }
+        }
+        let main = t.main_pid(job);
+        let main_exit = t.procs.get(main).and_then(|p| p.exit);
+        View {
+            t,
+            job,
+            tl,
+            exec_at,
+            mailers,
+            main,
+            main_exit,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.main_exit.is_some_and(|s| !s.is_success())
+    }
+
+    /// The event at `i` is the job's own work, not the scheduler preparing it: its
+    /// process, or an ancestor in the job, had exec'd the job's program by then (a
+    /// subshell of the job's shell works for the job before it execs anything).
+    /// The mailer is the scheduler's too.
+    pub fn is_job_work(&self, i: usize) -> bool {
+        let mut pid = self.tl[i].pid;
+        if self.mailers.contains(&pid) {
+            return false;
+        }
+        for _ in 0..64 {
+            if self.exec_at.get(&pid).is_some_and(|&x| x < i) {
+                return true;
+            }
+            if pid == self.job.leader_pid {
+                return false;
+            }
+            match self.t.procs.get(pid) {
+                Some(p) if p.ppid != 0 && p.ppid != pid => pid = p.ppid,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    pub fn cwd(&self, pid: u32) -> Option<&str> {
+        self.t.procs.get(pid).and_then(|p| p.cwd.as_deref())
+    }
+
+    pub fn env_var(&self, pid: u32, name: &str) -> Option<String> {
+        let p = self.t.procs.get(pid)?;
+        p.env.iter().find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::to_string)
+        })
+    }
+
+    /// The exec attempts of the job, each with its result.
+    pub fn exec_attempts(&self) -> Vec<ExecTry<'a>> {
+        let mut v = Vec::new();
+        for (i, e) in self.tl.iter().enumerate() {
+            if let Body::ExecAttempt { filename, argv, .. } = &e.body {
+                let res = self.tl[i + 1..]
+                    .iter()
+                    .position(|r| r.pid == e.pid && matches!(r.body, Body::ExecResult { .. }))
+                    .map(|k| i + 1 + k);
+                let ret = res
+                    .and_then(|k| self.tl[k].body.result())
+                    .map(|r| r.ret)
+                    .unwrap_or(0);
+                v.push(ExecTry {
+                    at: i,
+                    result: res,
+                    filename: filename.as_str(),
+                    argv: argv.as_slice(),
+                    ret,
+                });
+            }
+        }
+        v
+    }
+
+    pub fn exit_index(&self, pid: u32) -> Option<usize> {
+        self.tl
+            .iter()
+            .position(|e| e.pid == pid && matches!(e.body, Body::Exit { .. }))
+    }
+}
