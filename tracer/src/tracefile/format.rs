@@ -1,0 +1,100 @@
+//! The bytes on disk: magic, frames, entry kinds, and the JSON header and trailer.
+use std::{collections::BTreeMap, time::Duration};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::{capture::snapshot::ProcInfo, facts::Fact};
+
+pub const MAGIC: &[u8; 8] = b"JOBTRACE";
+pub const SYNC: &[u8; 4] = b"JTFR";
+/// Incompatible layout changes bump the major; additions bump the minor.
+pub const FORMAT_MAJOR: u32 = 1;
+pub const FORMAT_MINOR: u32 = 0;
+pub(super) const FRAME_HEAD: usize = 4 + 1 + 1 + 2 + 4 + 4;
+/// Frames larger than this are damage, not data.
+pub const MAX_FRAME: usize = 64 << 20;
+pub(super) const TAG_HEADER: u8 = 1;
+pub(super) const TAG_EVENTS: u8 = 2;
+pub(super) const TAG_TRAILER: u8 = 3;
+pub(super) const ENTRY_KERNEL: u8 = 1;
+pub(super) const ENTRY_SYNTHETIC: u8 = 2;
+pub(super) const ENTRY_FACT: u8 = 3;
+/// Write a block when it grows past this, or a second has passed.
+pub(super) const BLOCK_BYTES: usize = 256 << 10;
+pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CaptureOptions {
+    pub comms: Vec<String>,
+    pub pids: Vec<u32>,
+    pub all: bool,
+    pub capture_secrets: bool,
+    pub duration_secs: Option<f64>,
+}
+
+/// A process alive at start (or found by a later `/proc` scan), and whether it is a root.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Synthetic {
+    pub ts_ns: u64,
+    pub root: bool,
+    pub process: ProcInfo,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TraceHeader {
+    pub format_major: u32,
+    pub format_minor: u32,
+    pub tool_version: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub boot_id: String,
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC at start: add to an event's `ts_ns` for wall time.
+    pub mono_to_wall_ns: i64,
+    pub start_ns: u64,
+    pub options: CaptureOptions,
+    /// Processes alive at start that were followed (roots and their descendants).
+    pub snapshot: Vec<Synthetic>,
+    /// Crontab files as read at start, path -> text (secret-looking values redacted).
+    pub crontabs: BTreeMap<String, String>,
+    /// uid -> name on the recording host, so a replay elsewhere names the same users.
+    pub users: BTreeMap<u32, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Trailer {
+    pub kernel_records: u64,
+    pub synthetic_events: u64,
+    pub lost_events: u64,
+    pub lost_by_kind: BTreeMap<String, u64>,
+    pub end_ns: u64,
+}
+
+/// An entry of an event block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    Kernel(Bytes),
+    Synthetic(Synthetic),
+    /// An answer about the recording host the diagnosis used (see `facts`).
+    Fact(Fact),
+}
+
+pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {
+    let mut f = BytesMut::with_capacity(FRAME_HEAD + payload.len());
+    f.put_slice(SYNC);
+    let mut covered = BytesMut::with_capacity(8);
+    covered.put_u8(tag);
+    covered.put_u8(0);
+    covered.put_u16_le(0);
+    covered.put_u32_le(payload.len() as u32);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&covered);
+    h.update(payload);
+    f.put_slice(&covered);
+    f.put_u32_le(h.finalize());
+    f.put_slice(payload);
+    f
+}
