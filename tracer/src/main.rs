@@ -2,28 +2,16 @@
 
 use std::{process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use tracer::{
-    commands::{check, record, replay},
-    output::export,
-    tracefile, Format,
+    commands::{
+        check, export, export::ExportTo, record, replay, EXIT_CLEAN, EXIT_DAMAGED, EXIT_ERROR,
+        EXIT_FINDINGS,
+    },
+    Format,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ExportTo {
-    /// One JSON object per event, for jq.
-    Jsonl,
-    /// Chrome trace-event JSON for ui.perfetto.dev or chrome://tracing.
-    Perfetto,
-}
-
-/// Exit codes (also in --help).
-const EXIT_CLEAN: u8 = 0;
-const EXIT_FINDINGS: u8 = 1;
-const EXIT_ERROR: u8 = 2;
-const EXIT_DAMAGED: u8 = 3;
 
 const EXIT_CODES: &str = "Exit codes:\n  0  ran and found nothing wrong\n  1  findings (a job failed)\n  2  usage, setup or input error (not root, no BPF, unreadable or not a trace file, newer format)\n  3  replay of a damaged trace (cut short or corrupt): analysed up to the damage";
 
@@ -168,75 +156,7 @@ fn main() -> ExitCode {
             to,
             out,
             force,
-        } => {
-            let c = match replay::load(&file) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("tracer: error: {e}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-            };
-            let damage = replay::damage_summary(&file, &c);
-            if let Some(d) = &damage {
-                eprintln!("tracer: warning: {d}");
-            }
-            let mut sink: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
-                Box::new(std::io::stdout().lock())
-            } else {
-                match tracefile::create_file(&out, force) {
-                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
-                    Err(e) => {
-                        eprintln!("tracer: error: cannot create {}: {e} (use a new name, or --force to overwrite)", out.display());
-                        return ExitCode::from(EXIT_ERROR);
-                    }
-                }
-            };
-            let written = match to {
-                ExportTo::Jsonl => export::jsonl(&c, &mut sink),
-                ExportTo::Perfetto => export::perfetto(&c, &mut sink),
-            }
-            .and_then(|n| sink.flush().map(|_| n));
-            match written {
-                Ok(n) => {
-                    if out.as_os_str() != "-" {
-                        eprintln!("tracer: wrote {n} records to {}", out.display());
-                    }
-                    if damage.is_some() {
-                        ExitCode::from(EXIT_DAMAGED)
-                    } else {
-                        ExitCode::from(EXIT_CLEAN)
-                    }
-                }
-                // `| head` closing the pipe is the reader's choice, not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(EXIT_CLEAN),
-                Err(e) => {
-                    eprintln!("tracer: error: writing {}: {e}", out.display());
-                    ExitCode::from(EXIT_ERROR)
-                }
-            }
-        }
-        Cmd::Check => {
-            let checks = check::run_checks();
-            let mut failed = false;
-            for c in &checks {
-                let (tag, fix) = match (c.ok, c.required) {
-                    (true, _) => ("ok  ", false),
-                    (false, true) => {
-                        failed = true;
-                        ("FAIL", true)
-                    }
-                    (false, false) => ("warn", true),
-                };
-                println!("{tag} {:<16} {}", c.name, c.detail);
-                if fix && !c.fix.is_empty() {
-                    println!("     {:<16} fix: {}", "", c.fix);
-                }
-            }
-            if failed {
-                ExitCode::from(EXIT_ERROR)
-            } else {
-                ExitCode::from(EXIT_CLEAN)
-            }
-        }
+        } => export::run(&file, to, &out, force),
+        Cmd::Check => check::print_and_exit_code(&check::run_checks()),
     }
 }

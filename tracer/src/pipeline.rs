@@ -4,11 +4,10 @@
 use std::{collections::HashSet, io::Write};
 
 use crate::{
-    capture::snapshot,
     diagnosis,
     diagnosis::Finding,
     facts::HostFacts,
-    model::decode::decode,
+    model::decode::{decode, decode_snapshot},
     model::event::Event,
     model::job::Tracker,
     model::users::UserNames,
@@ -108,7 +107,7 @@ impl Pipeline {
         if let Some(w) = self.writer.as_mut() {
             w.synthetic(s);
         }
-        self.feed(snapshot::to_event(&s.process, s.root, s.ts_ns));
+        self.feed(decode_snapshot(&s.process, s.root, s.ts_ns));
     }
 
     fn feed(&mut self, ev: Event) {

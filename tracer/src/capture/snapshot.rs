@@ -2,8 +2,6 @@
 //! `Snapshot` events that enter the same pipeline as kernel events.
 use std::collections::{HashMap, HashSet};
 
-use crate::model::event::{Body, Event};
-
 /// Scheduler daemons followed by default (matched on comm).
 pub const SCHEDULER_COMMS: [&str; 4] = ["cron", "crond", "anacron", "atd"];
 
@@ -154,28 +152,6 @@ pub fn roots_and_descendants(
         }
     }
     out
-}
-
-pub fn to_event(p: &ProcInfo, root: bool, ts_ns: u64) -> Event {
-    Event {
-        ts_ns,
-        pid: p.pid,
-        tid: p.pid,
-        ppid: p.ppid,
-        uid: p.uid,
-        gid: p.gid,
-        comm: p.comm.clone(),
-        truncated: false,
-        read_fault: false,
-        dur_ns: None,
-        body: Body::Snapshot {
-            root,
-            cmdline: p.cmdline.clone(),
-            cwd: p.cwd.clone(),
-            exe: p.exe.clone(),
-            nofile: p.nofile,
-        },
-    }
 }
 
 #[cfg(test)]

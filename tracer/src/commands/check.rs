@@ -108,3 +108,27 @@ pub fn run_checks() -> Vec<Check> {
     });
     v
 }
+
+/// Print one line per check (and its fix); exit 2 when a required check failed.
+pub fn print_and_exit_code(checks: &[Check]) -> std::process::ExitCode {
+    let mut failed = false;
+    for c in checks {
+        let (tag, fix) = match (c.ok, c.required) {
+            (true, _) => ("ok  ", false),
+            (false, true) => {
+                failed = true;
+                ("FAIL", true)
+            }
+            (false, false) => ("warn", true),
+        };
+        println!("{tag} {:<16} {}", c.name, c.detail);
+        if fix && !c.fix.is_empty() {
+            println!("     {:<16} fix: {}", "", c.fix);
+        }
+    }
+    std::process::ExitCode::from(if failed {
+        super::EXIT_ERROR
+    } else {
+        super::EXIT_CLEAN
+    })
+}

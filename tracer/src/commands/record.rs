@@ -1,24 +1,22 @@
-//! `tracer record`: the live event loop. Kernel records are decoded, redacted and fed
-//! to the job tracker; jobs are printed as they finish; the report closes the run.
+//! `tracer record`: attach, seed from `/proc`, write the header, run the live loop,
+//! then report and write the trailer. Each step lives in `capture`.
 use std::{
     collections::{BTreeMap, HashSet},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{unix::AsyncFd, Interest},
-    signal::unix::SignalKind,
-};
-
 use crate::{
-    capture::loader::{self, LoadOptions, SetupError},
-    capture::snapshot::{self, ProcInfo, RootSpec},
+    capture::{
+        host::{monotonic_ns, read_crontabs, read_trim, realtime_ns, users_map},
+        live::{self, process_for_trace},
+        loader::{self, LoadOptions, SetupError},
+        snapshot::{self, RootSpec},
+    },
     facts::LiveFacts,
     model::users::UserNames,
     output::report::{self, Stats},
     pipeline::Pipeline,
-    secrets,
     tracefile::{self, CaptureOptions, Synthetic, TraceHeader, TraceWriter, Trailer},
     Format,
 };
@@ -34,16 +32,6 @@ pub struct RecordOptions {
     pub force: bool,
 }
 
-/// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Followed roots, for the start-up line.
 fn describe_roots(seeds: &[Synthetic]) -> String {
     let roots: Vec<String> = seeds
@@ -57,62 +45,6 @@ fn describe_roots(seeds: &[Synthetic]) -> String {
     } else {
         roots.join(", ")
     }
-}
-
-fn read_trim(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn realtime_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
-/// Crontab files as they are now (cron's system files and the user spools).
-pub fn read_crontabs() -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut add = |p: &Path| {
-        if let Ok(t) = std::fs::read_to_string(p) {
-            out.insert(p.display().to_string(), secrets::redact_crontab(&t));
-        }
-    };
-    for f in ["/etc/crontab", "/etc/anacrontab"] {
-        add(Path::new(f));
-    }
-    for dir in ["/etc/cron.d", "/var/spool/cron/crontabs", "/var/spool/cron"] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            let mut files: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            for f in files {
-                add(&f);
-            }
-        }
-    }
-    out
-}
-
-fn users_map() -> BTreeMap<u32, String> {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|s| UserNames::parse(&s).into_map())
-        .unwrap_or_default()
-}
-
-fn process_for_trace(p: &ProcInfo, redact: bool) -> ProcInfo {
-    let mut p = p.clone();
-    if redact {
-        secrets::redact_argv(&mut p.cmdline);
-    }
-    p
 }
 
 pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
@@ -250,54 +182,20 @@ fn run_attached(
         }
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SetupError {
-            what: format!("cannot start the event loop: {e}"),
-            fix: "retry".into(),
-        })?;
     let began = Instant::now();
-    // SAFETY: the RingBuf owns its map fd and keeps it open until it is dropped,
-    // which happens only after the AsyncFd is gone.
-    let registered =
-        rt.block_on(async { unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } });
-    let mut ring = registered.map_err(|e| SetupError {
-        what: format!("cannot poll the ring buffer: {e}"),
-        fix: "retry".into(),
-    })?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
-        let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
-        let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_scan = Instant::now();
-        loop {
-            tokio::select! {
-                guard = ring.readable_mut() => {
-                    let Ok(mut guard) = guard else { break };
-                    drain(guard.get_inner_mut(), &mut pipe, redact);
-                    guard.clear_ready();
-                }
-                _ = recv(&mut term) => break,
-                _ = recv(&mut int) => break,
-                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
-                _ = tick.tick() => {
-                    if let Some(w) = pipe.writer.as_mut() {
-                        w.tick();
-                    }
-                    if last_scan.elapsed() >= Duration::from_secs(2) {
-                        last_scan = Instant::now();
-                        rescan(&mut loaded, &spec, self_pid, &mut known, &mut pipe, redact);
-                    }
-                }
-            }
-        }
-        // What the kernel wrote before we stopped listening.
-        drain(ring.get_mut(), &mut pipe, redact);
-    });
+    live::run(
+        &mut loaded,
+        ring,
+        &mut pipe,
+        &live::LoopOptions {
+            spec: &spec,
+            self_pid,
+            redact,
+            duration: opts.duration,
+        },
+        &mut known,
+    )?;
     let lost = loaded.lost();
-    drop(ring);
     // One end time for the report and the trailer, so a replay says the same.
     let end_ns = monotonic_ns();
     pipe.set_end(end_ns);
@@ -328,57 +226,4 @@ fn run_attached(
     // is out first so the person at the terminal is not kept waiting for it.
     drop(loaded);
     Ok(rep)
-}
-
-async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-    match s {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Daemons the kernel cannot spot by comm (busybox crond), or started between the
-/// start-up scan and the attach.
-fn rescan(
-    loaded: &mut loader::Loaded,
-    spec: &RootSpec,
-    self_pid: u32,
-    known: &mut HashSet<u32>,
-    pipe: &mut Pipeline,
-    redact: bool,
-) {
-    let now = monotonic_ns();
-    for (pid, root) in snapshot::roots_and_descendants(&snapshot::read_all(), spec, self_pid) {
-        if !known.insert(pid) || loaded.is_tracked(pid) {
-            continue;
-        }
-        if let Some(p) = snapshot::read_one(pid) {
-            let _ = loaded.track(pid, p.ppid, root);
-            pipe.synthetic(&Synthetic {
-                ts_ns: now,
-                root,
-                process: process_for_trace(&p, redact),
-            });
-        }
-    }
-}
-
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline, redact: bool) {
-    while let Some(item) = ring.next() {
-        let new_root = pipe.kernel_record(&item);
-        drop(item);
-        // A scheduler that started while we trace: its argv and cwd come from /proc
-        // (its exec attempt was not followed), so its jobs inherit them.
-        if let Some(pid) = new_root {
-            if let Some(p) = snapshot::read_one(pid) {
-                pipe.synthetic(&Synthetic {
-                    ts_ns: monotonic_ns(),
-                    root: true,
-                    process: process_for_trace(&p, redact),
-                });
-            }
-        }
-    }
 }

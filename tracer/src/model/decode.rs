@@ -11,6 +11,7 @@ use tracer_common::{
 };
 
 use crate::{
+    capture::snapshot::ProcInfo,
     model::event::{Body, Event, ExitStatus, SysResult},
     model::names::{family_name, rlimit_name, signal_name, syscall_name},
 };
@@ -369,6 +370,30 @@ pub fn sockaddr(d: &[u8]) -> String {
         }
         0 => "AF_UNSPEC".into(),
         f => format!("family {f}"),
+    }
+}
+
+/// A process found in `/proc` (at start or by a rescan), as an event of the same
+/// stream as the kernel's.
+pub fn decode_snapshot(p: &ProcInfo, root: bool, ts_ns: u64) -> Event {
+    Event {
+        ts_ns,
+        pid: p.pid,
+        tid: p.pid,
+        ppid: p.ppid,
+        uid: p.uid,
+        gid: p.gid,
+        comm: p.comm.clone(),
+        truncated: false,
+        read_fault: false,
+        dur_ns: None,
+        body: Body::Snapshot {
+            root,
+            cmdline: p.cmdline.clone(),
+            cwd: p.cwd.clone(),
+            exe: p.exe.clone(),
+            nofile: p.nofile,
+        },
     }
 }
 

@@ -12,9 +12,8 @@ use std::{
 use serde_json::{json, Value};
 
 use crate::{
-    capture::snapshot,
     commands::replay,
-    model::decode::decode,
+    model::decode::{decode, decode_snapshot},
     model::event::{Body, Event},
     output::report::Report,
     tracefile::{Entry, TraceContents},
@@ -27,7 +26,7 @@ pub fn events(c: &TraceContents) -> Vec<Event> {
         .header
         .snapshot
         .iter()
-        .map(|s| snapshot::to_event(&s.process, s.root, s.ts_ns))
+        .map(|s| decode_snapshot(&s.process, s.root, s.ts_ns))
         .collect();
     for e in &c.entries {
         match e {
@@ -36,7 +35,7 @@ pub fn events(c: &TraceContents) -> Vec<Event> {
                     v.push(ev);
                 }
             }
-            Entry::Synthetic(s) => v.push(snapshot::to_event(&s.process, s.root, s.ts_ns)),
+            Entry::Synthetic(s) => v.push(decode_snapshot(&s.process, s.root, s.ts_ns)),
             Entry::Fact(_) => {}
         }
     }

@@ -1,0 +1,150 @@
+//! The live event loop: drain the ring buffer into the pipeline, flush the trace file,
+//! rescan `/proc` for roots the kernel cannot spot, and stop on Ctrl-C, SIGTERM or the
+//! deadline.
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::SignalKind,
+};
+
+use crate::{
+    capture::{
+        host::monotonic_ns,
+        loader::{self, SetupError},
+        snapshot::{self, ProcInfo, RootSpec},
+    },
+    pipeline::Pipeline,
+    secrets,
+    tracefile::Synthetic,
+};
+
+pub struct LoopOptions<'a> {
+    pub spec: &'a RootSpec,
+    pub self_pid: u32,
+    pub redact: bool,
+    pub duration: Option<Duration>,
+}
+
+/// A process as it goes into the trace: its argv redacted unless secrets are kept.
+pub fn process_for_trace(p: &ProcInfo, redact: bool) -> ProcInfo {
+    let mut p = p.clone();
+    if redact {
+        secrets::redact_argv(&mut p.cmdline);
+    }
+    p
+}
+
+/// Runs until stopped; every record the kernel wrote before the stop is drained.
+pub fn run(
+    loaded: &mut loader::Loaded,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    pipe: &mut Pipeline,
+    o: &LoopOptions,
+    known: &mut HashSet<u32>,
+) -> Result<(), SetupError> {
+    let (spec, self_pid, redact) = (o.spec, o.self_pid, o.redact);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SetupError {
+            what: format!("cannot start the event loop: {e}"),
+            fix: "retry".into(),
+        })?;
+    // SAFETY: the RingBuf owns its map fd and keeps it open until it is dropped,
+    // which happens only after the AsyncFd is gone.
+    let registered =
+        rt.block_on(async { unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } });
+    let mut ring = registered.map_err(|e| SetupError {
+        what: format!("cannot poll the ring buffer: {e}"),
+        fix: "retry".into(),
+    })?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
+        let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
+        let deadline = o.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_scan = Instant::now();
+        loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let Ok(mut guard) = guard else { break };
+                    drain(guard.get_inner_mut(), pipe, redact);
+                    guard.clear_ready();
+                }
+                _ = recv(&mut term) => break,
+                _ = recv(&mut int) => break,
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+                _ = tick.tick() => {
+                    if let Some(w) = pipe.writer.as_mut() {
+                        w.tick();
+                    }
+                    if last_scan.elapsed() >= Duration::from_secs(2) {
+                        last_scan = Instant::now();
+                        rescan(loaded, spec, self_pid, known, pipe, redact);
+                    }
+                }
+            }
+        }
+        // What the kernel wrote before we stopped listening.
+        drain(ring.get_mut(), pipe, redact);
+    });
+    drop(ring);
+    Ok(())
+}
+
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Daemons the kernel cannot spot by comm (busybox crond), or started between the
+/// start-up scan and the attach.
+fn rescan(
+    loaded: &mut loader::Loaded,
+    spec: &RootSpec,
+    self_pid: u32,
+    known: &mut HashSet<u32>,
+    pipe: &mut Pipeline,
+    redact: bool,
+) {
+    let now = monotonic_ns();
+    for (pid, root) in snapshot::roots_and_descendants(&snapshot::read_all(), spec, self_pid) {
+        if !known.insert(pid) || loaded.is_tracked(pid) {
+            continue;
+        }
+        if let Some(p) = snapshot::read_one(pid) {
+            let _ = loaded.track(pid, p.ppid, root);
+            pipe.synthetic(&Synthetic {
+                ts_ns: now,
+                root,
+                process: process_for_trace(&p, redact),
+            });
+        }
+    }
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline, redact: bool) {
+    while let Some(item) = ring.next() {
+        let new_root = pipe.kernel_record(&item);
+        drop(item);
+        // A scheduler that started while we trace: its argv and cwd come from /proc
+        // (its exec attempt was not followed), so its jobs inherit them.
+        if let Some(pid) = new_root {
+            if let Some(p) = snapshot::read_one(pid) {
+                pipe.synthetic(&Synthetic {
+                    ts_ns: monotonic_ns(),
+                    root: true,
+                    process: process_for_trace(&p, redact),
+                });
+            }
+        }
+    }
+}
