@@ -370,3 +370,51 @@ fn a_signal_aimed_at_a_worker_thread_is_attributed_to_its_process() {
     assert_eq!(f["kind"], "killed_by_signal");
     assert!(f["message"].as_str().unwrap().contains("SIGABRT"), "{f}");
 }
+
+/// The kernel programs' rare anomalies reach the user through aya-log with -v, and
+/// stay silent (and off in the kernel) without it.
+#[test]
+fn a_truncated_argv_is_logged_by_the_kernel_program_only_when_asked() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("ayalog");
+    let (shell, comm) = root_shell(&dir);
+    // More arguments than a record holds (tracer-common's MAX_ARGS is 32).
+    let many: Vec<String> = (0..48).map(|i| format!("jt-arg-{i}")).collect();
+    let run_job = || {
+        let script = format!("( /bin/true {} ); true", many.join(" "));
+        let out = Command::new(&shell).args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "root shell failed: {out:?}");
+        thread::sleep(Duration::from_millis(1200));
+    };
+
+    let tracer = Tracer::start(&["-v", "--comm", &comm, "--format", "json"]);
+    run_job();
+    let done = tracer.stop_with(libc::SIGINT);
+    let kernel_lines: Vec<&String> = done
+        .stderr
+        .iter()
+        .filter(|l| l.contains("(kernel)"))
+        .collect();
+    assert!(
+        kernel_lines
+            .iter()
+            .any(|l| l.contains("execve filename/argv/env truncated for pid")),
+        "no aya-log line about the truncated argv; stderr:\n{}",
+        done.stderr.join("\n")
+    );
+    // The record itself says so too.
+    let events = all_events(&done.json());
+    expect_event(&events, "the truncated exec attempt", |e| {
+        e["event"] == "exec_attempt" && e["argv_truncated"] == true
+    });
+
+    let quiet = Tracer::start(&["--comm", &comm, "--format", "json"]);
+    run_job();
+    let done = quiet.stop_with(libc::SIGINT);
+    assert!(
+        !done.stderr.iter().any(|l| l.contains("(kernel)")),
+        "kernel log lines without -v: {:?}",
+        done.stderr
+    );
+}

@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod anomaly;
 mod common;
 mod maps;
 mod probes;

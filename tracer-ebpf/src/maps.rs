@@ -42,4 +42,5 @@ pub fn count_lost(slot: u32) {
         // Per-CPU slot: no other writer on this CPU while we run.
         unsafe { *p += 1 };
     }
+    crate::anomaly::record_dropped(slot, crate::common::ids().0);
 }

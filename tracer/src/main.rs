@@ -25,6 +25,41 @@ const EXIT_CODES: &str = "Exit codes:\n  0  ran and found nothing wrong\n  1  fi
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Say more on stderr: -v what the tracer attached and followed, and the kernel
+    /// programs' rare anomalies (records dropped, strings truncated); -vv details.
+    /// RUST_LOG (e.g. RUST_LOG=tracer=debug) overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+/// The tracer's own diagnostics and the kernel programs' aya-log lines, on stderr.
+fn init_logging(verbose: u8) {
+    let filters = match std::env::var("RUST_LOG") {
+        Ok(s) if !s.trim().is_empty() => s,
+        _ => match verbose {
+            0 => "tracer=warn".to_string(),
+            1 => "tracer=info,tracer_ebpf=info".to_string(),
+            2 => "tracer=debug,tracer_ebpf=debug".to_string(),
+            _ => "trace".to_string(),
+        },
+    };
+    env_logger::Builder::new()
+        .parse_filters(&filters)
+        .format(|buf, rec| {
+            use std::io::Write;
+            let from = if rec.target().starts_with("tracer_ebpf") {
+                " (kernel)"
+            } else {
+                ""
+            };
+            writeln!(
+                buf,
+                "tracer: {}{from}: {}",
+                rec.level().as_str().to_lowercase(),
+                rec.args()
+            )
+        })
+        .init();
 }
 
 #[derive(Subcommand)]
@@ -99,6 +134,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match cli.cmd {
         Cmd::Record {
             duration,

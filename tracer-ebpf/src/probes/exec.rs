@@ -145,6 +145,10 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
         }
         if trunc != 0 {
             hflags |= FLAG_TRUNCATED;
+            crate::anomaly::truncated("execve filename/argv/env", tgid);
+        }
+        if hflags & FLAG_READ_FAULT != 0 {
+            crate::anomaly::read_fault("execve filename/argv/env", tgid);
         }
         (*r).hdr.flags = hflags;
         (*r).args_len = alen;

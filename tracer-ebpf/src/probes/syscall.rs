@@ -391,6 +391,13 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         }
         (*p).ret = ret;
         (*p).hdr.ts_ns = bpf_ktime_get_ns();
+        let flags = (*p).hdr.flags;
+        if flags & FLAG_TRUNCATED != 0 {
+            crate::anomaly::truncated("a syscall's path or data", (*p).hdr.pid);
+        }
+        if flags & FLAG_READ_FAULT != 0 {
+            crate::anomaly::read_fault("a syscall's path or data", (*p).hdr.pid);
+        }
     }
     match EVENTS.reserve::<SyscallRecord>(0) {
         Some(mut e) => {

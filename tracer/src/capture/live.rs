@@ -82,6 +82,7 @@ pub fn run(
                     if let Some(w) = pipe.writer.as_mut() {
                         w.tick();
                     }
+                    loaded.flush_kernel_log();
                     if last_scan.elapsed() >= Duration::from_secs(2) {
                         last_scan = Instant::now();
                         rescan(loaded, spec, self_pid, known, pipe, redact);
@@ -91,6 +92,7 @@ pub fn run(
         }
         // What the kernel wrote before we stopped listening.
         drain(ring.get_mut(), pipe, redact);
+        loaded.flush_kernel_log();
     });
     drop(ring);
     Ok(())
@@ -121,7 +123,15 @@ fn rescan(
             continue;
         }
         if let Some(p) = snapshot::read_one(pid) {
-            let _ = loaded.track(pid, p.ppid, root);
+            if let Err(e) = loaded.track(pid, p.ppid, root) {
+                log::warn!("cannot follow pid {pid} ({}): {e}", p.comm);
+            }
+            log::info!(
+                "rescan: following {} pid {pid} ({}) {:?}",
+                if root { "root" } else { "descendant" },
+                p.comm,
+                p.cmdline
+            );
             pipe.synthetic(&Synthetic {
                 ts_ns: now,
                 root,
@@ -138,6 +148,7 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline,
         // A scheduler that started while we trace: its argv and cwd come from /proc
         // (its exec attempt was not followed), so its jobs inherit them.
         if let Some(pid) = new_root {
+            log::info!("a scheduler started: pid {pid} is now a root");
             if let Some(p) = snapshot::read_one(pid) {
                 pipe.synthetic(&Synthetic {
                     ts_ns: monotonic_ns(),

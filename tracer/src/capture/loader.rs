@@ -236,10 +236,14 @@ pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
 pub struct LoadOptions {
     pub trace_all: bool,
     pub self_tgid: u32,
+    /// aya-log level for the kernel programs (0 off: they then skip every log call).
+    pub kernel_log_level: u8,
 }
 
 pub struct Loaded {
     pub ebpf: Ebpf,
+    /// The kernel programs' log lines, when asked for (-v or RUST_LOG).
+    kernel_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Tracepoints attached, and the optional ones absent on this kernel.
     pub attached: usize,
     pub missing_optional: Vec<String>,
@@ -297,6 +301,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         .override_global("TRACE_ALL", &trace_all, true)
         .override_global("FORK_CHILD_PID_OFF", &child_off, true)
         .override_global("EXIT_GROUP_DEAD_OFF", &group_dead_off, true)
+        .override_global(aya_log::LEVEL, &opts.kernel_log_level, true)
         .load(EBPF_OBJECT)
         .map_err(|e| {
             err(
@@ -358,15 +363,35 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
             )
         })?;
         attached += 1;
+        log::debug!("attached {} to {}/{}", a.program, a.category, a.name);
     }
+    let kernel_log = if opts.kernel_log_level > 0 {
+        match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::warn!("the kernel programs' log cannot be read ({e}); their anomalies are still counted");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Loaded {
         ebpf,
+        kernel_log,
         attached,
         missing_optional,
     })
 }
 
 impl Loaded {
+    /// Print what the kernel programs logged since the last call.
+    pub fn flush_kernel_log(&mut self) {
+        if let Some(l) = self.kernel_log.as_mut() {
+            l.flush();
+        }
+    }
+
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, SetupError> {
         let map = self.ebpf.take_map("EVENTS").ok_or_else(|| {
             err(

@@ -47,6 +47,24 @@ fn describe_roots(seeds: &[Synthetic]) -> String {
     }
 }
 
+/// The kernel programs log at the level the user asked for the `tracer_ebpf` target.
+fn kernel_log_level() -> u8 {
+    let mut md = log::Metadata::builder();
+    md.target("tracer_ebpf::anomaly");
+    // aya-log's levels number Error=1 .. Trace=5, like log's.
+    [
+        log::Level::Trace,
+        log::Level::Debug,
+        log::Level::Info,
+        log::Level::Warn,
+        log::Level::Error,
+    ]
+    .into_iter()
+    .find(|&l| log::logger().enabled(&md.level(l).build()))
+    .map(|l| l as usize as u8)
+    .unwrap_or(0)
+}
+
 pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
     loader::check_privileges()?;
     // Create the output before attaching: a bad path fails fast, nothing is loaded.
@@ -95,6 +113,7 @@ fn run_attached(
         &LoadOptions {
             trace_all: opts.all,
             self_tgid: self_pid,
+            kernel_log_level: kernel_log_level(),
         },
     )?;
     for m in &loaded.missing_optional {
@@ -125,7 +144,15 @@ fn run_attached(
     let mut seeds = Vec::new();
     for (pid, root) in tracked {
         if let Some(p) = snapshot::read_one(pid) {
-            let _ = loaded.track(pid, p.ppid, root);
+            if let Err(e) = loaded.track(pid, p.ppid, root) {
+                log::warn!("cannot follow pid {pid} ({}): {e}", p.comm);
+            }
+            log::info!(
+                "following {} pid {pid} ({}) {:?}, found in /proc",
+                if root { "root" } else { "descendant" },
+                p.comm,
+                p.cmdline
+            );
             known.insert(pid);
             seeds.push(Synthetic {
                 ts_ns: start_ns,

@@ -1,0 +1,27 @@
+//! Rare things the kernel side wants a person to know about, through aya-log: a record
+//! dropped because the ring buffer was full, a tracked-process map full, a user string
+//! that could not be read or did not fit. The loader leaves the log level at 0 unless
+//! the user asks (-v), so each call costs one global load and compare. The per-kind
+//! `LOST` counters stay the source of truth; these lines say when and who.
+use aya_log_ebpf::{info, warn};
+
+/// `slot` is a record kind, or one of tracer-common's special `LOST_*` slots.
+#[inline(always)]
+pub fn record_dropped(slot: u32, tgid: u32) {
+    warn!(
+        &(),
+        "record dropped (lost slot {}) for pid {}: ring buffer or map full", slot, tgid
+    );
+}
+
+/// A string of a tracked process's syscall was cut to fit its record.
+#[inline(always)]
+pub fn truncated(what: &str, tgid: u32) {
+    info!(&(), "{} truncated for pid {}", what, tgid);
+}
+
+/// A user page was not resident or the pointer was bad: the string is empty or partial.
+#[inline(always)]
+pub fn read_fault(what: &str, tgid: u32) {
+    info!(&(), "{} could not be read for pid {}", what, tgid);
+}
