@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     model::event::{Body, Event, ExitStatus},
     model::process::ProcessTable,
+    model::scheduler::Schedulers,
 };
 
 #[derive(Clone, Debug)]
@@ -59,6 +60,8 @@ const ORPHAN_LIMIT: usize = 10_000;
 #[derive(Default)]
 pub struct Tracker {
     pub procs: ProcessTable,
+    /// Scheduler daemons: when each was alive and how it ended.
+    pub schedulers: Schedulers,
     roots: HashMap<u32, String>,
     jobs: Vec<Job>,
     pid_job: HashMap<u32, usize>,
@@ -110,6 +113,7 @@ impl Tracker {
 
     fn route(&mut self, ev: Event, finished: &mut Vec<usize>) {
         self.procs.apply(&ev);
+        self.schedulers.observe(&ev);
         let was_root = self.roots.contains_key(&ev.pid);
         match &ev.body {
             Body::Snapshot { root, .. } => {
@@ -176,7 +180,8 @@ impl Tracker {
             _ => self.pid_job.get(&ev.pid).copied(),
         };
         let Some(idx) = idx else {
-            if was_root {
+            let to_root = matches!(&ev.body, Body::Signal { target_pid, .. } if self.roots.contains_key(target_pid));
+            if was_root || to_root {
                 self.counters.root_events += 1;
             } else {
                 self.hold(ev);

@@ -4,4 +4,5 @@ pub mod event;
 pub mod job;
 pub mod names;
 pub mod process;
+pub mod scheduler;
 pub mod users;
