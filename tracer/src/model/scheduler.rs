@@ -69,11 +69,7 @@ impl Schedulers {
                 new_root: true,
                 filename,
                 ..
-            } => {
-                if !self.live.contains_key(&ev.pid) {
-                    self.start(ev, vec![filename.clone()]);
-                }
-            }
+            } if !self.live.contains_key(&ev.pid) => self.start(ev, vec![filename.clone()]),
             Body::Exit { status } => {
                 if let Some(i) = self.live.remove(&ev.pid) {
                     self.lives[i].end_ns = Some(ev.ts_ns);
