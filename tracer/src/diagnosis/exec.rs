@@ -84,74 +84,16 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
             continue;
         }
         let errno = ret.checked_neg().unwrap_or(0);
-        let err = crate::model::names::errno_name(errno);
         let mut evidence = vec![i];
         evidence.extend(res);
         let shown = argv.first().map(String::as_str).unwrap_or(filename);
-        let (kind, message) = match errno {
-            2 if !filename.starts_with('/') && filename.contains('/') => (
-                Kind::RelativePath,
-                format!(
-                    "exec \"{filename}\" ENOENT with cwd={} ({} runs jobs in $HOME; use an absolute path or cd first)",
-                    v.cwd(pid).unwrap_or("?"),
-                    v.job.scheduler
-                ),
-            ),
-            2 => {
-                let f = facts.file(filename);
-                match (&f.exists, &f.shebang) {
-                    (true, Some(sb)) => {
-                        let interp = sb.trim_start_matches("#!").trim_start();
-                        let interp_path = interp.split([' ', '\t']).next().unwrap_or(interp);
-                        if interp_path.ends_with('\r') {
-                            (
-                                Kind::BadInterpreter,
-                                format!(
-                                    "\"{filename}\" has CRLF (Windows) line endings: its #! line asks for \"{}\\r\", which does not exist; convert it with dos2unix {filename}",
-                                    interp_path.trim_end_matches('\r')
-                                ),
-                            )
-                        } else {
-                            (
-                                Kind::BadInterpreter,
-                                format!(
-                                    "\"{filename}\" starts with \"#!{interp}\", but the interpreter {interp_path} does not exist"
-                                ),
-                            )
-                        }
-                    }
-                    (true, None) => (
-                        Kind::ExecFailed,
-                        format!("exec \"{filename}\" ENOENT although the file exists: the program loader it needs (e.g. a 32-bit or musl ld.so) is missing"),
-                    ),
-                    _ => (
-                        Kind::ExecFailed,
-                        format!("exec \"{filename}\" ENOENT: no such file (as {shown:?} in the job's command)"),
-                    ),
-                }
-            }
-            13 => {
-                let f = facts.file(filename);
-                let why = if f.is_dir {
-                    "it is a directory".to_string()
-                } else if f.exists && f.mode & 0o111 == 0 {
-                    format!("it lacks the exec bit (mode {:04o}): chmod +x {filename}", f.mode)
-                } else if f.noexec_mount {
-                    "it is on a filesystem mounted noexec: move it or run it with its interpreter".to_string()
-                } else {
-                    format!(
-                        "permission denied for uid {} (a directory on its path may not be searchable)",
-                        v.tl[i].uid
-                    )
-                };
-                (Kind::NotExecutable, format!("\"{filename}\" cannot be executed: {why}"))
-            }
-            8 => (
-                Kind::ExecFailed,
-                format!("exec \"{filename}\" ENOEXEC: not a binary and no #! line"),
-            ),
-            _ => (Kind::ExecFailed, format!("exec \"{filename}\" failed {err}")),
+        let how = ExecContext {
+            cwd: v.cwd(pid),
+            scheduler: &v.job.scheduler,
+            shown,
+            uid: v.tl[i].uid,
         };
+        let (kind, message) = exec_failure(filename, errno, &how, facts);
         d.push(Draft {
             kind,
             message,
@@ -161,6 +103,102 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
         found = true;
     }
     found
+}
+
+/// What an exec failure's message names besides the file.
+pub(super) struct ExecContext<'a> {
+    /// The directory a relative path was taken from.
+    pub cwd: Option<&'a str>,
+    pub scheduler: &'a str,
+    /// The word as the job's command wrote it.
+    pub shown: &'a str,
+    pub uid: u32,
+}
+
+/// The finding for an exec of `filename` that failed with `errno`, explained by what
+/// the host says of the file. Shared by the live rules and `tracer crontab`'s checks
+/// before a run, so both say the same thing.
+pub(super) fn exec_failure(
+    filename: &str,
+    errno: i64,
+    how: &ExecContext,
+    facts: &mut dyn HostFacts,
+) -> (Kind, String) {
+    let err = crate::model::names::errno_name(errno);
+    let shown = how.shown;
+    match errno {
+        2 if !filename.starts_with('/') && filename.contains('/') => (
+            Kind::RelativePath,
+            format!(
+                "exec \"{filename}\" ENOENT with cwd={} ({} runs jobs in $HOME; use an absolute path or cd first)",
+                how.cwd.unwrap_or("?"),
+                how.scheduler
+            ),
+        ),
+        2 => {
+            let f = facts.file(filename);
+            match (&f.exists, &f.shebang) {
+                (true, Some(sb)) => {
+                    let interp = sb.trim_start_matches("#!").trim_start();
+                    let interp_path = interp.split([' ', '\t']).next().unwrap_or(interp);
+                    if interp_path.ends_with('\r') {
+                        (
+                            Kind::BadInterpreter,
+                            format!(
+                                "\"{filename}\" has CRLF (Windows) line endings: its #! line asks for \"{}\\r\", which does not exist; convert it with dos2unix {filename}",
+                                interp_path.trim_end_matches('\r')
+                            ),
+                        )
+                    } else {
+                        (
+                            Kind::BadInterpreter,
+                            format!(
+                                "\"{filename}\" starts with \"#!{interp}\", but the interpreter {interp_path} does not exist"
+                            ),
+                        )
+                    }
+                }
+                (true, None) => (
+                    Kind::ExecFailed,
+                    format!("exec \"{filename}\" ENOENT although the file exists: the program loader it needs (e.g. a 32-bit or musl ld.so) is missing"),
+                ),
+                _ => (
+                    Kind::ExecFailed,
+                    format!("exec \"{filename}\" ENOENT: no such file (as {shown:?} in the job's command)"),
+                ),
+            }
+        }
+        13 => {
+            let f = facts.file(filename);
+            let why = if f.is_dir {
+                "it is a directory".to_string()
+            } else if f.exists && f.mode & 0o111 == 0 {
+                format!("it lacks the exec bit (mode {:04o}): chmod +x {filename}", f.mode)
+            } else if f.noexec_mount {
+                "it is on a filesystem mounted noexec: move it or run it with its interpreter".to_string()
+            } else {
+                format!(
+                    "permission denied for uid {} (a directory on its path may not be searchable)",
+                    how.uid
+                )
+            };
+            (Kind::NotExecutable, format!("\"{filename}\" cannot be executed: {why}"))
+        }
+        8 => (
+            Kind::ExecFailed,
+            format!("exec \"{filename}\" ENOEXEC: not a binary and no #! line"),
+        ),
+        _ => (Kind::ExecFailed, format!("exec \"{filename}\" failed {err}")),
+    }
+}
+
+/// The message for a command word the shell did not find along `path`.
+pub(super) fn not_in_path(word: &str, path: &str, facts: &mut dyn HostFacts) -> String {
+    let hint = match facts.locate(word) {
+        Some(at) => format!(" (found at {at}: use the full path or set PATH in the crontab)"),
+        None => " (not found anywhere usual on this host either)".to_string(),
+    };
+    format!("\"{word}\" not found in PATH={path}{hint}")
 }
 
 const SHELL_WORDS: [&str; 40] = [
@@ -261,15 +299,7 @@ pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec
                 .collect();
         evidence.extend(v.exit_index(pid));
         let message = match missing {
-            Some(w) => {
-                let hint = match facts.locate(&w) {
-                    Some(at) => {
-                        format!(" (found at {at}: use the full path or set PATH in the crontab)")
-                    }
-                    None => " (not found anywhere usual on this host either)".to_string(),
-                };
-                format!("\"{w}\" not found in PATH={path}{hint}")
-            }
+            Some(w) => not_in_path(&w, &path, facts),
             None => {
                 format!("the shell exited 127 (command not found) running `{cmd}` with PATH={path}")
             }
