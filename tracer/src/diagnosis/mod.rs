@@ -17,6 +17,7 @@ mod files;
 mod network;
 pub mod noise;
 mod outcome;
+pub mod preflight;
 #[cfg(test)]
 mod tests;
 mod view;
