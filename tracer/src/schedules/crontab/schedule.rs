@@ -337,7 +337,7 @@ pub(crate) mod tests {
         let s = sched(&[30], &[4], &[1, 15], &all(1, 12), &[5], DayRule::Either);
         let start = minute_of(dt("2026-01-02T00:00")).unwrap(); // a Friday
         let got: Vec<DateTime> = s
-            .matches_in(start, start + 20 * 1440)
+            .matches_in(start, start + 22 * 1440)
             .map(|l| civil_of(l).unwrap())
             .collect();
         let want: Vec<DateTime> = [

@@ -119,7 +119,7 @@ pub(super) fn parse(text: &str, cx: &Context) -> Parsed {
             continue;
         }
         if tokens.len() < 6 {
-            let (rule, detail) = if first.contains('=') {
+            let (rule, detail) = if looks_like_setting(trimmed) {
                 ("busybox_env_ignored", format!("'{first}': busybox crond honours only MAILTO= and SHELL= lines (written without blanks around =); this setting is ignored"))
             } else {
                 ("busybox_short_line", format!("only {} of the 6 fields (5 times and a command): the line is dropped without a log message", tokens.len()))
@@ -154,6 +154,17 @@ pub(super) fn parse(text: &str, cx: &Context) -> Parsed {
         }));
     }
     out
+}
+
+/// `NAME=...` or `NAME = ...`: what a Vixie crontab would take as a setting.
+fn looks_like_setting(line: &str) -> bool {
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    name_end > 0
+        && line[name_end..]
+            .trim_start_matches([' ', '\t'])
+            .starts_with('=')
 }
 
 /// parse_config.c `get_line_with_continuation`: lines with the line number of their

@@ -4,6 +4,8 @@
 //! whether a job runs: Debian drops a whole file for one bad line, cronie only the
 //! line, busybox keeps a line whose fields it could not parse.
 mod busybox;
+#[cfg(test)]
+mod parser_tests;
 mod vixie;
 
 use super::schedule::Schedule;

@@ -259,8 +259,14 @@ impl Reader<'_, '_> {
                 }
                 return;
             }
+            // Debian's buffer holds 998 bytes; the rest of a longer line is dropped.
+            let cut = self.debian && envstr.len() == DEBIAN_MAX_STR - 2;
             match self.env_line(&envstr) {
                 EnvLine::Env(name, value) => {
+                    if cut {
+                        let detail = format!("the line setting {name} is longer than 998 bytes: Debian cron keeps only the first {} bytes of the value", value.len());
+                        self.issue(Some(line), "env_line_too_long", detail, Effect::Advisory);
+                    }
                     envs += 1;
                     if !self.debian && !system && envs > CRONIE_MAX_USER_ENVS {
                         let detail = "more than 1000 environment settings".to_string();
@@ -694,6 +700,11 @@ impl Reader<'_, '_> {
                 code: "syntax_error",
                 why: "the line has no newline".into(),
             });
+        }
+        if !self.debian && cmd.len() == CRONIE_MAX_STR - 1 {
+            let detail = "the command is longer than 131071 bytes; cronie runs only its beginning"
+                .to_string();
+            self.issue(Some(line), "command_too_long", detail, Effect::Advisory);
         }
         if let Some(field) = random {
             let detail = format!("cronie picks one value of the random field '{field}' each time it loads the file; the times shown are every candidate");
