@@ -269,3 +269,211 @@ fn mtime_ns(meta: &Metadata) -> i64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(meta.mtime_nsec())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::schedules::crontab::analyse;
+
+    /// A scratch root under the system temp dir, removed on drop.
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new() -> Root {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "tracer-schedules-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Root(dir)
+        }
+
+        fn write(&self, path: &str, bytes: &[u8], mode: u32) -> PathBuf {
+            let p = under(&self.0, path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, bytes).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn find<'a>(srcs: &'a [CrontabSource], path: &str) -> &'a CrontabSource {
+        srcs.iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{path} not read: {srcs:#?}"))
+    }
+
+    #[test]
+    fn reads_files_and_turns_bad_input_into_data() {
+        let root = Root::new();
+        root.write(
+            "/etc/crontab",
+            b"17 * * * * root run-parts /etc/cron.hourly\n",
+            0o644,
+        );
+        root.write("/etc/cron.d/good", b"* * * * * root /bin/true\n", 0o644);
+        root.write("/etc/cron.d/.placeholder", b"# keep\n", 0o644);
+        root.write("/etc/cron.d/bad.sh", b"* * * * * root /bin/true\n", 0o644);
+        root.write(
+            "/etc/cron.d/binary",
+            &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1, 2, b'\n'],
+            0o644,
+        );
+        let mut big = b"* * * * * root /bin/true\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', (MAX_CRONTAB_BYTES as usize) + 10));
+        root.write("/etc/cron.d/huge", &big, 0o644);
+        symlink("/nowhere/at/all", under(&root.0, "/etc/cron.d/dangling")).unwrap();
+        fs::create_dir_all(under(&root.0, "/etc/cron.d/adir")).unwrap();
+        root.write("/var/spool/cron/crontabs/alice", b"@daily sync\n", 0o600);
+
+        let srcs = read_sources(&root.0, Daemon::DebianCron, None);
+        let names: Vec<&str> = srcs.iter().map(|s| s.path.as_str()).collect();
+        assert!(!names.contains(&"/etc/cron.d/.placeholder"), "{names:?}");
+        assert_eq!(find(&srcs, "/etc/crontab").origin, Origin::SystemCrontab);
+        let good = find(&srcs, "/etc/cron.d/good");
+        assert_eq!(good.text.as_deref(), Some("* * * * * root /bin/true\n"));
+        assert_eq!(good.mode & 0o7777, 0o644);
+        assert!(!good.lossy_utf8 && !good.truncated && good.read_error.is_none());
+        let bin = find(&srcs, "/etc/cron.d/binary");
+        assert!(bin.lossy_utf8 && bin.text.as_deref().is_some_and(|t| t.contains('\u{fffd}')));
+        let huge = find(&srcs, "/etc/cron.d/huge");
+        assert!(huge.truncated);
+        assert!(huge
+            .text
+            .as_deref()
+            .is_some_and(|t| t.len() <= MAX_CRONTAB_BYTES as usize && t.ends_with('\n')));
+        let dangling = find(&srcs, "/etc/cron.d/dangling");
+        assert_eq!(dangling.symlink_target.as_deref(), Some("/nowhere/at/all"));
+        assert!(
+            dangling.text.is_none()
+                && dangling
+                    .read_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("dangling"))
+        );
+        let dir = find(&srcs, "/etc/cron.d/adir");
+        assert!(dir.text.is_none() && !dir.is_regular());
+        assert_eq!(
+            find(&srcs, "/var/spool/cron/crontabs/alice").origin,
+            Origin::UserSpool {
+                user: "alice".into()
+            }
+        );
+
+        // Every bad file becomes a problem naming it; nothing panics.
+        root.write(
+            "/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+            0o644,
+        );
+        let ctx = read_context(&root.0);
+        let set = analyse(&srcs, &ctx, Daemon::DebianCron);
+        for (file, rule) in [
+            ("/etc/cron.d/bad.sh", "crond_file_name"),
+            ("/etc/cron.d/binary", "file_not_utf8"),
+            ("/etc/cron.d/huge", "file_truncated"),
+            ("/etc/cron.d/dangling", "file_unreadable"),
+            ("/etc/cron.d/adir", "not_regular_file"),
+        ] {
+            assert!(
+                set.problems
+                    .iter()
+                    .any(|p| p.file == file && p.rule == rule),
+                "{file} {rule}: {:#?}",
+                set.problems
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_a_read_error() {
+        // As root the permission bits do not stop a read; a FIFO must not block.
+        let root = Root::new();
+        let fifo = under(&root.0, "/etc/cron.d/fifo");
+        fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let srcs = read_sources(&root.0, Daemon::DebianCron, None);
+        let f = find(&srcs, "/etc/cron.d/fifo");
+        assert!(f.text.is_none() && f.read_error.is_some());
+    }
+
+    #[test]
+    fn cronie_and_busybox_layouts() {
+        let root = Root::new();
+        root.write("/var/spool/cron/alice", b"* * * * * x\n", 0o600);
+        fs::create_dir_all(under(&root.0, "/var/spool/cron/crontabs")).unwrap();
+        let srcs = read_sources(&root.0, Daemon::Cronie, None);
+        let spools: Vec<&str> = srcs
+            .iter()
+            .filter(|s| !s.origin.is_system())
+            .map(|s| s.path.as_str())
+            .collect();
+        assert_eq!(
+            spools,
+            ["/var/spool/cron/alice"],
+            "directories are not crontabs"
+        );
+
+        root.write("/srv/cron/root", b"* * * * * x\n", 0o600);
+        let srcs = read_sources(&root.0, Daemon::BusyboxCrond, Some(Path::new("/srv/cron")));
+        assert_eq!(srcs.len(), 1);
+        assert_eq!(
+            srcs[0].origin,
+            Origin::BusyboxSpool {
+                user: "root".into()
+            }
+        );
+        assert_eq!(srcs[0].path, "/srv/cron/root");
+    }
+
+    #[test]
+    fn context_users_lists_and_zone() {
+        let root = Root::new();
+        root.write(
+            "/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/bash\n# comment\nbroken line\nalice:x:1000:1000:Alice:/home/alice:/bin/zsh\nbad:x:notanumber:0::/:/bin/sh\n",
+            0o644,
+        );
+        root.write("/etc/cron.deny", b"alice\n\n# not me\nbob \n", 0o644);
+        let ctx = read_context(&root.0);
+        let names: Vec<&str> = ctx.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["root", "alice"]);
+        assert_eq!(
+            ctx.user("alice")
+                .map(|u| (u.uid, u.home.as_str(), u.shell.as_str())),
+            Some((1000, "/home/alice", "/bin/zsh"))
+        );
+        assert_eq!(ctx.cron_allow, None);
+        assert_eq!(
+            ctx.cron_deny,
+            Some(vec!["alice".to_string(), "bob".to_string()])
+        );
+        assert_eq!(ctx.tz, "UTC", "no /etc/localtime nor /etc/timezone");
+        root.write("/etc/timezone", b"Europe/Berlin\n", 0o644);
+        assert_eq!(read_context(&root.0).tz, "Europe/Berlin");
+        symlink(
+            "/usr/share/zoneinfo/America/New_York",
+            under(&root.0, "/etc/localtime"),
+        )
+        .unwrap();
+        assert_eq!(
+            read_context(&root.0).tz,
+            "America/New_York",
+            "the symlink wins"
+        );
+    }
+}

@@ -2,9 +2,13 @@
 //! schedule, command, environment and zone) and the problems it has with them.
 //! `syntax` reads text the way each daemon does, `rules` holds the refusals as data,
 //! `schedule`/`clock` answer "when", `environment` what the job's env will be.
+#[cfg(test)]
+mod analyse_tests;
 pub mod clock;
 pub mod environment;
 pub mod rules;
+#[cfg(test)]
+mod rules_tests;
 pub mod schedule;
 pub mod syntax;
 
@@ -257,7 +261,7 @@ fn analyse_file(src: &CrontabSource, ctx: &HostContext, daemon: Daemon, set: &mu
         if skipped.is_none() && daemon == Daemon::Cronie && entry.user.is_some() && info.is_none() {
             let hit = Hit {
                 rule: "unknown_user",
-                detail: format!("user '{user}' does not exist; cronie will not start this job"),
+                detail: format!("user '{user}' does not exist, so cronie will not start this job"),
                 effect: Effect::SkipsLine,
             };
             report(set, &hit, Some(entry.line), Some(&user));
@@ -390,11 +394,10 @@ fn problem(
         Effect::Advisory => String::new(),
     };
     let mut message = format!("{place}: {}", hit.detail);
-    if !consequence.is_empty()
-        && !hit.detail.contains("ignored")
-        && !hit.detail.contains("dropped")
-        && !hit.detail.contains("crash")
-    {
+    let said = ["ignored", "dropped", "crash", "never reads", "will not"]
+        .iter()
+        .any(|w| hit.detail.contains(w));
+    if !consequence.is_empty() && !said {
         message.push_str(&format!("; {consequence}"));
     }
     if !fix.is_empty() {

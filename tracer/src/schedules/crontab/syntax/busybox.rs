@@ -227,6 +227,9 @@ fn special_fields(name: &str) -> Option<Option<[&'static str; 4]>> {
     })
 }
 
+/// A field's name, its table, the offset of its numbers and its names.
+type FieldSpec<'a> = (&'static str, &'a mut [bool], i64, Option<&'static [u8]>);
+
 /// The five fields through `ParseField` and `FixDayDow`; the error messages busybox
 /// logs, each with what the field ended up as.
 fn fields_schedule(fields: &[&str]) -> (Schedule, Vec<String>) {
@@ -236,7 +239,7 @@ fn fields_schedule(fields: &[&str]) -> (Schedule, Vec<String>) {
     let mut days = [false; 32];
     let mut mons = [false; 12];
     let mut dow = [false; 7];
-    let specs: [(&str, &mut [bool], i64, Option<&[u8]>); 5] = [
+    let specs: [FieldSpec; 5] = [
         ("minute", &mut mins, 0, None),
         ("hour", &mut hrs, 0, None),
         ("day-of-month", &mut days, 0, None),

@@ -245,7 +245,8 @@ fn every_macro() {
 #[test]
 fn env_lines_and_quotes() {
     // (line, Debian's reading, cronie's reading); None = not a setting.
-    let table: &[(&str, Option<(&str, &str)>, Option<(&str, &str)>)] = &[
+    type Setting<'a> = Option<(&'a str, &'a str)>;
+    let table: &[(&str, Setting, Setting)] = &[
         ("A=b", Some(("A", "b")), Some(("A", "b"))),
         ("A = b c ", Some(("A", "b c")), Some(("A", "b c"))),
         ("  A=  b", Some(("A", "b")), Some(("A", "b"))),
