@@ -637,3 +637,46 @@ mod tests {
             .is_empty());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::super::schedule::DayRule;
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Any schedule, zone and window: starts are in the window, in order, and
+        /// each stands for a wall-clock minute the schedule matches.
+        #[test]
+        fn fires_are_ordered_in_window_and_match(
+            minutes in any::<u64>(), hours in any::<u32>(), doms in any::<u32>(), months in any::<u16>(), dows in any::<u8>(),
+            either in any::<bool>(), wildcard in any::<bool>(),
+            zone in 0usize..4, daemon in 0usize..3, start in 1_700_000_000i64..1_900_000_000, hours_long in 1i64..72,
+        ) {
+            let s = Schedule {
+                minutes: minutes & ((1 << 60) - 1),
+                hours: hours & ((1 << 24) - 1),
+                doms: doms & !1,
+                months: months & 0x1ffe,
+                dows: dows & 0x7f,
+                day_rule: if either { DayRule::Either } else { DayRule::Both },
+                wildcard,
+                reboot: false,
+            };
+            let tz = TimeZone::get(["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "UTC"][zone]).unwrap();
+            let daemon = Daemon::ALL[daemon];
+            let from = Timestamp::from_second(start).unwrap();
+            let to = Timestamp::from_second(start + hours_long * 3600).unwrap();
+            let fires = s.fires_between(&tz, from, to, daemon);
+            for pair in fires.windows(2) {
+                prop_assert!(pair[0].at <= pair[1].at);
+            }
+            for f in &fires {
+                prop_assert!(f.at > from && f.at <= to);
+                prop_assert!(s.matches(f.scheduled), "{:?}", f);
+            }
+        }
+    }
+}

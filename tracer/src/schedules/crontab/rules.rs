@@ -182,7 +182,7 @@ pub static RULES: &[Rule] = &[
         kind: IGNORED,
         description: "the user does not exist: a spool file named after no user is skipped; a system-crontab line naming one is a syntax error that drops the whole file in Debian cron, and is not run by cronie",
         fix: "create the user, or fix the user name",
-        source: "Debian database.c process_crontab (ORPHAN), entry.c load_entry (e_username); cronie database.c process_crontab, job.c job_add; busybox crond.c load_crontab",
+        source: "Debian database.c process_crontab (ORPHAN), entry.c load_entry (e_username; checked on the real daemon: the whole cron.d file is dropped); cronie database.c process_crontab, job.c job_add; busybox crond.c load_crontab",
     },
     Rule {
         id: "cron_allow_deny",
@@ -200,7 +200,7 @@ pub static RULES: &[Rule] = &[
         kind: SYNTAX,
         description: "a line the daemon cannot parse: Debian cron then ignores the whole file, cronie only the line; busybox logs it and runs the line with the fields it managed to fill",
         fix: "correct the line (crontab(5)); for Debian cron the other lines of the file run again once it is fixed",
-        source: "Debian user.c load_user, entry.c load_entry/get_range; cronie user.c load_user, entry.c; busybox crond.c ParseField",
+        source: "Debian user.c load_user, entry.c load_entry/get_range (checked on the real daemon: 5/10 drops the file, 5;x is accepted); cronie user.c load_user, entry.c; busybox crond.c ParseField",
     },
     Rule {
         id: "empty_env_unquoted",
@@ -209,7 +209,7 @@ pub static RULES: &[Rule] = &[
         kind: SYNTAX,
         description: "NAME= with nothing after it is not an environment setting for Debian cron; it is read as a job line, fails, and the whole file is ignored",
         fix: "write NAME=\"\" (e.g. MAILTO=\"\")",
-        source: "Debian env.c load_env (state EQ2 not accepted); crontab(5) 'To define an empty variable, quotes must be used'",
+        source: "Debian env.c load_env (state EQ2 not accepted); crontab(5) 'To define an empty variable, quotes must be used'; checked on the real daemon (MAILTO= drops the file, MAILTO=\"\" runs)",
     },
     Rule {
         id: "missing_final_newline",
@@ -308,7 +308,7 @@ pub static RULES: &[Rule] = &[
         kind: SYNTAX,
         description: "CRLF line ends: the carriage return becomes part of the command (the shell looks for 'cmd\\r'); in Debian cron a blank line holding only \\r is a syntax error",
         fix: "convert the file to Unix line ends (dos2unix FILE or sed -i 's/\\r$//' FILE)",
-        source: "Debian/cronie entry.c load_entry (command up to \\n), misc.c skip_comments (only space and tab are blanks)",
+        source: "Debian/cronie entry.c load_entry (command up to \\n), misc.c skip_comments (only space and tab are blanks); Debian checked on the real daemon (a CRLF blank line drops the file)",
     },
     Rule {
         id: "random_range",

@@ -564,6 +564,24 @@ fn garbage_never_panics() {
             assert!(d == BB || !p.issues.is_empty(), "{d:?}");
         }
     }
+    // Huge numbers and steps.
+    for line in [
+        "*/99999999999999999999 * * * * c",
+        "0-59/9223372036854775807 * * * * c",
+        "99999999999999999999 * * * * c",
+    ] {
+        for d in [DEB, CR, BB] {
+            let _ = read(d, false, &format!("{line}\n"));
+        }
+    }
+    assert_eq!(
+        bits(
+            only_entry(DEB, "0-59/9223372036854775807 * * * * c\n")
+                .spec
+                .minutes
+        ),
+        [0]
+    );
     // Odd corner cases of the env parser (unterminated quotes, lone quotes).
     for line in ["\"", "'", "A=\"", "\"A", "=", "=x", "\u{fffd}=\u{fffd}"] {
         for d in [DEB, CR, BB] {
@@ -586,4 +604,35 @@ fn busybox_quirks() {
     // Backslash continues a line.
     let p = read(BB, false, "* * * * * echo a \\\nb\n");
     assert_eq!(entries(&p)[0].raw_command, "echo a b");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Crontab-like noise through every reader: no panic, and every entry's
+        /// schedule answers a next-match query.
+        #[test]
+        fn readers_never_panic(text in "[-*/,0-9a-zA-Z@ \t\r\n=\"'%\\\\#~;]{0,300}", system in any::<bool>()) {
+            for d in [DEB, CR, BB] {
+                let p = read(d, system, &text);
+                for e in entries(&p) {
+                    let _ = e.spec.next_match(0, 60 * 24 * 400);
+                    let _ = split_command(&e.raw_command, d);
+                }
+            }
+        }
+
+        #[test]
+        fn bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let text = String::from_utf8_lossy(&bytes);
+            for d in [DEB, CR, BB] {
+                let _ = read(d, false, &text);
+                let _ = read(d, true, &text);
+            }
+        }
+    }
 }

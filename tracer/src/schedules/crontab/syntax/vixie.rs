@@ -804,7 +804,11 @@ impl Reader<'_, '_> {
         let mut i = num1;
         while i <= num2 {
             set_element(bits, low, high, i);
-            i += step;
+            // A step beyond the range ends the walk (and must not overflow).
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
         ch
     }
@@ -991,7 +995,11 @@ impl Reader<'_, '_> {
                 self.s.unget(ch);
                 return EOF;
             }
-            i += step;
+            // A step beyond the range ends the walk (and must not overflow).
+            let Some(next) = i.checked_add(step) else {
+                break;
+            };
+            i = next;
         }
         ch
     }
