@@ -10,8 +10,11 @@ pub mod source;
 
 use serde::{Deserialize, Serialize};
 
+pub use crontab::rules::{Rule, Scope, RULES};
 pub use crontab::schedule::{Fire, FireReason, Schedule};
-pub use crontab::{analyse, CrontabSet, Effect, Entry, Problem, ProblemKind};
+pub use crontab::{
+    analyse, daemon_tz, resolve_tz, CrontabSet, Effect, Entry, Problem, ProblemKind,
+};
 pub use host::{read_context, read_sources};
 pub use source::{CrontabSource, HostContext, Origin, UserInfo};
 
