@@ -12,6 +12,7 @@ pub mod facts;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod schedules;
 pub mod secrets;
 #[cfg(test)]
 mod testutil;
