@@ -5,13 +5,17 @@ use std::{collections::HashSet, io::Write};
 
 use crate::{
     diagnosis,
-    diagnosis::Finding,
+    diagnosis::{
+        schedule::{EntryRef, ScheduleCheck},
+        Finding,
+    },
     facts::HostFacts,
     model::decode::{decode, decode_snapshot},
     model::event::Event,
     model::job::Tracker,
     model::users::UserNames,
     output::report::{self, Report, Stats},
+    schedules::ScheduleView,
     secrets,
     tracefile::{Synthetic, TraceWriter},
     Format,
@@ -32,6 +36,10 @@ pub struct Pipeline {
     facts: Box<dyn HostFacts>,
     /// Per job (by index): its findings, once diagnosed.
     findings: Vec<Option<Vec<Finding>>>,
+    /// Per job (by index): the crontab entry it ran, once diagnosed.
+    entries: Vec<Option<EntryRef>>,
+    /// The crontabs and what they called for.
+    schedules: ScheduleCheck,
 }
 
 impl Pipeline {
@@ -54,6 +62,35 @@ impl Pipeline {
             print: true,
             facts,
             findings: Vec::new(),
+            entries: Vec::new(),
+            schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
+        }
+    }
+
+    /// The crontabs as the daemons saw them at start; `mono_to_wall_ns` maps event
+    /// times to the wall clock their schedules are written in.
+    pub fn with_schedules(mut self, views: Vec<ScheduleView>, mono_to_wall_ns: i64) -> Self {
+        self.schedules = ScheduleCheck::new(views, self.start_ns, mono_to_wall_ns);
+        self
+    }
+
+    /// The crontabs of a daemon that started during the trace, read at `ts_ns`.
+    pub fn schedule_view(&mut self, v: ScheduleView, ts_ns: u64) {
+        if let Some(w) = self.writer.as_mut() {
+            w.schedules(&v, ts_ns);
+        }
+        self.schedules.add_view(v, ts_ns);
+    }
+
+    /// Time passes (live): runs due by now that no daemon started are printed.
+    pub fn tick(&mut self, now_ns: u64) {
+        let missed = self.schedules.advance(&self.tracker, now_ns);
+        if self.print && self.format == Format::Text && !missed.is_empty() {
+            let mut out = anstream::stdout().lock();
+            for f in &missed {
+                let _ = report::write_host_finding_text(&mut out, f);
+            }
+            let _ = out.flush();
         }
     }
 
@@ -131,6 +168,10 @@ impl Pipeline {
         let job = &self.tracker.jobs()[idx];
         let f = diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended);
         self.findings[idx] = Some(f);
+        if self.entries.len() <= idx {
+            self.entries.resize(idx + 1, None);
+        }
+        self.entries[idx] = self.schedules.entry_of(&self.tracker, job);
         let new = self.facts.take_new();
         if let Some(w) = self.writer.as_mut() {
             for fact in &new {
@@ -152,7 +193,13 @@ impl Pipeline {
             return;
         }
         let job = &self.tracker.jobs()[idx];
-        let jr = report::job_report(&self.tracker, job, &self.users, self.findings_of(idx));
+        let jr = report::job_report(
+            &self.tracker,
+            job,
+            &self.users,
+            self.findings_of(idx),
+            self.entries.get(idx).cloned().flatten(),
+        );
         let mut out = anstream::stdout().lock();
         let _ = report::write_job_text(&mut out, &jr, self.start_ns);
         let _ = out.flush();
@@ -173,10 +220,14 @@ impl Pipeline {
         let findings: Vec<Vec<Finding>> = (0..self.tracker.jobs().len())
             .map(|i| self.findings_of(i))
             .collect();
+        let end_ns = self.tracker.counters.last_ts.max(self.start_ns);
+        let host = self.schedules.finish(&self.tracker, end_ns);
         let rep = report::build(
             &self.tracker,
             &self.users,
             &findings,
+            &self.entries,
+            host,
             Stats {
                 events: self.tracker.counters.events,
                 root_events: self.tracker.counters.root_events,

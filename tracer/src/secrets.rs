@@ -95,11 +95,16 @@ pub fn redact_words(line: &str) -> Option<String> {
     changed.then_some(out)
 }
 
-/// `NAME=value` lines of a crontab whose name looks secret.
+/// `NAME=value` lines of a crontab whose name looks secret, and secret-looking words
+/// of its commands. Line ends (LF, CRLF, none on the last line) are kept exactly: the
+/// daemons' rules depend on them.
 pub fn redact_crontab(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let t = line.trim_start();
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches('\n');
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        let ending = &raw[body.len()..];
+        let t = body.trim_start();
         let is_env = !t.starts_with('#')
             && t.split_once('=').is_some_and(|(n, _)| {
                 let n = n.trim();
@@ -110,13 +115,10 @@ pub fn redact_crontab(text: &str) -> String {
         } else if is_env {
             redact_assignment(t)
         } else {
-            redact_words(line)
+            redact_words(body)
         };
-        match redacted {
-            Some(r) => out.push_str(&r),
-            None => out.push_str(line),
-        }
-        out.push('\n');
+        out.push_str(redacted.as_deref().unwrap_or(body));
+        out.push_str(ending);
     }
     out
 }
@@ -272,6 +274,16 @@ mod tests {
             !out.windows(5).any(|w| w == b"uvwxy"),
             "tail of the secret left behind"
         );
+    }
+
+    #[test]
+    fn crontab_redaction_keeps_line_ends_and_a_missing_final_newline() {
+        let t = "A_TOKEN=abc\r\n* * * * * x --password=p\n0 1 * * * y";
+        assert_eq!(
+            redact_crontab(t),
+            "A_TOKEN=<redacted>\r\n* * * * * x --password=<redacted>\n0 1 * * * y"
+        );
+        assert_eq!(redact_crontab("plain\n\n"), "plain\n\n");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! What a trace header records about the host at start: clocks, names, crontabs,
 //! users. Read once, so a replay elsewhere sees the recording host.
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::Path};
 
-use crate::{model::users::UserNames, secrets};
+use crate::{
+    capture::snapshot::ProcInfo,
+    model::users::UserNames,
+    schedules::{self, Daemon, ScheduleView},
+    secrets,
+};
 
 /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
@@ -32,31 +34,108 @@ pub fn realtime_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// Crontab files as they are now (cron's system files and the user spools).
-pub fn read_crontabs() -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut add = |p: &Path| {
-        if let Ok(t) = std::fs::read_to_string(p) {
-            out.insert(p.display().to_string(), secrets::redact_crontab(&t));
+/// The crontabs as each running cron-family daemon sees them (through its own root
+/// when it is in another mount namespace), with its time zone; when none runs, the
+/// host's files as the installed daemon would read them. Secret-looking values are
+/// redacted unless `redact` is false.
+pub fn schedule_views(procs: &[ProcInfo], redact: bool) -> Vec<ScheduleView> {
+    let own_ns = mount_ns("self");
+    let mut views: Vec<(Option<String>, ScheduleView)> = Vec::new();
+    for p in procs {
+        let Some((daemon, busybox_dir)) = schedules::classify(&p.comm, &p.cmdline) else {
+            continue;
+        };
+        let ns = mount_ns(&p.pid.to_string());
+        let same_ns = ns.is_none() || ns == own_ns;
+        if let Some((_, v)) = views
+            .iter_mut()
+            .find(|(n, v)| *n == ns && v.daemon == daemon && v.busybox_dir == busybox_dir)
+        {
+            v.pids.push(p.pid);
+            continue;
         }
-    };
-    for f in ["/etc/crontab", "/etc/anacrontab"] {
-        add(Path::new(f));
+        let root = if same_ns {
+            "/".to_string()
+        } else {
+            format!("/proc/{}/root", p.pid)
+        };
+        let mut view = read_view(daemon, &root, busybox_dir, redact);
+        view.pids.push(p.pid);
+        view.mnt_ns = ns.clone();
+        if let Some(tz) = process_tz(p.pid) {
+            view.context.tz = tz;
+        }
+        views.push((ns, view));
     }
-    for dir in ["/etc/cron.d", "/var/spool/cron/crontabs", "/var/spool/cron"] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            let mut files: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            for f in files {
-                add(&f);
+    if views.is_empty() {
+        let daemon = installed_daemon();
+        let mut view = read_view(daemon, "/", None, redact);
+        view.mnt_ns = own_ns.clone();
+        if view
+            .sources
+            .iter()
+            .any(|s| s.text.as_deref().is_some_and(|t| !t.trim().is_empty()))
+        {
+            views.push((own_ns, view));
+        }
+    }
+    views.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The files `daemon` reads under `root`, as plain data.
+pub fn read_view(
+    daemon: Daemon,
+    root: &str,
+    busybox_dir: Option<String>,
+    redact: bool,
+) -> ScheduleView {
+    let mut sources = schedules::read_sources(
+        Path::new(root),
+        daemon,
+        busybox_dir.as_deref().map(Path::new),
+    );
+    if redact {
+        for s in &mut sources {
+            if let Some(t) = s.text.as_mut() {
+                *t = secrets::redact_crontab(t);
             }
         }
     }
-    out
+    ScheduleView {
+        daemon,
+        pids: Vec::new(),
+        mnt_ns: None,
+        root: root.to_string(),
+        busybox_dir,
+        sources,
+        context: schedules::read_context(Path::new(root)),
+    }
+}
+
+/// The daemon whose binary is installed, for a host where none is running.
+fn installed_daemon() -> Daemon {
+    if Path::new("/usr/sbin/cron").exists() {
+        Daemon::DebianCron
+    } else if Path::new("/usr/sbin/crond").exists() {
+        Daemon::Cronie
+    } else {
+        Daemon::DebianCron
+    }
+}
+
+fn mount_ns(pid: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// A daemon started with `TZ` set evaluates its crontabs in that zone.
+fn process_tz(pid: u32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"TZ="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 pub fn users_map() -> BTreeMap<u32, String> {

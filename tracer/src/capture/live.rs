@@ -83,6 +83,7 @@ pub fn run(
                         w.tick();
                     }
                     loaded.flush_kernel_log();
+                    pipe.tick(monotonic_ns());
                     if last_scan.elapsed() >= Duration::from_secs(2) {
                         last_scan = Instant::now();
                         rescan(loaded, spec, self_pid, known, pipe, redact);
@@ -132,6 +133,13 @@ fn rescan(
                 p.comm,
                 p.cmdline
             );
+            if root {
+                for v in crate::capture::host::schedule_views(std::slice::from_ref(&p), redact) {
+                    if !v.pids.is_empty() {
+                        pipe.schedule_view(v, now);
+                    }
+                }
+            }
             pipe.synthetic(&Synthetic {
                 ts_ns: now,
                 root,
@@ -150,6 +158,11 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline,
         if let Some(pid) = new_root {
             log::info!("a scheduler started: pid {pid} is now a root");
             if let Some(p) = snapshot::read_one(pid) {
+                for v in crate::capture::host::schedule_views(std::slice::from_ref(&p), redact) {
+                    if !v.pids.is_empty() {
+                        pipe.schedule_view(v, monotonic_ns());
+                    }
+                }
                 pipe.synthetic(&Synthetic {
                     ts_ns: monotonic_ns(),
                     root: true,

@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     capture::{
-        host::{monotonic_ns, read_crontabs, read_trim, realtime_ns, users_map},
+        host::{monotonic_ns, read_trim, realtime_ns, schedule_views, users_map},
         live::{self, process_for_trace},
         loader::{self, LoadOptions, SetupError},
         snapshot::{self, RootSpec},
@@ -162,6 +162,21 @@ fn run_attached(
         }
     }
     let users = users_map();
+    let roots: Vec<snapshot::ProcInfo> = seeds
+        .iter()
+        .filter(|s| s.root)
+        .map(|s| s.process.clone())
+        .collect();
+    let schedules = schedule_views(&roots, redact);
+    for v in &schedules {
+        log::info!(
+            "crontabs of {}: {} files read under {}",
+            v.who(),
+            v.sources.len(),
+            v.root
+        );
+    }
+    let mono_to_wall_ns = realtime_ns() - monotonic_ns() as i64;
     let header = TraceHeader {
         format_major: tracefile::FORMAT_MAJOR,
         format_minor: tracefile::FORMAT_MINOR,
@@ -169,7 +184,7 @@ fn run_attached(
         hostname: read_trim("/proc/sys/kernel/hostname"),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
-        mono_to_wall_ns: realtime_ns() - monotonic_ns() as i64,
+        mono_to_wall_ns,
         start_ns,
         options: CaptureOptions {
             comms: opts.comms.clone(),
@@ -179,7 +194,8 @@ fn run_attached(
             duration_secs: opts.duration.map(|d| d.as_secs_f64()),
         },
         snapshot: seeds,
-        crontabs: read_crontabs(),
+        crontabs: Default::default(),
+        schedules,
         users: users.clone(),
     };
     let mut pipe = Pipeline::new(
@@ -188,7 +204,8 @@ fn run_attached(
         redact,
         start_ns,
         Box::new(LiveFacts::default()),
-    );
+    )
+    .with_schedules(header.schedules.clone(), mono_to_wall_ns);
     for s in &header.snapshot {
         pipe.synthetic(s);
     }

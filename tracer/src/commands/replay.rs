@@ -68,7 +68,8 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
             facts.add(f);
         }
     }
-    let mut pipe = Pipeline::new(users, format, false, c.header.start_ns, Box::new(facts));
+    let mut pipe = Pipeline::new(users, format, false, c.header.start_ns, Box::new(facts))
+        .with_schedules(c.header.schedules.clone(), c.header.mono_to_wall_ns);
     if quiet {
         pipe = pipe.quiet();
     }
@@ -81,6 +82,7 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
                 pipe.kernel_record(raw);
             }
             Entry::Synthetic(s) => pipe.synthetic(s),
+            Entry::Schedules(l) => pipe.schedule_view(l.view.clone(), l.ts_ns),
             Entry::Fact(_) => {}
         }
     }

@@ -18,6 +18,7 @@ mod network;
 pub mod noise;
 mod outcome;
 pub mod preflight;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -25,19 +26,31 @@ mod view;
 use view::View;
 
 /// A diagnosis result: a stable `kind`, a line a person can act on, and the events
-/// (indices into the job's timeline) it rests on.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// (indices into the job's timeline) it rests on. Host-level findings (the scheduler,
+/// the crontabs) name their file and line and, for missed runs, the times instead.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Finding {
     pub kind: String,
     pub message: String,
     pub pid: u32,
     /// Indices into the job's timeline of the events the finding rests on.
     pub evidence: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// When it happened or should have (RFC 3339, with the offset of the zone used).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<String>,
 }
 
 /// Stable identifiers (JSON `kind`), in causal order: earlier kinds explain later ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    SchedulerDown,
+    CrontabSyntax,
+    CrontabIgnored,
+    MissedSchedule,
     ChdirFailed,
     NoExec,
     CommandNotFound,
@@ -58,6 +71,10 @@ pub enum Kind {
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::SchedulerDown => "scheduler_down",
+            Kind::CrontabSyntax => "crontab_syntax",
+            Kind::CrontabIgnored => "crontab_ignored",
+            Kind::MissedSchedule => "missed_schedule",
             Kind::ChdirFailed => "chdir_failed",
             Kind::NoExec => "no_exec",
             Kind::CommandNotFound => "command_not_found",
@@ -123,6 +140,7 @@ pub fn diagnose(t: &Tracker, job: &Job, facts: &mut dyn HostFacts, ended: bool) 
             message: f.message,
             pid: f.pid,
             evidence: f.evidence,
+            ..Default::default()
         })
         .collect()
 }

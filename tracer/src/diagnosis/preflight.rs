@@ -86,8 +86,7 @@ pub fn check_command(command: &str, run: &RunEnv, facts: &mut dyn HostFacts) -> 
                 out.push(Finding {
                     kind: Kind::CommandNotFound.as_str().into(),
                     message: not_in_path(&word, &path, facts),
-                    pid: 0,
-                    evidence: Vec::new(),
+                    ..Default::default()
                 });
                 continue;
             }
@@ -106,8 +105,7 @@ fn push(out: &mut Vec<Finding>, (kind, message): (Kind, String)) {
     out.push(Finding {
         kind: kind.as_str().into(),
         message,
-        pid: 0,
-        evidence: Vec::new(),
+        ..Default::default()
     });
 }
 

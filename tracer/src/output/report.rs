@@ -6,7 +6,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::{
-    diagnosis::{noise::is_routine, Finding},
+    diagnosis::{noise::is_routine, schedule::EntryRef, Finding},
     model::event::{Body, Event, ExitStatus},
     model::job::{Job, Tracker},
     model::users::UserNames,
@@ -22,7 +22,8 @@ pub struct JobReport {
     pub user: String,
     pub uid: u32,
     pub command: String,
-    pub crontab_entry: Option<String>,
+    /// The crontab line it ran (file, line, schedule, user, command), when known.
+    pub crontab_entry: Option<EntryRef>,
     /// `finished`, or `running` when the trace ended first.
     pub state: &'static str,
     pub started_before_trace: bool,
@@ -62,7 +63,13 @@ impl Report {
     }
 }
 
-pub fn job_report(t: &Tracker, job: &Job, users: &UserNames, findings: Vec<Finding>) -> JobReport {
+pub fn job_report(
+    t: &Tracker,
+    job: &Job,
+    users: &UserNames,
+    findings: Vec<Finding>,
+    crontab_entry: Option<EntryRef>,
+) -> JobReport {
     let s = t.summary(job);
     JobReport {
         id: job.id,
@@ -71,7 +78,7 @@ pub fn job_report(t: &Tracker, job: &Job, users: &UserNames, findings: Vec<Findi
         user: users.name(s.uid),
         uid: s.uid,
         command: s.command,
-        crontab_entry: None,
+        crontab_entry,
         state: if job.finished() {
             "finished"
         } else {
@@ -88,13 +95,28 @@ pub fn job_report(t: &Tracker, job: &Job, users: &UserNames, findings: Vec<Findi
     }
 }
 
-/// `findings[i]` are job i's findings.
-pub fn build(t: &Tracker, users: &UserNames, findings: &[Vec<Finding>], stats: Stats) -> Report {
+/// `findings[i]` and `entries[i]` are job i's; `host` the findings of no one job.
+pub fn build(
+    t: &Tracker,
+    users: &UserNames,
+    findings: &[Vec<Finding>],
+    entries: &[Option<EntryRef>],
+    host: Vec<Finding>,
+    stats: Stats,
+) -> Report {
     let jobs: Vec<JobReport> = t
         .jobs()
         .iter()
         .enumerate()
-        .map(|(i, j)| job_report(t, j, users, findings.get(i).cloned().unwrap_or_default()))
+        .map(|(i, j)| {
+            job_report(
+                t,
+                j,
+                users,
+                findings.get(i).cloned().unwrap_or_default(),
+                entries.get(i).cloned().flatten(),
+            )
+        })
         .collect();
     Report {
         version: FORMAT_VERSION,
@@ -103,7 +125,7 @@ pub fn build(t: &Tracker, users: &UserNames, findings: &[Vec<Finding>], stats: S
             ..stats
         },
         jobs,
-        findings: Vec::new(),
+        findings: host,
     }
 }
 
@@ -273,6 +295,13 @@ pub fn write_job_text(
         }
     )?;
     writeln!(out, "  command: {}", j.command)?;
+    if let Some(e) = &j.crontab_entry {
+        writeln!(
+            out,
+            "  entry:   {}:{}  {}  (user {})",
+            e.file, e.line, e.schedule, e.user
+        )?;
+    }
     writeln!(out, "  result:  {state}{took}")?;
     for f in &j.findings {
         writeln!(out, "  {RED}{}{RED:#}: {}", f.kind, f.message)?;
@@ -326,7 +355,20 @@ pub fn write_job_text(
     writeln!(out)
 }
 
+/// A finding about the host rather than a job (a daemon, a crontab, a missed run).
+pub fn write_host_finding_text(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
+    writeln!(out, "{RED}{}{RED:#}: {}", f.kind, f.message)
+}
+
 pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    if !r.findings.is_empty() {
+        writeln!(out, "{BOLD}schedulers and crontabs{BOLD:#}")?;
+        for f in &r.findings {
+            write!(out, "  ")?;
+            write_host_finding_text(out, f)?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out, "{BOLD}summary{BOLD:#}")?;
     if r.jobs.is_empty() {
         writeln!(

@@ -7,6 +7,7 @@
 pub mod crontab;
 pub mod host;
 pub mod source;
+pub mod view;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,7 @@ pub use crontab::{
 };
 pub use host::{read_context, read_sources};
 pub use source::{CrontabSource, HostContext, Origin, UserInfo};
+pub use view::{classify, ScheduleView};
 
 /// The cron implementation whose rules apply. They differ in which files they read,
 /// what they refuse, how they parse a line and how they treat clock changes, so every

@@ -4,13 +4,13 @@ use std::{collections::BTreeMap, time::Duration};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{capture::snapshot::ProcInfo, facts::Fact};
+use crate::{capture::snapshot::ProcInfo, facts::Fact, schedules::ScheduleView};
 
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 0;
+pub const FORMAT_MINOR: u32 = 1;
 pub(super) const FRAME_HEAD: usize = 4 + 1 + 1 + 2 + 4 + 4;
 /// Frames larger than this are damage, not data.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -20,6 +20,7 @@ pub(super) const TAG_TRAILER: u8 = 3;
 pub(super) const ENTRY_KERNEL: u8 = 1;
 pub(super) const ENTRY_SYNTHETIC: u8 = 2;
 pub(super) const ENTRY_FACT: u8 = 3;
+pub(super) const ENTRY_SCHEDULES: u8 = 4;
 /// Write a block when it grows past this, or a second has passed.
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -57,8 +58,12 @@ pub struct TraceHeader {
     pub options: CaptureOptions,
     /// Processes alive at start that were followed (roots and their descendants).
     pub snapshot: Vec<Synthetic>,
-    /// Crontab files as read at start, path -> text (secret-looking values redacted).
+    /// Format 1.0 only: crontab files as text (1.1 has `schedules`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub crontabs: BTreeMap<String, String>,
+    /// The crontabs as each cron daemon saw them at start, with the owners, modes and
+    /// host facts its rules depend on (secret-looking values redacted).
+    pub schedules: Vec<ScheduleView>,
     /// uid -> name on the recording host, so a replay elsewhere names the same users.
     pub users: BTreeMap<u32, String>,
 }
@@ -73,6 +78,13 @@ pub struct Trailer {
     pub end_ns: u64,
 }
 
+/// A daemon's crontabs read while recording (when it started), and when.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LateSchedules {
+    pub ts_ns: u64,
+    pub view: ScheduleView,
+}
+
 /// An entry of an event block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Entry {
@@ -80,6 +92,8 @@ pub enum Entry {
     Synthetic(Synthetic),
     /// An answer about the recording host the diagnosis used (see `facts`).
     Fact(Fact),
+    /// The crontabs of a daemon that started during the recording, as it saw them.
+    Schedules(LateSchedules),
 }
 
 pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {

@@ -13,7 +13,8 @@
 //! still replays as long as the major version is ours. An event block holds entries
 //! `kind:u8 len:u32 data`: kind 1 is a kernel record exactly as `tracer-common` lays it
 //! out (already redacted), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
-//! while recording), kind 3 a JSON [`Fact`] the diagnosis learnt from the host.
+//! while recording), kind 3 a JSON [`Fact`] the diagnosis learnt from the host, kind 4
+//! a JSON `ScheduleView` (the crontabs of a daemon that started while recording).
 //!
 //! Blocks are written at least every second and synced, so a crash, `kill -9` or a
 //! full disk loses at most the last second.
@@ -22,8 +23,8 @@ mod reader;
 mod writer;
 
 pub use format::{
-    CaptureOptions, Entry, Synthetic, TraceHeader, Trailer, FORMAT_MAJOR, FORMAT_MINOR, MAGIC,
-    MAX_FRAME, SYNC,
+    CaptureOptions, Entry, LateSchedules, Synthetic, TraceHeader, Trailer, FORMAT_MAJOR,
+    FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
 pub use reader::{read, Damage, ReadError, TraceContents};
 pub use writer::{create_file, TraceWriter};

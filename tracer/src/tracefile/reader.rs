@@ -138,6 +138,12 @@ fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
                 Ok(s) => out.push(Entry::Synthetic(s)),
                 Err(e) => return Err(format!("synthetic event is not valid JSON: {e}")),
             },
+            // A view from a newer writer that does not parse is not needed to replay.
+            ENTRY_SCHEDULES => {
+                if let Ok(v) = serde_json::from_slice(&data) {
+                    out.push(Entry::Schedules(v));
+                }
+            }
             ENTRY_FACT => {
                 // A fact kind from a newer writer is not needed to replay: skipped.
                 if let Ok(f) = serde_json::from_slice(&data) {

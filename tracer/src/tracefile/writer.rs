@@ -11,7 +11,7 @@ use std::{
 use bytes::{BufMut, BytesMut};
 
 use super::format::*;
-use crate::facts::Fact;
+use crate::{facts::Fact, schedules::ScheduleView};
 
 /// Creates the file 0600, never through a symlink, never over an existing file unless
 /// `force` (and even then not through a symlink).
@@ -99,6 +99,15 @@ impl TraceWriter {
         let json = serde_json::to_vec(s).expect("synthetic event serialises");
         self.synthetic_events += 1;
         self.entry(ENTRY_SYNTHETIC, &json);
+    }
+
+    pub fn schedules(&mut self, v: &ScheduleView, ts_ns: u64) {
+        let late = LateSchedules {
+            ts_ns,
+            view: v.clone(),
+        };
+        let json = serde_json::to_vec(&late).expect("schedule view serialises");
+        self.entry(ENTRY_SCHEDULES, &json);
     }
 
     pub fn fact(&mut self, f: &Fact) {

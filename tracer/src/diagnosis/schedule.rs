@@ -1,0 +1,775 @@
+//! Jobs that never started: which crontab entry each traced job ran, the runs the
+//! crontabs called for in the trace window that no daemon started (`missed_schedule`),
+//! the stretches with no daemon alive (`scheduler_down`), and the files and lines the
+//! daemons skip (`crontab_ignored`, `crontab_syntax`).
+//!
+//! A fire at F counts as run when a job of a daemon of the same group (kind, mount
+//! namespace) that ran the entry's command as its user started in [F - EARLY, F +
+//! GRACE]. The rule is decided only once the stream is SETTLE past that window, so the
+//! live run (which decides as time passes) and a replay (which decides at the end)
+//! reach the same verdicts.
+use std::collections::BTreeMap;
+
+use jiff::{tz::TimeZone, Timestamp};
+use serde::Serialize;
+
+use super::{Finding, Kind};
+use crate::{
+    model::{
+        job::{Job, Tracker},
+        scheduler::SchedulerLife,
+    },
+    schedules::{daemon_tz, CrontabSet, Entry, ProblemKind, ScheduleView},
+};
+
+const SEC: u64 = 1_000_000_000;
+/// How long after its fire time a daemon may take to fork a job (Debian cron forks
+/// within a second of the minute; a loaded host is slower).
+pub const GRACE_NS: u64 = 10 * SEC;
+/// A daemon whose clock runs a little ahead may fork just before the minute.
+const EARLY_NS: u64 = 2 * SEC;
+/// Events of a fork at F + GRACE are drained well before this much later.
+const SETTLE_NS: u64 = 2 * SEC;
+/// Times listed per missed-run finding; the count says how many more.
+const MAX_TIMES: usize = 5;
+
+/// The crontab entry a job ran (JSON `crontab_entry`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EntryRef {
+    pub file: String,
+    pub line: u32,
+    pub schedule: String,
+    pub user: String,
+    pub command: String,
+}
+
+impl EntryRef {
+    fn of(e: &Entry) -> Self {
+        EntryRef {
+            file: e.file.clone(),
+            line: e.line,
+            schedule: e.schedule.clone(),
+            user: e.user.clone(),
+            command: e.command.clone(),
+        }
+    }
+}
+
+struct ViewState {
+    view: ScheduleView,
+    set: CrontabSet,
+    tz: TimeZone,
+    /// From when (monotonic ns) these files are what the daemon runs.
+    from_ns: u64,
+    /// Index of the group (daemons sharing these files).
+    group: usize,
+}
+
+/// One fire that no daemon started.
+struct Miss {
+    view: usize,
+    entry: usize,
+    at_mono: u64,
+    at: Timestamp,
+    cause: String,
+}
+
+pub struct ScheduleCheck {
+    views: Vec<ViewState>,
+    /// Pids of the daemons of each group.
+    groups: Vec<Vec<u32>>,
+    mono_to_wall_ns: i64,
+    start_ns: u64,
+    /// Fires at or before this (monotonic) have been decided.
+    decided_ns: u64,
+    misses: Vec<Miss>,
+}
+
+impl ScheduleCheck {
+    /// `views` as read at `start_ns`; `mono_to_wall_ns` turns event times into wall time.
+    pub fn new(views: Vec<ScheduleView>, start_ns: u64, mono_to_wall_ns: i64) -> Self {
+        let mut c = ScheduleCheck {
+            views: Vec::new(),
+            groups: Vec::new(),
+            mono_to_wall_ns,
+            start_ns,
+            decided_ns: start_ns,
+            misses: Vec::new(),
+        };
+        for v in views {
+            c.add_view(v, start_ns);
+        }
+        c
+    }
+
+    /// A daemon that started during the trace, with its files as it read them.
+    pub fn add_view(&mut self, view: ScheduleView, from_ns: u64) {
+        let group = match self
+            .views
+            .iter()
+            .find(|s| s.view.same_group(&view))
+            .map(|s| s.group)
+        {
+            Some(g) => g,
+            None => {
+                self.groups.push(Vec::new());
+                self.groups.len() - 1
+            }
+        };
+        for &p in &view.pids {
+            if !self.groups[group].contains(&p) {
+                self.groups[group].push(p);
+            }
+        }
+        let set = view.analyse();
+        let tz = daemon_tz(&view.context);
+        self.views.push(ViewState {
+            view,
+            set,
+            tz,
+            from_ns,
+            group,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    fn wall(&self, mono: u64) -> Timestamp {
+        let ns = mono as i128 + self.mono_to_wall_ns as i128;
+        Timestamp::from_nanosecond(ns).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn mono(&self, t: Timestamp) -> u64 {
+        let ns = t.as_nanosecond() - self.mono_to_wall_ns as i128;
+        ns.clamp(0, u64::MAX as i128) as u64
+    }
+
+    fn group_of_pid(&self, pid: u32) -> Option<usize> {
+        self.groups.iter().position(|g| g.contains(&pid))
+    }
+
+    /// The view of `group` in force at `ts` (the latest read before it).
+    fn view_at(&self, group: usize, ts: u64) -> Option<usize> {
+        let mut best = None;
+        for (i, s) in self.views.iter().enumerate() {
+            if s.group == group && (s.from_ns <= ts || best.is_none()) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
+    /// When view `i` stops being the one in force (another read of its group).
+    fn view_until(&self, i: usize) -> u64 {
+        let s = &self.views[i];
+        self.views[i + 1..]
+            .iter()
+            .filter(|o| o.group == s.group)
+            .map(|o| o.from_ns)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The entry job `job` ran: same daemon group, same command and user; among
+    /// several, the one due nearest before the job started.
+    pub fn entry_of(&self, t: &Tracker, job: &Job) -> Option<EntryRef> {
+        self.match_job(t, job)
+            .map(|(v, e)| EntryRef::of(&self.views[v].set.entries[e]))
+    }
+
+    fn match_job(&self, t: &Tracker, job: &Job) -> Option<(usize, usize)> {
+        let group = self.group_of_pid(job.scheduler_pid)?;
+        let v = self.view_at(group, job.start_ns)?;
+        let s = &self.views[v];
+        let summary = t.summary(job);
+        let command = summary.command.trim();
+        let user = s
+            .view
+            .context
+            .user_by_uid(summary.uid)
+            .map(|u| u.name.as_str());
+        let candidates: Vec<usize> = s
+            .set
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.command.trim() == command)
+            .filter(|(_, e)| user.is_none_or(|u| u == e.user))
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.len() <= 1 {
+            return candidates.first().map(|&e| (v, e));
+        }
+        let from = self.wall(job.start_ns.saturating_sub(GRACE_NS));
+        let to = self.wall(job.start_ns + EARLY_NS);
+        candidates
+            .iter()
+            .copied()
+            .find(|&e| {
+                !s.set.entries[e]
+                    .fires_between(&s.tz, from, to, s.view.daemon)
+                    .is_empty()
+            })
+            .or(candidates.first().copied())
+            .map(|e| (v, e))
+    }
+
+    /// Decide every fire up to `now_ns` less the grace and settle time. Returns the new
+    /// misses as findings, for a live run to print as they happen.
+    pub fn advance(&mut self, t: &Tracker, now_ns: u64) -> Vec<Finding> {
+        let upto = now_ns.saturating_sub(GRACE_NS + SETTLE_NS);
+        self.decide(t, upto)
+    }
+
+    fn decide(&mut self, t: &Tracker, upto: u64) -> Vec<Finding> {
+        if upto <= self.decided_ns {
+            return Vec::new();
+        }
+        let from = self.decided_ns;
+        self.decided_ns = upto;
+        let mut new = Vec::new();
+        for vi in 0..self.views.len() {
+            let s = &self.views[vi];
+            let lo = from.max(s.from_ns);
+            let hi = upto.min(self.view_until(vi));
+            if lo >= hi {
+                continue;
+            }
+            let (wlo, whi) = (self.wall(lo), self.wall(hi));
+            let not_read = not_read_files(&s.set);
+            for (ei, e) in s.set.entries.iter().enumerate() {
+                if not_read.contains(&e.file.as_str()) {
+                    continue;
+                }
+                // Entries the daemon skips: when they would have run, and why not.
+                let fires = if e.runs {
+                    e.fires_between(&s.tz, wlo, whi, s.view.daemon)
+                } else {
+                    e.spec
+                        .fires_between_zones(&s.tz, e.cron_tz.as_ref(), wlo, whi, s.view.daemon)
+                };
+                for f in fires {
+                    let at_mono = self.mono(f.at);
+                    if at_mono <= self.start_ns {
+                        continue;
+                    }
+                    if e.runs && self.ran(t, s.group, vi, ei, at_mono) {
+                        continue;
+                    }
+                    let cause = self.cause(t, s, e, at_mono);
+                    new.push(Miss {
+                        view: vi,
+                        entry: ei,
+                        at_mono,
+                        at: f.at,
+                        cause,
+                    });
+                }
+            }
+        }
+        let findings = new.iter().map(|m| self.miss_finding(&[m])).collect();
+        self.misses.extend(new);
+        findings
+    }
+
+    /// Whether a daemon of `group` started the entry's job near `at`.
+    fn ran(&self, t: &Tracker, group: usize, vi: usize, ei: usize, at: u64) -> bool {
+        let lo = at.saturating_sub(EARLY_NS);
+        let hi = at + GRACE_NS;
+        let jobs = t.jobs();
+        let first = jobs.partition_point(|j| j.start_ns < lo);
+        jobs[first..]
+            .iter()
+            .take_while(|j| j.start_ns <= hi)
+            .filter(|j| self.groups[group].contains(&j.scheduler_pid))
+            .any(|j| {
+                self.match_job(t, j).is_some_and(|(v, e)| {
+                    let a = &self.views[v].set.entries[e];
+                    let b = &self.views[vi].set.entries[ei];
+                    a.file == b.file && a.line == b.line && a.command == b.command
+                })
+            })
+    }
+
+    fn cause(&self, t: &Tracker, s: &ViewState, e: &Entry, at: u64) -> String {
+        let daemon = s.view.daemon.label();
+        if !e.runs {
+            return format!(
+                "{daemon} never starts it: {}",
+                e.skipped_because
+                    .as_deref()
+                    .unwrap_or("the daemon skips this entry")
+            );
+        }
+        let lives = self.lives(t, s.group);
+        if let Some(l) = lives.iter().find(|l| l.alive_at(at)) {
+            return format!(
+                "{} (pid {}) was running but did not start it (stopped with SIGSTOP, hung, a clock change, or the file changed without the daemon rereading it)",
+                l.comm, l.pid
+            );
+        }
+        match lives
+            .iter()
+            .filter(|l| l.end_ns.is_some_and(|e| e <= at))
+            .max_by_key(|l| l.end_ns)
+        {
+            Some(l) => format!("no {daemon} daemon was running: {}", self.how_ended(l)),
+            None => format!("no {daemon} daemon was running"),
+        }
+    }
+
+    fn lives<'a>(&self, t: &'a Tracker, group: usize) -> Vec<&'a SchedulerLife> {
+        t.schedulers
+            .lives
+            .iter()
+            .filter(|l| self.groups[group].contains(&l.pid))
+            .collect()
+    }
+
+    /// "cron (pid 812) exited at 12:00:31 (+5.2 s), killed by SIGKILL sent by pid 99 (bash)"
+    fn how_ended(&self, l: &SchedulerLife) -> String {
+        let end = l.end_ns.unwrap_or(0);
+        let mut s = format!(
+            "{} (pid {}) exited at {} (+{:.1} s into the trace)",
+            l.comm,
+            l.pid,
+            self.wall(end).strftime("%H:%M:%S UTC"),
+            end.saturating_sub(self.start_ns) as f64 / 1e9
+        );
+        if let Some(st) = l.exit {
+            s.push_str(&format!(" ({st})"));
+        }
+        match l.killer() {
+            Some(k) if k.code > 0 => {
+                s.push_str(&format!(", {} raised by the kernel", k.signal_name))
+            }
+            Some(k) => s.push_str(&format!(
+                ", {} sent by pid {} ({})",
+                k.signal_name, k.from_pid, k.from_comm
+            )),
+            None => {}
+        }
+        s
+    }
+
+    /// One finding for misses of one entry with one cause.
+    fn miss_finding(&self, ms: &[&Miss]) -> Finding {
+        let m = ms[0];
+        let s = &self.views[m.view];
+        let e = &s.set.entries[m.entry];
+        let times: Vec<String> = ms
+            .iter()
+            .map(|m| m.at.to_zoned_datetime(s.tz.clone()).to_string())
+            .collect();
+        let shown: Vec<String> = ms
+            .iter()
+            .take(MAX_TIMES)
+            .map(|m| {
+                m.at.to_zoned_datetime(s.tz.clone())
+                    .strftime("%Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .collect();
+        let more = if ms.len() > MAX_TIMES {
+            format!(" and {} more times", ms.len() - MAX_TIMES)
+        } else {
+            String::new()
+        };
+        let scope = if s.view.is_host() {
+            String::new()
+        } else {
+            format!(" [as seen by {}]", s.view.who())
+        };
+        Finding {
+            kind: Kind::MissedSchedule.as_str().into(),
+            message: format!(
+                "{}:{} `{} {}` (user {}) should have run at {}{more} and did not: {}{scope}",
+                e.file,
+                e.line,
+                e.schedule,
+                e.command,
+                e.user,
+                shown.join(", "),
+                m.cause
+            ),
+            pid: 0,
+            evidence: Vec::new(),
+            file: Some(e.file.clone()),
+            line: Some(e.line),
+            times,
+        }
+    }
+
+    /// Everything host-level for the trace that ended at `end_ns`: the daemons' files,
+    /// the stretches with no daemon, the runs that did not happen.
+    pub fn finish(&mut self, t: &Tracker, end_ns: u64) -> Vec<Finding> {
+        self.decide(t, end_ns.saturating_sub(GRACE_NS));
+        let mut out = Vec::new();
+        out.extend(self.scheduler_down(t, end_ns));
+        out.extend(self.crontab_problems());
+        // Misses grouped per entry and cause, in the order they happened.
+        let mut groups: BTreeMap<(String, u32, String, String), Vec<&Miss>> = BTreeMap::new();
+        let mut order = Vec::new();
+        for m in &self.misses {
+            let e = &self.views[m.view].set.entries[m.entry];
+            let key = (
+                e.file.clone(),
+                e.line,
+                m.cause.clone(),
+                self.views[m.view].view.who(),
+            );
+            if !groups.contains_key(&key) {
+                order.push(key.clone());
+            }
+            groups.entry(key).or_default().push(m);
+        }
+        for key in order {
+            let ms = &groups[&key];
+            let mut sorted = ms.clone();
+            sorted.sort_by_key(|m| m.at_mono);
+            out.push(self.miss_finding(&sorted));
+        }
+        dedupe(out)
+    }
+
+    fn crontab_problems(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for s in &self.views {
+            for p in &s.set.problems {
+                let kind = match p.kind {
+                    ProblemKind::CrontabSyntax => Kind::CrontabSyntax,
+                    ProblemKind::CrontabIgnored => Kind::CrontabIgnored,
+                };
+                let scope = if s.view.is_host() {
+                    format!(" ({})", p.daemon.label())
+                } else {
+                    format!(" [as seen by {}]", s.view.who())
+                };
+                out.push(Finding {
+                    kind: kind.as_str().into(),
+                    message: format!("{}{scope}", p.message),
+                    file: Some(p.file.clone()),
+                    line: p.line,
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+
+    fn scheduler_down(&self, t: &Tracker, end_ns: u64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for g in 0..self.groups.len() {
+            let Some(first) = self.views.iter().find(|s| s.group == g) else {
+                continue;
+            };
+            let label = first.view.daemon.label();
+            let entries = first.set.entries.iter().filter(|e| e.runs).count();
+            let lives = self.lives(t, g);
+            let scope = if first.view.is_host() {
+                String::new()
+            } else {
+                format!(" [{}]", first.view.who())
+            };
+            let alive_at_start = lives.iter().any(|l| l.alive_at(self.start_ns));
+            if !alive_at_start {
+                let later = lives
+                    .iter()
+                    .filter(|l| l.since_ns > self.start_ns)
+                    .min_by_key(|l| l.since_ns);
+                let until = match later {
+                    Some(l) => format!(
+                        " until {} (pid {}) started at {}",
+                        l.comm,
+                        l.pid,
+                        self.wall(l.since_ns).strftime("%H:%M:%S UTC")
+                    ),
+                    None => " for the whole trace".to_string(),
+                };
+                out.push(Finding {
+                    kind: Kind::SchedulerDown.as_str().into(),
+                    message: format!(
+                        "no {label} daemon was running when the trace started{until}; its {entries} crontab entries do not run without it (start it: `service cron start` or `systemctl start cron`){scope}"
+                    ),
+                    times: vec![self.wall(self.start_ns).to_string()],
+                    ..Default::default()
+                });
+            }
+            // A daemon that ended while none of its group was left to take over.
+            for l in &lives {
+                let Some(end) = l.end_ns else { continue };
+                if end > end_ns || lives.iter().any(|o| o.pid != l.pid && o.alive_at(end)) {
+                    continue;
+                }
+                let next = lives
+                    .iter()
+                    .filter(|o| o.since_ns >= end)
+                    .min_by_key(|o| o.since_ns);
+                let gap = match next {
+                    Some(o) => format!(
+                        "; none ran until {} (pid {}) started at {}",
+                        o.comm,
+                        o.pid,
+                        self.wall(o.since_ns).strftime("%H:%M:%S UTC")
+                    ),
+                    None => "; none ran for the rest of the trace".to_string(),
+                };
+                out.push(Finding {
+                    kind: Kind::SchedulerDown.as_str().into(),
+                    message: format!(
+                        "{}{gap}: its {entries} crontab entries were not run{scope}",
+                        self.how_ended(l)
+                    ),
+                    pid: l.pid,
+                    times: vec![self.wall(end).to_string()],
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Files a daemon does not read at all (another daemon's): their entries are not
+/// this daemon's misses.
+fn not_read_files(set: &CrontabSet) -> Vec<&str> {
+    set.problems
+        .iter()
+        .filter(|p| p.rule == "not_read_by_daemon")
+        .map(|p| p.file.as_str())
+        .collect()
+}
+
+/// Daemons of one kind sharing files report the same problem once.
+fn dedupe(v: Vec<Finding>) -> Vec<Finding> {
+    let mut seen = std::collections::HashSet::new();
+    v.into_iter()
+        .filter(|f| seen.insert((f.kind.clone(), f.message.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::event::{Body, Event, ExitStatus},
+        schedules::{CrontabSource, Daemon, HostContext, Origin, UserInfo},
+        testutil::{ev, exec_events, snapshot_root},
+    };
+
+    const S: u64 = 1_000_000_000;
+    /// Trace start (mono 0) is 2026-11-29 12:00:30 UTC.
+    const WALL0: i64 = 1_795_953_630 * S as i64;
+
+    fn view(crontab: &str, pids: Vec<u32>) -> ScheduleView {
+        ScheduleView {
+            daemon: Daemon::DebianCron,
+            pids,
+            root: "/".into(),
+            mnt_ns: None,
+            busybox_dir: None,
+            sources: vec![CrontabSource::new(
+                "/etc/crontab",
+                Origin::SystemCrontab,
+                crontab,
+            )],
+            context: HostContext {
+                users: vec![UserInfo {
+                    name: "root".into(),
+                    uid: 0,
+                    gid: 0,
+                    home: "/root".into(),
+                    shell: "/bin/sh".into(),
+                }],
+                cron_allow: None,
+                cron_deny: None,
+                tz: "UTC".into(),
+            },
+        }
+    }
+
+    /// cron 100 runs `echo hi` as a job forked at `at` (mono).
+    fn job_events(at: u64, child: u32) -> Vec<Event> {
+        let mut v = vec![ev(
+            100,
+            at,
+            Body::Fork {
+                child_pid: child,
+                clone_flags: 0,
+            },
+        )];
+        v.extend(exec_events(
+            child,
+            at + 1000,
+            &["/bin/sh", "-c", "echo hi"],
+            &[],
+            0,
+        ));
+        v.push(ev(
+            child,
+            at + 2000,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        v
+    }
+
+    fn kinds(fs: &[Finding]) -> Vec<&str> {
+        fs.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_job_is_matched_to_its_line_and_a_fire_without_a_job_is_missed() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        // 12:01:00.3 is mono 30.3 s; the 12:02 run never comes; the trace ends 12:02:30.
+        for e in job_events(30 * S + 300_000_000, 200) {
+            t.push(e);
+        }
+        t.counters.last_ts = 120 * S;
+        let mut c = ScheduleCheck::new(vec![view("* * * * * root echo hi\n", vec![100])], 0, WALL0);
+        let e = c.entry_of(&t, &t.jobs()[0]).expect("matched");
+        assert_eq!(
+            (e.file.as_str(), e.line, e.schedule.as_str()),
+            ("/etc/crontab", 1, "* * * * *")
+        );
+        let f = c.finish(&t, 120 * S);
+        assert_eq!(kinds(&f), vec!["missed_schedule"], "{f:#?}");
+        assert!(
+            f[0].message
+                .contains("should have run at 2026-11-29 12:02 UTC"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0]
+            .message
+            .contains("cron (pid 100) was running but did not start it"));
+        assert_eq!(
+            f[0].times,
+            vec!["2026-11-29T12:02:00+00:00[UTC]".to_string()]
+        );
+        assert_eq!(
+            (f[0].file.as_deref(), f[0].line),
+            (Some("/etc/crontab"), Some(1))
+        );
+    }
+
+    #[test]
+    fn a_killed_daemon_is_scheduler_down_and_explains_the_missed_runs() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        let mut kill = ev(
+            555,
+            10 * S,
+            Body::Signal {
+                target_pid: 100,
+                signal: 9,
+                signal_name: "SIGKILL",
+                code: 0,
+                result: 0,
+            },
+        );
+        kill.comm = "bash".into();
+        t.push(kill);
+        t.push(ev(
+            100,
+            10 * S + 1000,
+            Body::Exit {
+                status: Some(ExitStatus::signal(9, false)),
+            },
+        ));
+        let mut c = ScheduleCheck::new(vec![view("* * * * * root echo hi\n", vec![100])], 0, WALL0);
+        let f = c.finish(&t, 150 * S);
+        assert_eq!(
+            kinds(&f),
+            vec!["scheduler_down", "missed_schedule"],
+            "{f:#?}"
+        );
+        assert!(
+            f[0].message
+                .contains("cron (pid 100) exited at 12:00:40 UTC"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[0].message.contains("SIGKILL sent by pid 555 (bash)"));
+        assert!(f[0].message.contains("none ran for the rest of the trace"));
+        // 12:01 and 12:02 in one finding.
+        assert_eq!(f[1].times.len(), 2, "{:#?}", f[1]);
+        assert!(f[1]
+            .message
+            .contains("no Debian cron daemon was running: cron (pid 100) exited"));
+    }
+
+    #[test]
+    fn no_daemon_at_start_is_scheduler_down() {
+        let t = Tracker::default();
+        let mut c = ScheduleCheck::new(vec![view("0 3 * * * root backup\n", vec![])], 0, WALL0);
+        let f = c.finish(&t, 60 * S);
+        assert_eq!(kinds(&f), vec!["scheduler_down"]);
+        assert!(f[0].message.contains("no Debian cron daemon was running when the trace started for the whole trace; its 1 crontab entries"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn an_ignored_entry_is_missed_with_the_daemons_reason_and_its_problem() {
+        let mut tt = Tracker::default();
+        tt.push(snapshot_root(100));
+        // A bad line (61 is out of range) makes Debian cron skip the whole file.
+        let text = "* * * * * root echo hi\n61 * * * * root echo bad\n";
+        let mut c = ScheduleCheck::new(vec![view(text, vec![100])], 0, WALL0);
+        let f = c.finish(&tt, 100 * S);
+        let k = kinds(&f);
+        assert!(k.contains(&"crontab_syntax"), "{f:#?}");
+        let missed = f
+            .iter()
+            .find(|f| f.kind == "missed_schedule")
+            .expect("missed");
+        assert!(
+            missed.message.contains("/etc/crontab:1"),
+            "{}",
+            missed.message
+        );
+        assert!(
+            missed.message.contains("never starts it"),
+            "{}",
+            missed.message
+        );
+    }
+
+    #[test]
+    fn deciding_as_time_passes_gives_what_deciding_at_the_end_gives() {
+        let build = || {
+            let mut t = Tracker::default();
+            t.push(snapshot_root(100));
+            for e in job_events(30 * S + 300_000_000, 200) {
+                t.push(e);
+            }
+            t
+        };
+        let t = build();
+        let views = || {
+            vec![view(
+                "* * * * * root echo hi\n*/2 * * * * root echo two\n",
+                vec![100],
+            )]
+        };
+        let mut live = ScheduleCheck::new(views(), 0, WALL0);
+        let mut printed = Vec::new();
+        for now in (0..200).map(|s| s * S) {
+            printed.extend(live.advance(&t, now));
+        }
+        let a = live.finish(&t, 200 * S);
+        let b = ScheduleCheck::new(views(), 0, WALL0).finish(&t, 200 * S);
+        assert_eq!(a, b);
+        // Each missed fire was printed once as it became due.
+        let total: usize = a
+            .iter()
+            .filter(|f| f.kind == "missed_schedule")
+            .map(|f| f.times.len())
+            .sum();
+        assert_eq!(printed.len(), total);
+        assert!(total >= 3, "{a:#?}");
+    }
+}
