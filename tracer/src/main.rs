@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use tracer::{
     commands::{
-        check, export, export::ExportTo, record, replay, EXIT_CLEAN, EXIT_DAMAGED, EXIT_ERROR,
-        EXIT_FINDINGS,
+        check, crontab, export, export::ExportTo, record, replay, EXIT_CLEAN, EXIT_DAMAGED,
+        EXIT_ERROR, EXIT_FINDINGS,
     },
     Format,
 };
@@ -97,6 +97,33 @@ enum Cmd {
         /// Overwrite FILE if it exists (still never through a symlink).
         #[arg(long, requires = "output")]
         force: bool,
+        /// Follow the crontab entries whose command contains PATTERN (or FILE:LINE, as
+        /// `tracer crontab` lists them): print their next run, record until each has
+        /// run and its job ended (or it was missed), then report and exit (repeatable).
+        #[arg(long = "entry", value_name = "PATTERN")]
+        entries: Vec<String>,
+    },
+    /// Every crontab entry, its next runs, its environment, and what is wrong already.
+    ///
+    /// Reads the crontabs the way the running daemon does (Debian cron, cronie, busybox
+    /// crond; a daemon in a container through its own root), lists each entry with its
+    /// next fire times in its time zone, the environment and directory the job will
+    /// get, and what can be seen to fail before it runs: files or lines the daemon
+    /// skips (and why), a command not on cron's PATH (and where it really is), a script
+    /// that is missing, not executable, or names a missing or CRLF `#!` interpreter.
+    /// No BPF; root only to read other users' spools and other mount namespaces.
+    #[command(
+        after_help = "Exit codes: 0 nothing wrong; 1 findings; 2 usage error.\n\nExamples:\n  tracer crontab\n  tracer crontab --format json | jq '.entries[] | select(.findings != [])'\n  tracer crontab --from 2026-12-24T00:00:00Z --count 5"
+    )]
+    Crontab {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// List fire times after this RFC 3339 time (default: now).
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<String>,
+        /// How many fire times per entry.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        count: usize,
     },
     /// Analyse a trace written by `record --output`, offline, without root.
     ///
@@ -145,6 +172,7 @@ fn main() -> ExitCode {
             capture_secrets,
             output,
             force,
+            entries,
         } => {
             let duration = match duration {
                 Some(d) if !(d.is_finite() && d > 0.0) => {
@@ -162,6 +190,7 @@ fn main() -> ExitCode {
                 capture_secrets,
                 output,
                 force,
+                entries,
             };
             match record::run(opts) {
                 Ok(rep) if rep.has_findings() => ExitCode::from(EXIT_FINDINGS),
@@ -194,5 +223,14 @@ fn main() -> ExitCode {
             force,
         } => export::run(&file, to, &out, force),
         Cmd::Check => check::print_and_exit_code(&check::run_checks()),
+        Cmd::Crontab {
+            format,
+            from,
+            count,
+        } => crontab::run(&crontab::CrontabOptions {
+            format,
+            from,
+            count: count.min(1000),
+        }),
     }
 }

@@ -74,7 +74,12 @@ impl Pipeline {
         self
     }
 
-    /// The crontabs of a daemon that started during the trace, read at `ts_ns`.
+    pub fn schedules(&self) -> &ScheduleCheck {
+        &self.schedules
+    }
+
+    /// The crontabs of a daemon that started (or whose files changed) during the
+    /// trace, read at `ts_ns`.
     pub fn schedule_view(&mut self, v: ScheduleView, ts_ns: u64) {
         if let Some(w) = self.writer.as_mut() {
             w.schedules(&v, ts_ns);

@@ -3,6 +3,7 @@
 //! deadline.
 use std::{
     collections::HashSet,
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -17,6 +18,7 @@ use crate::{
         loader::{self, SetupError},
         snapshot::{self, ProcInfo, RootSpec},
     },
+    diagnosis::schedule::Target,
     pipeline::Pipeline,
     secrets,
     tracefile::Synthetic,
@@ -27,6 +29,8 @@ pub struct LoopOptions<'a> {
     pub self_pid: u32,
     pub redact: bool,
     pub duration: Option<Duration>,
+    /// `record --entry`: stop once each of these entries has run (or was missed).
+    pub targets: &'a [Target],
 }
 
 /// A process as it goes into the trace: its argv redacted unless secrets are kept.
@@ -83,10 +87,18 @@ pub fn run(
                         w.tick();
                     }
                     loaded.flush_kernel_log();
-                    pipe.tick(monotonic_ns());
+                    let now = monotonic_ns();
+                    pipe.tick(now);
+                    if !o.targets.is_empty()
+                        && o.targets.iter().all(|t| pipe.schedules().target_done(&pipe.tracker, t, now))
+                    {
+                        log::info!("every followed entry has run or was missed: stopping");
+                        break;
+                    }
                     if last_scan.elapsed() >= Duration::from_secs(2) {
                         last_scan = Instant::now();
                         rescan(loaded, spec, self_pid, known, pipe, redact);
+                        reread_crontabs(pipe, redact);
                     }
                 }
             }
@@ -146,6 +158,42 @@ fn rescan(
                 process: process_for_trace(&p, redact),
             });
         }
+    }
+}
+
+/// Crontabs edited while we trace: the new text is what the daemon runs from its next
+/// reread, and the trace keeps both.
+fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
+    let changed: Vec<crate::schedules::ScheduleView> = pipe
+        .schedules()
+        .latest_views()
+        .into_iter()
+        .filter(|v| {
+            v.is_host()
+                || v.pids
+                    .iter()
+                    .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        })
+        .filter_map(|v| {
+            let fresh =
+                crate::capture::host::read_view(v.daemon, &v.root, v.busybox_dir.clone(), redact);
+            let users_changed = fresh.context.users != v.context.users
+                || fresh.context.cron_allow != v.context.cron_allow
+                || fresh.context.cron_deny != v.context.cron_deny;
+            (fresh.sources != v.sources || users_changed).then(|| {
+                let mut n = v.clone();
+                n.sources = fresh.sources;
+                n.context.users = fresh.context.users;
+                n.context.cron_allow = fresh.context.cron_allow;
+                n.context.cron_deny = fresh.context.cron_deny;
+                n
+            })
+        })
+        .collect();
+    let now = monotonic_ns();
+    for v in changed {
+        log::info!("crontabs of {} changed: reread", v.who());
+        pipe.schedule_view(v, now);
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand: each wires the stages together and nothing more.
 pub mod check;
+pub mod crontab;
 pub mod export;
 pub mod record;
 pub mod replay;

@@ -13,6 +13,7 @@ use crate::{
         loader::{self, LoadOptions, SetupError},
         snapshot::{self, RootSpec},
     },
+    diagnosis::schedule::{entry_matches, Target},
     facts::LiveFacts,
     model::users::UserNames,
     output::report::{self, Stats},
@@ -30,6 +31,8 @@ pub struct RecordOptions {
     pub capture_secrets: bool,
     pub output: Option<PathBuf>,
     pub force: bool,
+    /// `--entry PATTERN`: record until these crontab entries have run.
+    pub entries: Vec<String>,
 }
 
 /// Followed roots, for the start-up line.
@@ -65,8 +68,94 @@ fn kernel_log_level() -> u8 {
     .unwrap_or(0)
 }
 
+/// The entries `--entry` names, with their next run, said on stderr.
+fn entry_targets(patterns: &[String], pipe: &Pipeline, start_ns: u64) -> Vec<Target> {
+    let now = monotonic_ns();
+    let mut out = Vec::new();
+    for p in patterns {
+        for t in pipe.schedules().targets(p, start_ns) {
+            let e = &t.entry_ref;
+            let what = format!(
+                "{}:{} `{} {}` (user {})",
+                e.file, e.line, e.schedule, e.command, e.user
+            );
+            match (&t.fire_text, t.fire_ns, t.runs) {
+                (Some(when), Some(ns), true) => eprintln!(
+                    "tracer: waiting for {what}: {} runs it next at {when} (in {})",
+                    t.daemon,
+                    human_wait(ns.saturating_sub(now))
+                ),
+                (_, _, false) => eprintln!(
+                    "tracer: {what} will not run: {}",
+                    t.skipped_because
+                        .as_deref()
+                        .unwrap_or("the daemon skips it")
+                ),
+                _ => eprintln!(
+                    "tracer: {what} has no next run time (@reboot, or a date that never comes)"
+                ),
+            }
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn human_wait(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `--entry` patterns that match nothing are a usage error, found before loading
+/// anything into the kernel; the message lists what there is.
+fn check_entry_patterns(
+    patterns: &[String],
+    roots: &[snapshot::ProcInfo],
+) -> Result<(), SetupError> {
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    let views = schedule_views(roots, true);
+    let entries: Vec<crate::schedules::Entry> =
+        views.iter().flat_map(|v| v.analyse().entries).collect();
+    for p in patterns {
+        if !entries.iter().any(|e| entry_matches(e, p)) {
+            let mut known: Vec<String> = entries
+                .iter()
+                .map(|e| format!("  {}:{}  {}  {}", e.file, e.line, e.schedule, e.command))
+                .collect();
+            known.dedup();
+            known.truncate(30);
+            return Err(SetupError {
+                what: format!(
+                    "--entry {p:?} matches no crontab entry{}",
+                    if known.is_empty() {
+                        " (no crontab entries found on this host)".to_string()
+                    } else {
+                        format!("; the entries are:\n{}", known.join("\n"))
+                    }
+                ),
+                fix: "give text from the entry's command, or FILE:LINE as `tracer crontab` lists them".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
     loader::check_privileges()?;
+    if !opts.entries.is_empty() {
+        let spec = RootSpec::with_defaults(opts.comms.clone(), opts.pids.clone(), opts.all);
+        let roots: Vec<snapshot::ProcInfo> = snapshot::read_all()
+            .into_iter()
+            .filter(|p| spec.is_root(p))
+            .collect();
+        check_entry_patterns(&opts.entries, &roots)?;
+    }
     // Create the output before attaching: a bad path fails fast, nothing is loaded.
     let out_file = match &opts.output {
         Some(path) => Some(tracefile::create_file(path, opts.force).map_err(|e| {
@@ -226,19 +315,24 @@ fn run_attached(
         }
     );
 
+    let targets = entry_targets(&opts.entries, &pipe, start_ns);
+    let waiting = targets.iter().any(|t| t.runs && t.fire_ns.is_some());
     let began = Instant::now();
-    live::run(
-        &mut loaded,
-        ring,
-        &mut pipe,
-        &live::LoopOptions {
-            spec: &spec,
-            self_pid,
-            redact,
-            duration: opts.duration,
-        },
-        &mut known,
-    )?;
+    if opts.entries.is_empty() || waiting {
+        live::run(
+            &mut loaded,
+            ring,
+            &mut pipe,
+            &live::LoopOptions {
+                spec: &spec,
+                self_pid,
+                redact,
+                duration: opts.duration,
+                targets: &targets,
+            },
+            &mut known,
+        )?;
+    }
     let lost = loaded.lost();
     // One end time for the report and the trailer, so a replay says the same.
     let end_ns = monotonic_ns();
