@@ -199,13 +199,33 @@ pub struct NamespacedCron {
 }
 
 impl NamespacedCron {
-    /// The cron whose sendmail is /bin/false: mailing output fails.
-    pub fn start() -> NamespacedCron {
+    /// The cron whose sendmail is /bin/false: mailing output fails. Its /etc/cron.d
+    /// is `cron_d` (the rule files), seen only in its mount namespace.
+    pub fn start(cron_d: &Path) -> NamespacedCron {
         assert!(
             Path::new("/usr/sbin/sendmail").exists(),
-            "no /usr/sbin/sendmail to replace: install an MTA (apt-get install exim4-daemon-light; .ci/run does this)"
+            "no /usr/sbin/sendmail to replace: install an MTA (cargo xtask test installs exim4-daemon-light)"
         );
-        Self::spawn("mount --bind /bin/false /usr/sbin/sendmail", "mta-false")
+        Self::spawn(
+            &format!(
+                "mount --bind /bin/false /usr/sbin/sendmail; mount --bind {} /etc/cron.d",
+                cron_d.display()
+            ),
+            "mta-false",
+        )
+    }
+
+    /// A cron that reads only `dir`'s crontab, cron.d and spool (its own mount
+    /// namespace): the test kills it before its entry is due.
+    pub fn start_private(dir: &Path) -> NamespacedCron {
+        let d = dir.display();
+        Self::spawn(
+            &format!(
+                "mount --bind {d}/crontab /etc/crontab; mount --bind {d}/cron.d /etc/cron.d; \
+                 mount --bind {d}/spool /var/spool/cron/crontabs"
+            ),
+            "private",
+        )
     }
 
     /// The cron of a host with no MTA at all: /usr/sbin is shown without sendmail
@@ -231,7 +251,7 @@ impl NamespacedCron {
     fn spawn(setup: &str, tag: &str) -> NamespacedCron {
         assert!(
             Path::new("/usr/sbin/cron").exists(),
-            "Debian's cron is not installed: apt-get install cron (.ci/run does this)"
+            "Debian's cron is not installed: apt-get install cron (cargo xtask test does this)"
         );
         // Its own pid-file lock, so it runs beside a host cron or another test cron.
         let lock = std::env::temp_dir().join(format!("jt-crond-{tag}-{}.pid", std::process::id()));
@@ -261,19 +281,36 @@ impl NamespacedCron {
             .spawn()
             .expect("unshare (util-linux)");
         let pid = child.id();
-        thread::sleep(Duration::from_millis(500));
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(
-            comm.trim(),
-            "cron",
-            "our {tag} cron (pid {pid}) did not start"
-        );
+        // The namespace set-up runs first (the no-MTA one links every /usr/sbin entry).
+        let comm_of = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        for _ in 0..100 {
+            if comm_of().trim() == "cron" {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        thread::sleep(Duration::from_millis(200));
+        let comm = comm_of();
+        if comm.trim() != "cron" {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("our {tag} cron (pid {pid}) did not start (comm {comm:?})");
+        }
         let _ = std::fs::remove_file(&lock);
         NamespacedCron {
             child,
             pid,
             scratch: None,
         }
+    }
+}
+
+impl NamespacedCron {
+    /// SIGKILL it now (the test is the sender the tracer must name).
+    pub fn kill(&mut self) {
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 }
 
@@ -449,7 +486,7 @@ impl BusyboxCrond {
     pub fn start() -> BusyboxCrond {
         assert!(
             Path::new("/bin/busybox").exists(),
-            "busybox is not installed: apt-get install busybox-static (.ci/run does this)"
+            "busybox is not installed: apt-get install busybox-static (cargo xtask test does this)"
         );
         let dir = std::env::temp_dir().join(format!("jt-busybox-cron-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -494,4 +531,273 @@ pub fn check_busybox(report: &Value, pid: u32) {
     assert_eq!(job["scheduler"], "busybox");
     assert_eq!(job["exit"]["code"], 0, "{job:#}");
     assert_eq!(job["findings"], serde_json::json!([]), "{job:#}");
+}
+
+/// Where the rule files' jobs leave a mark when they run.
+pub const MARKERS: &str = "/opt/jt-scenarios/markers";
+
+/// (file name, contents, mode, finding kind expected, line of the finding).
+pub type RuleFile = (&'static str, String, u32, Option<&'static str>, Option<u32>);
+
+/// /etc/cron.d files that Debian's cron skips, each for another reason, and one it runs.
+pub fn rule_files() -> Vec<RuleFile> {
+    let m = MARKERS;
+    vec![
+        (
+            "jt-good",
+            format!("* * * * * root touch {m}/good\n"),
+            0o644,
+            None,
+            None,
+        ),
+        (
+            "jt-malformed",
+            format!(
+                "* * * * * root touch {m}/malformed-ok\n61 * * * * root touch {m}/malformed-bad\n"
+            ),
+            0o644,
+            Some("crontab_syntax"),
+            Some(2),
+        ),
+        (
+            "jt-nonewline",
+            format!("* * * * * root touch {m}/nonewline"),
+            0o644,
+            Some("crontab_ignored"),
+            None,
+        ),
+        (
+            "jt-groupw",
+            format!("* * * * * root touch {m}/groupw\n"),
+            0o664,
+            Some("crontab_ignored"),
+            None,
+        ),
+        (
+            "jt.dotted",
+            format!("* * * * * root touch {m}/dotted\n"),
+            0o644,
+            Some("crontab_ignored"),
+            None,
+        ),
+    ]
+}
+
+/// A private /etc/cron.d holding `rule_files`, removed on drop.
+pub struct RuleFiles(pub std::path::PathBuf);
+
+impl RuleFiles {
+    pub fn create() -> RuleFiles {
+        let dir = std::env::temp_dir().join(format!("jt-cron.d-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(MARKERS).unwrap();
+        for (name, body, mode, _, _) in rule_files() {
+            write(dir.join(name).to_str().unwrap(), body.as_bytes(), mode);
+        }
+        RuleFiles(dir)
+    }
+}
+
+impl Drop for RuleFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The private cron's files: one entry, in /etc/cron.d/jt-doomed.
+pub struct PrivateCronFiles(pub std::path::PathBuf);
+
+pub const DOOMED_COMMAND: &str = "touch /opt/jt-scenarios/markers/doomed";
+
+impl PrivateCronFiles {
+    pub fn create() -> PrivateCronFiles {
+        let dir = std::env::temp_dir().join(format!("jt-private-cron-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["cron.d", "spool"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        write(
+            dir.join("crontab").to_str().unwrap(),
+            b"SHELL=/bin/sh\n",
+            0o644,
+        );
+        write(
+            dir.join("cron.d/jt-doomed").to_str().unwrap(),
+            format!("* * * * * root {DOOMED_COMMAND}\n").as_bytes(),
+            0o644,
+        );
+        PrivateCronFiles(dir)
+    }
+}
+
+impl Drop for PrivateCronFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn findings_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+/// Every scenario job of `cron_pid` names its line of root's crontab.
+pub fn check_entries(report: &Value, cron_pid: u32) {
+    let mut last_line = 0;
+    for sc in scenarios() {
+        let job = report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["command"] == sc.command.as_str() && j["scheduler_pid"] == cron_pid)
+            .unwrap_or_else(|| panic!("{}: no job", sc.name));
+        let e = &job["crontab_entry"];
+        assert_eq!(
+            e["file"], "/var/spool/cron/crontabs/root",
+            "{}: {e}",
+            sc.name
+        );
+        assert_eq!(e["command"], sc.command.as_str(), "{}", sc.name);
+        assert_eq!(e["schedule"], "* * * * *");
+        assert_eq!(e["user"], "root");
+        let line = e["line"].as_u64().unwrap();
+        assert!(
+            line > last_line,
+            "{}: line {line} after {last_line}",
+            sc.name
+        );
+        last_line = line;
+    }
+}
+
+/// The rule files: each skipped file is named with its kind, and its entry is a missed
+/// run "never started" by the daemon; the good file's entry is not missed.
+pub fn check_rule_files(report: &Value) {
+    let mut failures = Vec::new();
+    for (name, _, _, kind, line) in rule_files() {
+        let path = format!("/etc/cron.d/{name}");
+        let missed: Vec<&Value> = findings_of(report, "missed_schedule")
+            .into_iter()
+            .filter(|f| f["file"] == path.as_str())
+            .collect();
+        let Some(kind) = kind else {
+            if !missed.is_empty() {
+                failures.push(format!("{path} ran, but is reported missed: {missed:?}"));
+            }
+            continue;
+        };
+        let named = findings_of(report, kind)
+            .into_iter()
+            .any(|f| f["file"] == path.as_str() && line.is_none_or(|l| f["line"] == l));
+        if !named {
+            failures.push(format!("{path}: no {kind} finding (line {line:?})"));
+        }
+        if !missed.iter().any(|f| {
+            f["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("never starts it")
+        }) {
+            failures.push(format!(
+                "{path}: no missed_schedule saying the daemon never starts it: {missed:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\nhost findings: {:#}",
+        failures.join("\n"),
+        report["findings"]
+    );
+}
+
+pub fn clear_markers() {
+    let _ = std::fs::remove_dir_all(MARKERS);
+    std::fs::create_dir_all(MARKERS).unwrap();
+}
+
+/// The real daemon agrees: only the good file's job left its mark.
+pub fn check_rule_markers() {
+    let ran: Vec<String> = std::fs::read_dir(MARKERS)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        ran.contains(&"good".to_string()),
+        "the good cron.d file did not run: {ran:?}"
+    );
+    for bad in [
+        "malformed-ok",
+        "malformed-bad",
+        "nonewline",
+        "groupw",
+        "dotted",
+        "doomed",
+    ] {
+        assert!(
+            !ran.contains(&bad.to_string()),
+            "{bad} ran, but cron should have skipped it: {ran:?}"
+        );
+    }
+}
+
+/// The private cron killed before its minute: scheduler_down names the kill and its
+/// sender, and its entry is a missed run because no daemon was running.
+pub fn check_doomed(report: &Value, doomed_pid: Option<u32>, killer_pid: Option<u32>) -> u32 {
+    let down = findings_of(report, "scheduler_down");
+    let f = down
+        .iter()
+        .find(|f| doomed_pid.is_none_or(|p| f["pid"] == p) && f["pid"] != 0)
+        .unwrap_or_else(|| {
+            panic!(
+                "no scheduler_down for the killed cron: {:#}",
+                report["findings"]
+            )
+        });
+    let pid = f["pid"].as_u64().unwrap() as u32;
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("cron (pid {pid}) exited at")),
+        "{msg}"
+    );
+    assert!(msg.contains("SIGKILL sent by pid"), "{msg}");
+    if let Some(k) = killer_pid {
+        assert!(msg.contains(&format!("SIGKILL sent by pid {k} ")), "{msg}");
+    }
+    assert!(msg.contains("none ran for the rest of the trace"), "{msg}");
+    let missed = findings_of(report, "missed_schedule")
+        .into_iter()
+        .find(|f| f["file"] == "/etc/cron.d/jt-doomed")
+        .unwrap_or_else(|| panic!("no missed_schedule for jt-doomed: {:#}", report["findings"]));
+    let m = missed["message"].as_str().unwrap();
+    assert!(m.contains(DOOMED_COMMAND), "{m}");
+    assert!(
+        m.contains(&format!(
+            "no Debian cron daemon was running: cron (pid {pid}) exited"
+        )),
+        "{m}"
+    );
+    assert!(!missed["times"].as_array().unwrap().is_empty());
+    pid
+}
+
+/// busybox crond's job names the line of its spool file.
+pub fn check_busybox_entry(report: &Value, pid: u32) {
+    let job = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["scheduler_pid"] == pid && j["command"] == BUSYBOX_COMMAND)
+        .expect("busybox job");
+    let e = &job["crontab_entry"];
+    assert!(e["file"].as_str().unwrap_or("").ends_with("/root"), "{e}");
+    assert_eq!(e["line"], 1, "{e}");
 }

@@ -17,20 +17,39 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     require_root();
     let _lock = HostLock::acquire();
     let _files = scenarios::ScenarioFiles::create();
+    let rules = scenarios::RuleFiles::create();
+    let private = scenarios::PrivateCronFiles::create();
     let _run_files = scenarios::RunFilesGuard::new();
-    let cron = scenarios::NamespacedCron::start();
+    let cron = scenarios::NamespacedCron::start(&rules.0);
     let no_mta = scenarios::NamespacedCron::start_without_mta();
+    let mut doomed = scenarios::NamespacedCron::start_private(&private.0);
     let busybox = scenarios::BusyboxCrond::start();
     let dir = TempDir::new("diagnosis");
     let trace = dir.0.join("cron-scenarios.jtrace");
 
-    let tracer = Tracer::start(&["--format", "json", "--output", trace.to_str().unwrap()]);
-    if secs_to_next_minute() < 3.0 {
-        thread::sleep(Duration::from_secs_f64(secs_to_next_minute() + 0.5));
+    // Everything below happens before one minute boundary: set-up needs ~15 s.
+    // (Past the boundary by 3 s: the crons' jobs of that minute are done by then.)
+    if secs_to_next_minute() < 20.0 {
+        thread::sleep(Duration::from_secs_f64(secs_to_next_minute() + 3.0));
     }
+    // Marks left at an earlier minute (while we waited) are not this minute's.
+    scenarios::clear_markers();
     let _crontab = CrontabGuard::install(&scenarios::crontab());
-    // Past the boundary, long enough for every job but the long one to finish.
-    thread::sleep(Duration::from_secs_f64(secs_to_next_minute() + 8.0));
+    let tracer = Tracer::start(&["--format", "json", "--output", trace.to_str().unwrap()]);
+    // `record --entry` waits for the entry's next run, then stops by itself.
+    let entry_tracer = Tracer::start(&["--entry", "true jt-clean", "--format", "json"]);
+    check_crontab_command();
+    doomed.kill();
+    let killer = std::process::id();
+    let boundary = secs_to_next_minute();
+    assert!(boundary > 3.0, "set-up ran past the minute boundary");
+
+    // Past the boundary, long enough for every job but the long one to finish and for
+    // the killed cron's run to be decided missed.
+    let entry_done = entry_tracer.wait();
+    thread::sleep(Duration::from_secs_f64(
+        (secs_to_next_minute() + 14.0) % 60.0,
+    ));
     let done = tracer.stop_with(libc::SIGINT);
     let live = done.json();
     scenarios::stop_running_jobs(&live, cron.pid);
@@ -47,13 +66,19 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     std::fs::write(&keep, serde_json::to_string_pretty(&live).unwrap()).unwrap();
     eprintln!("live report: {}", keep.display());
     check_scenarios(&live, Some(cron.pid));
+    scenarios::check_entries(&live, cron.pid);
     check_trigger_path(&live, cron.pid, "true jt-clean");
     scenarios::check_no_mta(&live, no_mta.pid);
     scenarios::check_busybox(&live, busybox.pid);
+    scenarios::check_busybox_entry(&live, busybox.pid);
     assert_eq!(
         scenarios::cron_pids(&live),
         (Some(cron.pid), Some(no_mta.pid))
     );
+    scenarios::check_rule_files(&live);
+    scenarios::check_rule_markers();
+    scenarios::check_doomed(&live, Some(doomed.pid), Some(killer));
+    check_entry_run(&entry_done);
 
     // The same file, replayed offline, gives the same jobs and findings.
     let out = std::process::Command::new(tracer_bin())
@@ -79,6 +104,79 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::copy(&trace, &dest).unwrap();
         eprintln!("updated {}", dest.display());
+    }
+}
+
+/// Before anything fires, `tracer crontab` already names the command that is not on
+/// cron's PATH, and where it really is.
+fn check_crontab_command() {
+    let out = std::process::Command::new(tracer_bin())
+        .args(["crontab", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["command"] == "jt-offpath-tool --run")
+        .unwrap_or_else(|| panic!("no entry for the off-PATH tool in {r:#}"));
+    assert_eq!(entry["file"], "/var/spool/cron/crontabs/root");
+    assert_eq!(entry["env"]["PATH"], "/usr/bin:/bin");
+    assert_eq!(entry["next"].as_array().unwrap().len(), 3);
+    let f = &entry["findings"][0];
+    assert_eq!(f["kind"], "command_not_found", "{entry:#}");
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("found at {}", scenarios::TOOL)),
+        "{msg}"
+    );
+    // A healthy entry has no finding.
+    let clean = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["command"] == "true jt-clean")
+        .unwrap();
+    assert_eq!(clean["findings"], serde_json::json!([]), "{clean:#}");
+}
+
+/// `record --entry` stopped by itself once the entry's job ended, and reported it.
+fn check_entry_run(done: &tracer_tests::Finished) {
+    assert!(
+        done.stderr
+            .iter()
+            .any(|l| l.contains("waiting for /var/spool/cron/crontabs/root:")
+                && l.contains("true jt-clean")),
+        "{:?}",
+        done.stderr
+    );
+    assert_eq!(
+        done.code,
+        Some(0),
+        "stderr: {:?}\nstdout: {}",
+        done.stderr,
+        done.stdout
+    );
+    let r = done.json();
+    let jobs = r["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty(), "{r:#}");
+    for j in jobs {
+        assert_eq!(
+            j["command"], "true jt-clean",
+            "only the entry's jobs: {j:#}"
+        );
+        assert_eq!(j["state"], "finished");
     }
 }
 

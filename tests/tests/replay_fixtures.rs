@@ -49,7 +49,11 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
         &report,
         Some(failing_mta.expect("the sendmail-is-false cron's runs")),
     );
+    let failing_mta = failing_mta.unwrap();
     scenarios::check_no_mta(&report, no_mta.expect("the no-MTA cron's runs"));
+    scenarios::check_entries(&report, failing_mta);
+    scenarios::check_rule_files(&report);
+    scenarios::check_doomed(&report, None, None);
     assert_eq!(report["stats"]["lost_events"], 0);
 }
 

@@ -40,6 +40,8 @@ pub struct Pipeline {
     entries: Vec<Option<EntryRef>>,
     /// The crontabs and what they called for.
     schedules: ScheduleCheck,
+    /// `record --entry`: report only these entries' jobs and what concerns them.
+    entry_filter: Option<Vec<EntryRef>>,
 }
 
 impl Pipeline {
@@ -64,6 +66,25 @@ impl Pipeline {
             findings: Vec::new(),
             entries: Vec::new(),
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
+            entry_filter: None,
+        }
+    }
+
+    /// Report only the jobs of these entries, and host findings about their files and
+    /// the daemons (`record --entry`).
+    pub fn only_entries(&mut self, entries: Vec<EntryRef>) {
+        self.entry_filter = Some(entries);
+    }
+
+    fn job_wanted(&self, idx: usize) -> bool {
+        match &self.entry_filter {
+            None => true,
+            Some(f) => self
+                .entries
+                .get(idx)
+                .cloned()
+                .flatten()
+                .is_some_and(|e| f.contains(&e)),
         }
     }
 
@@ -194,7 +215,7 @@ impl Pipeline {
     }
 
     fn print_job(&mut self, idx: usize) {
-        if !self.printed.insert(idx) {
+        if !self.job_wanted(idx) || !self.printed.insert(idx) {
             return;
         }
         let job = &self.tracker.jobs()[idx];
@@ -226,8 +247,11 @@ impl Pipeline {
             .map(|i| self.findings_of(i))
             .collect();
         let end_ns = self.tracker.counters.last_ts.max(self.start_ns);
-        let host = self.schedules.finish(&self.tracker, end_ns);
-        let rep = report::build(
+        let mut host = self.schedules.finish(&self.tracker, end_ns);
+        if let Some(f) = &self.entry_filter {
+            host.retain(|h| self.schedules.concerns(h, f));
+        }
+        let mut rep = report::build(
             &self.tracker,
             &self.users,
             &findings,
@@ -241,6 +265,14 @@ impl Pipeline {
                 ..stats
             },
         );
+        if self.entry_filter.is_some() {
+            let wanted: Vec<u64> = (0..self.tracker.jobs().len())
+                .filter(|&i| self.job_wanted(i))
+                .map(|i| self.tracker.jobs()[i].id)
+                .collect();
+            rep.jobs.retain(|j| wanted.contains(&j.id));
+            rep.stats.jobs = rep.jobs.len();
+        }
         if !self.print {
             return rep;
         }

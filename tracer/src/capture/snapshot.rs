@@ -31,6 +31,11 @@ pub fn read_all() -> Vec<ProcInfo> {
     all.flatten()
         .filter_map(|p| {
             let stat = p.stat().ok()?;
+            // A zombie has exited: its exit was seen (or it never ran under us), and its
+            // empty argv would only overwrite what the events said of it.
+            if stat.state == 'Z' {
+                return None;
+            }
             Some(ProcInfo {
                 pid: stat.pid as u32,
                 ppid: stat.ppid as u32,
@@ -56,6 +61,9 @@ pub fn read_one(pid: u32) -> Option<ProcInfo> {
 fn info(p: &procfs::process::Process) -> Option<ProcInfo> {
     {
         let stat = p.stat().ok()?;
+        if stat.state == 'Z' {
+            return None;
+        }
         let (uid, gid) = p
             .status()
             .map(|s| (s.euid, s.egid))

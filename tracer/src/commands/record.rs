@@ -316,6 +316,9 @@ fn run_attached(
     );
 
     let targets = entry_targets(&opts.entries, &pipe, start_ns);
+    if !opts.entries.is_empty() {
+        pipe.only_entries(targets.iter().map(|t| t.entry_ref.clone()).collect());
+    }
     let waiting = targets.iter().any(|t| t.runs && t.fire_ns.is_some());
     let began = Instant::now();
     if opts.entries.is_empty() || waiting {

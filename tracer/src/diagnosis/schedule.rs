@@ -256,6 +256,36 @@ impl ScheduleCheck {
         out
     }
 
+    /// Whether a host finding concerns one of `entries` (`record --entry` shows only
+    /// those): it names their file, or the daemons that should run them.
+    pub fn concerns(&self, f: &Finding, entries: &[EntryRef]) -> bool {
+        if let Some(file) = &f.file {
+            return entries.iter().any(|e| &e.file == file);
+        }
+        let groups: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| {
+                self.views.iter().any(|s| {
+                    s.group == g
+                        && s.set.entries.iter().any(|x| {
+                            entries.iter().any(|e| {
+                                e.file == x.file && e.line == x.line && e.command == x.command
+                            })
+                        })
+                })
+            })
+            .collect();
+        if f.pid != 0 {
+            return groups.iter().any(|&g| self.groups[g].contains(&f.pid));
+        }
+        // "No daemon when the trace started": the groups that had none.
+        groups.iter().any(|&g| {
+            self.views
+                .iter()
+                .find(|s| s.group == g)
+                .is_some_and(|s| s.view.pids.is_empty())
+        })
+    }
+
     /// Whether `target`'s run is over: due and not started (missed), or started and
     /// every process of its job ended.
     pub fn target_done(&self, t: &Tracker, target: &Target, now_ns: u64) -> bool {
@@ -677,19 +707,10 @@ fn dedupe(v: Vec<Finding>) -> Vec<Finding> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{
-        model::event::{Body, Event, ExitStatus},
-        schedules::{CrontabSource, Daemon, HostContext, Origin, UserInfo},
-        testutil::{ev, exec_events, snapshot_root},
-    };
+mod tests_support {
+    use crate::schedules::{CrontabSource, Daemon, HostContext, Origin, ScheduleView, UserInfo};
 
-    const S: u64 = 1_000_000_000;
-    /// Trace start (mono 0) is 2026-11-29 12:00:30 UTC.
-    const WALL0: i64 = 1_795_953_630 * S as i64;
-
-    fn view(crontab: &str, pids: Vec<u32>) -> ScheduleView {
+    pub fn view_of(crontab: &str, pids: Vec<u32>) -> ScheduleView {
         ScheduleView {
             daemon: Daemon::DebianCron,
             pids,
@@ -715,6 +736,20 @@ mod tests {
             },
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::{
+        model::event::{Body, Event, ExitStatus},
+        testutil::{ev, exec_events, snapshot_root},
+    };
+
+    const S: u64 = 1_000_000_000;
+    /// Trace start (mono 0) is 2026-11-29 12:00:30 UTC.
+    const WALL0: i64 = 1_795_953_630 * S as i64;
 
     /// cron 100 runs `echo hi` as a job forked at `at` (mono).
     fn job_events(at: u64, child: u32) -> Vec<Event> {
@@ -756,7 +791,11 @@ mod tests {
             t.push(e);
         }
         t.counters.last_ts = 120 * S;
-        let mut c = ScheduleCheck::new(vec![view("* * * * * root echo hi\n", vec![100])], 0, WALL0);
+        let mut c = ScheduleCheck::new(
+            vec![view_of("* * * * * root echo hi\n", vec![100])],
+            0,
+            WALL0,
+        );
         let e = c.entry_of(&t, &t.jobs()[0]).expect("matched");
         assert_eq!(
             (e.file.as_str(), e.line, e.schedule.as_str()),
@@ -804,7 +843,11 @@ mod tests {
                 status: Some(ExitStatus::signal(9, false)),
             },
         ));
-        let mut c = ScheduleCheck::new(vec![view("* * * * * root echo hi\n", vec![100])], 0, WALL0);
+        let mut c = ScheduleCheck::new(
+            vec![view_of("* * * * * root echo hi\n", vec![100])],
+            0,
+            WALL0,
+        );
         let f = c.finish(&t, 150 * S);
         assert_eq!(
             kinds(&f),
@@ -829,7 +872,7 @@ mod tests {
     #[test]
     fn no_daemon_at_start_is_scheduler_down() {
         let t = Tracker::default();
-        let mut c = ScheduleCheck::new(vec![view("0 3 * * * root backup\n", vec![])], 0, WALL0);
+        let mut c = ScheduleCheck::new(vec![view_of("0 3 * * * root backup\n", vec![])], 0, WALL0);
         let f = c.finish(&t, 60 * S);
         assert_eq!(kinds(&f), vec!["scheduler_down"]);
         assert!(f[0].message.contains("no Debian cron daemon was running when the trace started for the whole trace; its 1 crontab entries"), "{}", f[0].message);
@@ -841,7 +884,7 @@ mod tests {
         tt.push(snapshot_root(100));
         // A bad line (61 is out of range) makes Debian cron skip the whole file.
         let text = "* * * * * root echo hi\n61 * * * * root echo bad\n";
-        let mut c = ScheduleCheck::new(vec![view(text, vec![100])], 0, WALL0);
+        let mut c = ScheduleCheck::new(vec![view_of(text, vec![100])], 0, WALL0);
         let f = c.finish(&tt, 100 * S);
         let k = kinds(&f);
         assert!(k.contains(&"crontab_syntax"), "{f:#?}");
@@ -873,7 +916,7 @@ mod tests {
         };
         let t = build();
         let views = || {
-            vec![view(
+            vec![view_of(
                 "* * * * * root echo hi\n*/2 * * * * root echo two\n",
                 vec![100],
             )]
@@ -894,5 +937,40 @@ mod tests {
             .sum();
         assert_eq!(printed.len(), total);
         assert!(total >= 3, "{a:#?}");
+    }
+}
+
+#[cfg(test)]
+mod concern_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn only_the_daemons_and_files_of_the_followed_entries_concern_them() {
+        let mut a = view_of("* * * * * root echo a\n", vec![100]);
+        a.mnt_ns = Some("mnt:[1]".into());
+        a.root = "/proc/100/root".into();
+        let mut b = view_of("* * * * * root echo b\n", vec![200]);
+        b.mnt_ns = Some("mnt:[2]".into());
+        b.root = "/proc/200/root".into();
+        b.sources[0].path = "/etc/cron.d/other".into();
+        let c = ScheduleCheck::new(vec![a, b], 0, 0);
+        let t = c.targets("echo a", 0);
+        assert_eq!(t.len(), 1);
+        let want = vec![t[0].entry_ref.clone()];
+        let down = |pid| Finding {
+            kind: "scheduler_down".into(),
+            pid,
+            ..Default::default()
+        };
+        assert!(c.concerns(&down(100), &want));
+        assert!(!c.concerns(&down(200), &want));
+        let file = |f: &str| Finding {
+            kind: "crontab_ignored".into(),
+            file: Some(f.into()),
+            ..Default::default()
+        };
+        assert!(c.concerns(&file("/etc/crontab"), &want));
+        assert!(!c.concerns(&file("/etc/cron.d/other"), &want));
     }
 }

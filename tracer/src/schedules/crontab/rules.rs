@@ -215,7 +215,8 @@ pub static RULES: &[Rule] = &[
         id: "missing_final_newline",
         daemons: &[DEB, CR],
         applies_to: &[LINE],
-        kind: SYNTAX,
+        // The line itself is fine: the daemon ignores it (DESIGN: crontab_ignored).
+        kind: IGNORED,
         description: "the last line has no newline: Debian cron ignores the whole file, cronie the last line",
         fix: "add a newline at the end of the file (echo >> FILE)",
         source: "Debian user.c load_user (Missing newline before EOF); cronie user.c load_user; Debian checked on the real daemon",
