@@ -178,3 +178,51 @@ fn every_cut_of_the_first_frames_is_handled_without_panic() {
         }
     }
 }
+
+/// `--crontab LOCAL=PATH` analyses the recording with this machine's copy of a file:
+/// the fixed group-writable file is no longer skipped, so its run is now missed for
+/// another reason (the daemon really skipped the file it had).
+#[test]
+fn a_crontab_given_on_replay_replaces_the_recorded_one() {
+    let dir = TempDir::new("replay-crontab");
+    let fixed = dir.0.join("jt-groupw");
+    std::fs::write(
+        &fixed,
+        "* * * * * root touch /opt/jt-scenarios/markers/groupw\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fixed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = json(&replay(&fixture(), &["--format", "json"]));
+    let spec = format!("{}=/etc/cron.d/jt-groupw", fixed.display());
+    let out = replay(&fixture(), &["--format", "json", "--crontab", &spec]);
+    let after = json(&out);
+    let about = |r: &Value, kind: &str| -> Vec<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind && f["file"] == "/etc/cron.d/jt-groupw")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(about(&before, "crontab_ignored").len(), 1);
+    assert!(
+        about(&after, "crontab_ignored").is_empty(),
+        "{:#}",
+        after["findings"]
+    );
+    let missed = about(&after, "missed_schedule");
+    assert_eq!(missed.len(), 1, "{:#}", after["findings"]);
+    assert!(
+        missed[0].contains("was running but did not start it"),
+        "{}",
+        missed[0]
+    );
+    // Jobs are the recording's, unchanged.
+    assert_eq!(before["jobs"], after["jobs"]);
+
+    let bad = replay(&fixture(), &["--crontab", "relative-name"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("LOCAL=/etc/cron.d/NAME"));
+}

@@ -139,6 +139,11 @@ enum Cmd {
         /// Show only this job (the `id` in the report).
         #[arg(long, value_name = "ID")]
         job: Option<u64>,
+        /// Analyse with this crontab instead of the one recorded: an absolute crontab
+        /// path on this machine, or LOCAL=PATH for a copy standing in for the recorded
+        /// host's PATH (e.g. ./backup=/etc/cron.d/backup). Repeatable.
+        #[arg(long = "crontab", value_name = "PATH")]
+        crontabs: Vec<String>,
     },
     /// Convert a trace for other tools: JSON lines for jq, or a visual timeline.
     #[command(
@@ -201,11 +206,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Replay { file, format, job } => {
+        Cmd::Replay {
+            file,
+            format,
+            job,
+            crontabs,
+        } => {
             match replay::run(&replay::ReplayOptions {
                 path: file,
                 format,
                 job,
+                crontabs,
             }) {
                 Ok(r) if r.damage.is_some() => ExitCode::from(EXIT_DAMAGED),
                 Ok(r) if r.report.has_findings() => ExitCode::from(EXIT_FINDINGS),

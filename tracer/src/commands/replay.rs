@@ -8,6 +8,7 @@ use crate::{
     model::users::UserNames,
     output::report::{self, Report, Stats},
     pipeline::Pipeline,
+    schedules::{read_file_as, ScheduleView},
     tracefile::{self, Entry, TraceContents},
     Format,
 };
@@ -16,6 +17,47 @@ pub struct ReplayOptions {
     pub path: PathBuf,
     pub format: Format,
     pub job: Option<u64>,
+    /// `--crontab PATH` or `LOCAL=PATH`: this machine's file in place of the recorded one.
+    pub crontabs: Vec<String>,
+}
+
+/// Put this machine's crontab files in place of (or beside) the recorded ones.
+pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), String> {
+    for spec in specs {
+        let (local, as_path) = match spec.split_once('=') {
+            Some((l, a)) => (l.to_string(), a.to_string()),
+            None => (spec.clone(), spec.clone()),
+        };
+        if !as_path.starts_with('/') {
+            return Err(format!(
+                "--crontab {spec}: say which file of the recorded host it stands for, as LOCAL=/etc/cron.d/NAME (or give an absolute crontab path)"
+            ));
+        }
+        let src = read_file_as(Path::new(&local), &as_path)
+            .ok_or_else(|| format!("--crontab {spec}: cannot read {local}"))?;
+        if c.header.schedules.is_empty() {
+            return Err(format!(
+                "--crontab {spec}: the trace has no crontab views to change (recorded by a tracer before format 1.1)"
+            ));
+        }
+        // The daemons that read that file get the new copy; if none had it, the
+        // host's daemons (else all) get it as a new file.
+        let had = |v: &ScheduleView| v.sources.iter().any(|s| s.path == as_path);
+        let any_had = c.header.schedules.iter().any(had);
+        let any_host = c.header.schedules.iter().any(|v| v.is_host());
+        for v in &mut c.header.schedules {
+            let take = if any_had {
+                had(v)
+            } else {
+                v.is_host() || !any_host
+            };
+            if take {
+                v.sources.retain(|s| s.path != as_path);
+                v.sources.push(src.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A replay that ran; `damage` says what could not be read.
@@ -107,7 +149,8 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
 }
 
 pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
-    let c = load(&opts.path)?;
+    let mut c = load(&opts.path)?;
+    override_crontabs(&mut c, &opts.crontabs)?;
     let damage = damage_summary(&opts.path, &c);
     if let Some(d) = &damage {
         eprintln!("tracer: warning: {d}");

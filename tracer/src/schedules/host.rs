@@ -72,6 +72,30 @@ pub fn read_sources(root: &Path, daemon: Daemon, busybox_dir: Option<&Path>) -> 
     out
 }
 
+/// A crontab from this machine standing in for `as_path` of a recorded host (`replay
+/// --crontab`): read like the daemon reads it, named as the daemon names it.
+pub fn read_file_as(local: &Path, as_path: &str) -> Option<CrontabSource> {
+    let origin = origin_of(as_path);
+    let mut src = read_one(Path::new("/"), &local.to_string_lossy(), origin)?;
+    src.path = as_path.to_string();
+    Some(src)
+}
+
+/// Which slot a path is in, from where it lives.
+pub fn origin_of(path: &str) -> Origin {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    match dir {
+        _ if path == "/etc/crontab" => Origin::SystemCrontab,
+        "/etc/cron.d" => Origin::CronD,
+        "/var/spool/cron/crontabs" | "/var/spool/cron" => Origin::UserSpool {
+            user: name.to_string(),
+        },
+        _ => Origin::BusyboxSpool {
+            user: name.to_string(),
+        },
+    }
+}
+
 /// Users, cron.allow/cron.deny and the daemon's time zone, from files under `root`.
 /// Users only from /etc/passwd: NSS sources (LDAP, sssd) are not consulted. The zone
 /// is the one a daemon started without `TZ` uses; a daemon's own `TZ` wins over it.

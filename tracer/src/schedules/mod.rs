@@ -16,7 +16,7 @@ pub use crontab::schedule::{Fire, FireReason, Schedule};
 pub use crontab::{
     analyse, daemon_tz, resolve_tz, CrontabSet, Effect, Entry, Problem, ProblemKind,
 };
-pub use host::{read_context, read_sources};
+pub use host::{origin_of, read_context, read_file_as, read_sources};
 pub use source::{CrontabSource, HostContext, Origin, UserInfo};
 pub use view::{classify, ScheduleView};
 
