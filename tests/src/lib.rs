@@ -240,31 +240,40 @@ pub fn closed_port() -> u16 {
     port
 }
 
-/// Root's crontab replaced for the test and put back as it was on drop.
+/// A user's crontab replaced for the test and put back as it was on drop.
 pub struct CrontabGuard {
+    user: String,
     previous: Option<String>,
 }
 
 impl CrontabGuard {
+    /// Root's crontab.
     pub fn install(content: &str) -> CrontabGuard {
+        Self::install_for("root", content)
+    }
+
+    pub fn install_for(user: &str, content: &str) -> CrontabGuard {
         let prev = Command::new("crontab")
-            .args(["-l", "-u", "root"])
+            .args(["-l", "-u", user])
             .output()
             .expect("crontab -l");
         let previous = prev
             .status
             .success()
             .then(|| String::from_utf8_lossy(&prev.stdout).into_owned());
-        let g = CrontabGuard { previous };
-        pipe_crontab(content);
+        let g = CrontabGuard {
+            user: user.to_string(),
+            previous,
+        };
+        pipe_crontab(user, content);
         g
     }
 }
 
-fn pipe_crontab(content: &str) {
+fn pipe_crontab(user: &str, content: &str) {
     use std::io::Write;
     let mut c = Command::new("crontab")
-        .args(["-u", "root", "-"])
+        .args(["-u", user, "-"])
         .stdin(Stdio::piped())
         .spawn()
         .expect("crontab -");
@@ -279,9 +288,11 @@ fn pipe_crontab(content: &str) {
 impl Drop for CrontabGuard {
     fn drop(&mut self) {
         match &self.previous {
-            Some(p) => pipe_crontab(p),
+            Some(p) => pipe_crontab(&self.user, p),
             None => {
-                let _ = Command::new("crontab").args(["-r", "-u", "root"]).status();
+                let _ = Command::new("crontab")
+                    .args(["-r", "-u", &self.user])
+                    .status();
             }
         }
     }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use tracer::{
     commands::{
-        check, crontab, export, export::ExportTo, record, replay, EXIT_CLEAN, EXIT_DAMAGED,
-        EXIT_ERROR, EXIT_FINDINGS,
+        check, crontab, export, export::ExportTo, record, replay, trigger, EXIT_CLEAN,
+        EXIT_DAMAGED, EXIT_ERROR, EXIT_FINDINGS,
     },
     Format,
 };
@@ -125,6 +125,35 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 3)]
         count: usize,
     },
+    /// Run one crontab entry now, exactly as its daemon would, traced.
+    ///
+    /// "Run the job by hand" from an interactive shell hides what cron changes: the
+    /// user and groups, cron's short environment (PATH=/usr/bin:/bin), $HOME as the
+    /// working directory, `SHELL -c`, stdin from `%`, no terminal. This runs PATTERN's
+    /// entry that way, follows it with the kernel probes and reports it like a
+    /// scheduled run. PATTERN must name exactly one entry (text of its command, or
+    /// FILE:LINE from `tracer crontab`). Needs root.
+    #[command(
+        after_help = "Exit codes: 0 the job ran clean; 1 findings; 2 usage or setup error (no match, several matches, not root).\n\nExamples:\n  sudo tracer trigger backup --dry-run\n  sudo tracer trigger /etc/cron.d/backup:3"
+    )]
+    Trigger {
+        /// Text of the entry's command, or FILE:LINE.
+        pattern: String,
+        /// Print what would run (user, directory, environment, command) and exit.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also write the trace to FILE (as `record --output`).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite FILE if it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// The stand-in daemon `trigger` runs (internal).
+    #[command(name = "__as-cron", hide = true)]
+    AsCron,
     /// Analyse a trace written by `record --output`, offline, without root.
     ///
     /// Runs exactly the analysis the live run ran and prints the same report. A damaged
@@ -196,6 +225,7 @@ fn main() -> ExitCode {
                 output,
                 force,
                 entries,
+                trigger: None,
             };
             match record::run(opts) {
                 Ok(rep) if rep.has_findings() => ExitCode::from(EXIT_FINDINGS),
@@ -234,6 +264,20 @@ fn main() -> ExitCode {
             force,
         } => export::run(&file, to, &out, force),
         Cmd::Check => check::print_and_exit_code(&check::run_checks()),
+        Cmd::Trigger {
+            pattern,
+            dry_run,
+            format,
+            output,
+            force,
+        } => trigger::run(trigger::TriggerOptions {
+            pattern,
+            dry_run,
+            format,
+            output,
+            force,
+        }),
+        Cmd::AsCron => ExitCode::from(tracer::capture::as_cron::stand_in_main()),
         Cmd::Crontab {
             format,
             from,

@@ -42,6 +42,8 @@ pub struct Pipeline {
     schedules: ScheduleCheck,
     /// `record --entry`: report only these entries' jobs and what concerns them.
     entry_filter: Option<Vec<EntryRef>>,
+    /// `trigger`: the jobs of this root ran this entry.
+    forced_entry: Option<(u32, EntryRef)>,
 }
 
 impl Pipeline {
@@ -67,7 +69,13 @@ impl Pipeline {
             entries: Vec::new(),
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             entry_filter: None,
+            forced_entry: None,
         }
+    }
+
+    /// The jobs forked by root `pid` run `entry` (`tracer trigger` started them).
+    pub fn force_entry(&mut self, pid: u32, entry: EntryRef) {
+        self.forced_entry = Some((pid, entry));
     }
 
     /// Report only the jobs of these entries, and host findings about their files and
@@ -197,7 +205,10 @@ impl Pipeline {
         if self.entries.len() <= idx {
             self.entries.resize(idx + 1, None);
         }
-        self.entries[idx] = self.schedules.entry_of(&self.tracker, job);
+        self.entries[idx] = match &self.forced_entry {
+            Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
+            _ => self.schedules.entry_of(&self.tracker, job),
+        };
         let new = self.facts.take_new();
         if let Some(w) = self.writer.as_mut() {
             for fact in &new {

@@ -31,6 +31,8 @@ pub struct LoopOptions<'a> {
     pub duration: Option<Duration>,
     /// `record --entry`: stop once each of these entries has run (or was missed).
     pub targets: &'a [Target],
+    /// `trigger`: stop once this child (the stand-in daemon) has exited.
+    pub until_exit: Option<u32>,
 }
 
 /// A process as it goes into the trace: its argv redacted unless secrets are kept.
@@ -89,6 +91,15 @@ pub fn run(
                     loaded.flush_kernel_log();
                     let now = monotonic_ns();
                     pipe.tick(now);
+                    if let Some(pid) = o.until_exit {
+                        let mut status = 0;
+                        // SAFETY: plain waitpid on our own child, no pointers kept.
+                        let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+                        if r != 0 {
+                            log::info!("the triggered job's stand-in (pid {pid}) ended: stopping");
+                            break;
+                        }
+                    }
                     if !o.targets.is_empty()
                         && o.targets.iter().all(|t| pipe.schedules().target_done(&pipe.tracker, t, now))
                     {

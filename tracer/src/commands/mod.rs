@@ -4,6 +4,7 @@ pub mod crontab;
 pub mod export;
 pub mod record;
 pub mod replay;
+pub mod trigger;
 
 /// Exit codes shared by every command (also in `--help`).
 pub const EXIT_CLEAN: u8 = 0;

@@ -8,12 +8,13 @@ use std::{
 
 use crate::{
     capture::{
+        as_cron::Plan,
         host::{monotonic_ns, read_trim, realtime_ns, schedule_views, users_map},
         live::{self, process_for_trace},
         loader::{self, LoadOptions, SetupError},
         snapshot::{self, RootSpec},
     },
-    diagnosis::schedule::{entry_matches, Target},
+    diagnosis::schedule::{entry_matches, EntryRef, Target},
     facts::LiveFacts,
     model::users::UserNames,
     output::report::{self, Stats},
@@ -33,6 +34,8 @@ pub struct RecordOptions {
     pub force: bool,
     /// `--entry PATTERN`: record until these crontab entries have run.
     pub entries: Vec<String>,
+    /// `tracer trigger`: run this entry now as cron would, follow only it.
+    pub trigger: Option<(EntryRef, Plan)>,
 }
 
 /// Followed roots, for the start-up line.
@@ -66,6 +69,62 @@ fn kernel_log_level() -> u8 {
     .find(|&l| log::logger().enabled(&md.level(l).build()))
     .map(|l| l as usize as u8)
     .unwrap_or(0)
+}
+
+/// `tracer trigger`: the stand-in daemon, followed as a root before it forks the job.
+fn start_stand_in(
+    loaded: &mut loader::Loaded,
+    pipe: &mut Pipeline,
+    self_pid: u32,
+    entry: &EntryRef,
+    plan: &Plan,
+) -> Result<u32, SetupError> {
+    let fail = |what: String| SetupError {
+        what,
+        fix: "retry; run as root".into(),
+    };
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut child = std::process::Command::new(exe)
+        .arg("__as-cron")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start the job's stand-in: {e}")))?;
+    let pid = child.id();
+    loaded
+        .track(pid, self_pid, true)
+        .map_err(|e| fail(format!("cannot follow the stand-in (pid {pid}): {e}")))?;
+    pipe.synthetic(&Synthetic {
+        ts_ns: monotonic_ns(),
+        root: true,
+        process: snapshot::ProcInfo {
+            pid,
+            ppid: self_pid,
+            comm: "trigger".into(),
+            cmdline: vec!["tracer".into(), "__as-cron".into()],
+            uid: 0,
+            gid: 0,
+            cwd: Some("/".into()),
+            exe: None,
+            nofile: None,
+        },
+    });
+    pipe.force_entry(pid, entry.clone());
+    pipe.only_entries(vec![entry.clone()]);
+    let json = serde_json::to_vec(plan).map_err(|e| fail(format!("job plan: {e}")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| fail("no stdin to the stand-in".into()))?;
+    std::io::Write::write_all(&mut stdin, &json)
+        .map_err(|e| fail(format!("cannot hand the job to its stand-in: {e}")))?;
+    drop(stdin);
+    eprintln!(
+        "tracer: running {}:{} `{}` as {} now, as cron would",
+        entry.file, entry.line, entry.command, plan.user
+    );
+    // Reaped by the live loop's waitpid.
+    std::mem::forget(child);
+    Ok(pid)
 }
 
 /// The entries `--entry` names, with their next run, said on stderr.
@@ -208,7 +267,12 @@ fn run_attached(
     for m in &loaded.missing_optional {
         eprintln!("tracer: note: this kernel has no tracepoint {m}; those calls are not seen");
     }
-    let spec = RootSpec::with_defaults(opts.comms.clone(), opts.pids.clone(), opts.all);
+    // A trigger follows its own stand-in only, not the host's schedulers.
+    let spec = if opts.trigger.is_some() {
+        RootSpec::default()
+    } else {
+        RootSpec::with_defaults(opts.comms.clone(), opts.pids.clone(), opts.all)
+    };
     for c in &spec.comms {
         loaded.add_root_comm(c).map_err(|e| SetupError {
             what: format!("could not register root comm {c}: {e}"),
@@ -256,7 +320,11 @@ fn run_attached(
         .filter(|s| s.root)
         .map(|s| s.process.clone())
         .collect();
-    let schedules = schedule_views(&roots, redact);
+    let schedules = if opts.trigger.is_some() {
+        Vec::new()
+    } else {
+        schedule_views(&roots, redact)
+    };
     for v in &schedules {
         log::info!(
             "crontabs of {}: {} files read under {}",
@@ -320,6 +388,16 @@ fn run_attached(
         pipe.only_entries(targets.iter().map(|t| t.entry_ref.clone()).collect());
     }
     let waiting = targets.iter().any(|t| t.runs && t.fire_ns.is_some());
+    let until_exit = match &opts.trigger {
+        Some((entry, plan)) => Some(start_stand_in(
+            &mut loaded,
+            &mut pipe,
+            self_pid,
+            entry,
+            plan,
+        )?),
+        None => None,
+    };
     let began = Instant::now();
     if opts.entries.is_empty() || waiting {
         live::run(
@@ -332,6 +410,7 @@ fn run_attached(
                 redact,
                 duration: opts.duration,
                 targets: &targets,
+                until_exit,
             },
             &mut known,
         )?;
