@@ -583,6 +583,50 @@ pub fn rule_files() -> Vec<RuleFile> {
     ]
 }
 
+/// A cron.d file with no entry yet, edited during the test in a way cron does not
+/// notice (its old modification time put back, as `cp -p` or `rsync -t` do).
+pub const STALE: &str = "jt-stale";
+
+impl RuleFiles {
+    /// Give the stale file an entry, keeping its mtime: the daemon will not reread it.
+    pub fn edit_stale_keeping_mtime(&self) {
+        let p = self.0.join(STALE);
+        let old = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::fs::write(&p, format!("* * * * * root touch {MARKERS}/stale\n")).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(old))
+            .unwrap();
+    }
+}
+
+/// The stale edit: cron never reread the file (scheduler_down names it) and the new
+/// entry's run is missed, with the reason.
+pub fn check_stale(report: &Value) {
+    let path = format!("/etc/cron.d/{STALE}");
+    let down = findings_of(report, "scheduler_down")
+        .into_iter()
+        .find(|f| f["file"] == path.as_str())
+        .unwrap_or_else(|| {
+            panic!(
+                "no scheduler_down for the unread {path}: {:#}",
+                report["findings"]
+            )
+        });
+    let msg = down["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("has not reread {path}, which changed at")),
+        "{msg}"
+    );
+    assert!(msg.contains("modification time did not"), "{msg}");
+    let missed = findings_of(report, "missed_schedule")
+        .into_iter()
+        .find(|f| f["file"] == path.as_str())
+        .unwrap_or_else(|| panic!("no missed_schedule for {path}: {:#}", report["findings"]));
+    let m = missed["message"].as_str().unwrap();
+    assert!(m.contains("was running but did not start it"), "{m}");
+    assert!(m.contains(&format!("the entry appeared in {path}")), "{m}");
+}
+
 /// A private /etc/cron.d holding `rule_files`, removed on drop.
 pub struct RuleFiles(pub std::path::PathBuf);
 
@@ -595,6 +639,11 @@ impl RuleFiles {
         for (name, body, mode, _, _) in rule_files() {
             write(dir.join(name).to_str().unwrap(), body.as_bytes(), mode);
         }
+        write(
+            dir.join(STALE).to_str().unwrap(),
+            b"# filled in later\n",
+            0o644,
+        );
         RuleFiles(dir)
     }
 }

@@ -38,11 +38,15 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     let tracer = Tracer::start(&["--format", "json", "--output", trace.to_str().unwrap()]);
     // `record --entry` waits for the entry's next run, then stops by itself.
     let entry_tracer = Tracer::start(&["--entry", "true jt-clean", "--format", "json"]);
+    rules.edit_stale_keeping_mtime();
     check_crontab_command();
     doomed.kill();
     let killer = std::process::id();
     let boundary = secs_to_next_minute();
-    assert!(boundary > 3.0, "set-up ran past the minute boundary");
+    assert!(
+        boundary > 4.0,
+        "set-up ran too close to the minute boundary ({boundary:.1} s left)"
+    );
 
     // Past the boundary, long enough for every job but the long one to finish and for
     // the killed cron's run to be decided missed.
@@ -78,6 +82,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     scenarios::check_rule_files(&live);
     scenarios::check_rule_markers();
     scenarios::check_doomed(&live, Some(doomed.pid), Some(killer));
+    scenarios::check_stale(&live);
     check_entry_run(&entry_done);
 
     // The same file, replayed offline, gives the same jobs and findings.

@@ -54,6 +54,7 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     scenarios::check_entries(&report, failing_mta);
     scenarios::check_rule_files(&report);
     scenarios::check_doomed(&report, None, None);
+    scenarios::check_stale(&report);
     assert_eq!(report["stats"]["lost_events"], 0);
 }
 

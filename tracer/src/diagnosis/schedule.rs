@@ -515,6 +515,7 @@ impl ScheduleCheck {
         self.decide(t, end_ns.saturating_sub(GRACE_NS));
         let mut out = Vec::new();
         out.extend(self.scheduler_down(t, end_ns));
+        out.extend(self.not_reread(t, end_ns));
         out.extend(self.crontab_problems());
         // Misses grouped per entry and cause, in the order they happened.
         let mut groups: BTreeMap<(String, u32, String, String), Vec<&Miss>> = BTreeMap::new();
@@ -577,6 +578,84 @@ impl ScheduleCheck {
                     message: format!("{}{scope}", p.message),
                     file: Some(p.file.clone()),
                     line: p.line,
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+
+    /// A crontab changed while we traced that the running daemon never reopened: its
+    /// new lines do not run (a file edited in place with its old mtime kept, a
+    /// daemon that is hung). Vixie-lineage daemons reread at the minute after a change.
+    fn not_reread(&self, t: &Tracker, end_ns: u64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (vi, s) in self.views.iter().enumerate() {
+            if s.from_ns <= self.start_ns || !s.view.daemon.is_vixie() {
+                continue;
+            }
+            let Some(prev) = self.views[..vi]
+                .iter()
+                .rev()
+                .find(|o| o.group == s.group && o.view.pids == s.view.pids)
+            else {
+                continue;
+            };
+            // The daemon looks at the start of each minute; allow it the grace too.
+            let from_wall = self.wall(s.from_ns).as_second();
+            let boundary =
+                Timestamp::from_second((from_wall / 60 + 1) * 60).unwrap_or(Timestamp::UNIX_EPOCH);
+            let deadline = self.mono(boundary) + GRACE_NS;
+            if deadline > end_ns {
+                continue;
+            }
+            let lives = self.lives(t, s.group);
+            let Some(alive) = lives.iter().find(|l| l.alive_at(deadline)) else {
+                continue;
+            };
+            for src in &s.view.sources {
+                let before = prev.view.sources.iter().find(|p| p.path == src.path);
+                let changed = match before {
+                    Some(p) => p.text != src.text,
+                    None => src.text.is_some(),
+                };
+                if !changed {
+                    continue;
+                }
+                // The daemon compares modification times: new text under the old time
+                // is never loaded. With a new time it opens the file at the minute.
+                let same_mtime = before.is_some_and(|p| p.mtime_unix_ns == src.mtime_unix_ns);
+                let reopened = lives.iter().any(|l| {
+                    l.reads.iter().any(|(ts, path)| {
+                        *path == src.path && *ts + 3 * SEC >= s.from_ns && *ts <= deadline
+                    })
+                });
+                if !same_mtime && reopened {
+                    continue;
+                }
+                let why = if same_mtime {
+                    "its text changed but its modification time did not (copied with `cp -p`, `rsync -t`, or a tool that restores times), so the daemon never rereads it"
+                } else {
+                    "the daemon did not open it at the next minute (stopped, hung, or not watching this file)"
+                };
+                let scope = if s.view.is_host() {
+                    String::new()
+                } else {
+                    format!(" [{}]", s.view.who())
+                };
+                out.push(Finding {
+                    kind: Kind::SchedulerDown.as_str().into(),
+                    message: format!(
+                        "{} (pid {}) has not reread {}, which changed at {}: {why}; what changed there does not run until it does (`touch {}` or restart the daemon){scope}",
+                        alive.comm,
+                        alive.pid,
+                        src.path,
+                        self.wall(s.from_ns).strftime("%H:%M:%S UTC"),
+                        src.path
+                    ),
+                    pid: alive.pid,
+                    file: Some(src.path.clone()),
+                    times: vec![self.wall(s.from_ns).to_string()],
                     ..Default::default()
                 });
             }
@@ -937,6 +1016,84 @@ mod tests {
             .sum();
         assert_eq!(printed.len(), total);
         assert!(total >= 3, "{a:#?}");
+    }
+}
+
+#[cfg(test)]
+mod reread_tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::{
+        model::event::Body,
+        testutil::{ev, snapshot_root},
+    };
+
+    const S: u64 = 1_000_000_000;
+    /// Trace start (mono 0) is 12:00:30 UTC.
+    const WALL0: i64 = 1_795_953_630 * S as i64;
+
+    fn check(read_at: Option<u64>) -> Vec<Finding> {
+        check_with(read_at, 5)
+    }
+
+    fn check_with(read_at: Option<u64>, new_mtime: i64) -> Vec<Finding> {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        if let Some(ts) = read_at {
+            t.push(ev(
+                100,
+                ts,
+                Body::Open {
+                    syscall: "openat",
+                    dfd: -100,
+                    path: "/etc/crontab".into(),
+                    flags: 0,
+                    mode: 0,
+                    result: crate::model::event::SysResult::new(3),
+                },
+            ));
+        }
+        let mut c = ScheduleCheck::new(vec![view_of("# nothing yet\n", vec![100])], 0, WALL0);
+        // Edited at 12:00:40; cron looks at 12:01:00.
+        let mut edited = view_of("* * * * * root echo new\n", vec![100]);
+        edited.sources[0].mtime_unix_ns = new_mtime;
+        c.add_view(edited, 10 * S);
+        c.finish(&t, 100 * S)
+            .into_iter()
+            .filter(|f| f.kind == "scheduler_down")
+            .collect()
+    }
+
+    #[test]
+    fn a_change_the_daemon_never_reopened_is_named() {
+        let f = check(None);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].message.contains(
+                "cron (pid 100) has not reread /etc/crontab, which changed at 12:00:40 UTC"
+            ),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].file.as_deref(), Some("/etc/crontab"));
+    }
+
+    #[test]
+    fn new_text_under_the_old_mtime_is_never_reread_even_if_opened() {
+        let f = check_with(Some(30 * S + 2_000_000), 0);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].message.contains("modification time did not"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn a_change_the_daemon_reread_at_the_minute_is_not() {
+        assert!(check(Some(30 * S + 2_000_000)).is_empty());
+        // A read from before the change does not count.
+        assert_eq!(check(Some(2 * S)).len(), 1);
     }
 }
 

@@ -113,7 +113,8 @@ impl Tracker {
 
     fn route(&mut self, ev: Event, finished: &mut Vec<usize>) {
         self.procs.apply(&ev);
-        self.schedulers.observe(&ev);
+        let cwd = self.procs.get(ev.pid).and_then(|p| p.cwd.as_deref());
+        self.schedulers.observe(&ev, cwd);
         let was_root = self.roots.contains_key(&ev.pid);
         match &ev.body {
             Body::Snapshot { root, .. } => {

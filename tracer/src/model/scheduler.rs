@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::model::event::{Body, Event, ExitStatus};
+use crate::model::{
+    event::{Body, Event, ExitStatus},
+    process::resolve,
+};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SignalSeen {
@@ -28,6 +31,8 @@ pub struct SchedulerLife {
     pub end_ns: Option<u64>,
     pub exit: Option<ExitStatus>,
     pub signals: Vec<SignalSeen>,
+    /// Crontab files it opened (when, absolute path): how we know it reread a change.
+    pub reads: Vec<(u64, String)>,
 }
 
 impl SchedulerLife {
@@ -46,6 +51,14 @@ impl SchedulerLife {
     }
 }
 
+/// Crontab reads kept per daemon life (a daemon rereads only on change).
+const MAX_READS: usize = 10_000;
+
+/// Where the cron daemons keep their tables.
+fn is_crontab_path(p: &str) -> bool {
+    p == "/etc/crontab" || p.starts_with("/etc/cron.d/") || p.starts_with("/var/spool/cron/")
+}
+
 /// Every daemon life in order of appearance; a pid reused later is a new life.
 #[derive(Default, Debug)]
 pub struct Schedulers {
@@ -54,9 +67,21 @@ pub struct Schedulers {
 }
 
 impl Schedulers {
-    /// Update from one event of the stream.
-    pub fn observe(&mut self, ev: &Event) {
+    /// Update from one event of the stream; `cwd` is the process's directory, for
+    /// relative paths (Debian cron opens user crontabs relative to its spool).
+    pub fn observe(&mut self, ev: &Event, cwd: Option<&str>) {
         match &ev.body {
+            Body::Open { path, result, .. } if result.ok() => {
+                if let Some(&i) = self.live.get(&ev.pid) {
+                    let reads = &mut self.lives[i].reads;
+                    match resolve(cwd, path) {
+                        Some(p) if is_crontab_path(&p) && reads.len() < MAX_READS => {
+                            reads.push((ev.ts_ns, p))
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Body::Snapshot {
                 root: true,
                 cmdline,
@@ -108,6 +133,7 @@ impl Schedulers {
             end_ns: None,
             exit: None,
             signals: Vec::new(),
+            reads: Vec::new(),
         });
     }
 }
@@ -136,17 +162,20 @@ mod tests {
     #[test]
     fn a_daemon_killed_during_the_trace_has_an_end_and_a_killer() {
         let mut s = Schedulers::default();
-        s.observe(&snapshot_root(100));
-        s.observe(&signal(900, 5, 100, 1)); // SIGHUP: a reload, not the end
-        s.observe(&signal(900, 10, 555, 9)); // another process
-        s.observe(&signal(901, 20, 100, 9));
-        s.observe(&ev(
-            100,
-            21,
-            Body::Exit {
-                status: Some(ExitStatus::signal(9, false)),
-            },
-        ));
+        s.observe(&snapshot_root(100), None);
+        s.observe(&signal(900, 5, 100, 1), None); // SIGHUP: a reload, not the end
+        s.observe(&signal(900, 10, 555, 9), None); // another process
+        s.observe(&signal(901, 20, 100, 9), None);
+        s.observe(
+            &ev(
+                100,
+                21,
+                Body::Exit {
+                    status: Some(ExitStatus::signal(9, false)),
+                },
+            ),
+            None,
+        );
         let life = &s.lives[0];
         assert_eq!(life.end_ns, Some(21));
         assert!(life.alive_at(20) && !life.alive_at(21));
@@ -161,18 +190,21 @@ mod tests {
     #[test]
     fn a_reused_pid_is_a_new_life_and_a_clean_exit_after_term_names_the_sender() {
         let mut s = Schedulers::default();
-        s.observe(&snapshot_root(100));
-        s.observe(&signal(7, 3, 100, 15));
-        s.observe(&ev(100, 4, Body::Exit { status: None }));
-        s.observe(&ev(
-            100,
-            50,
-            Body::Exec {
-                filename: "/usr/sbin/cron".into(),
-                old_tid: 100,
-                new_root: true,
-            },
-        ));
+        s.observe(&snapshot_root(100), None);
+        s.observe(&signal(7, 3, 100, 15), None);
+        s.observe(&ev(100, 4, Body::Exit { status: None }), None);
+        s.observe(
+            &ev(
+                100,
+                50,
+                Body::Exec {
+                    filename: "/usr/sbin/cron".into(),
+                    old_tid: 100,
+                    new_root: true,
+                },
+            ),
+            None,
+        );
         assert_eq!(s.lives.len(), 2);
         assert_eq!(s.lives[0].killer().map(|k| k.from_pid), Some(7));
         assert_eq!(s.lives[1].since_ns, 50);
