@@ -35,10 +35,10 @@ pub fn realtime_ns() -> i64 {
 }
 
 /// The crontabs as each running cron-family daemon sees them (through its own root
-/// when it is in another mount namespace), with its time zone; when none runs, the
-/// host's files as the installed daemon would read them. Secret-looking values are
-/// redacted unless `redact` is false.
-pub fn schedule_views(procs: &[ProcInfo], redact: bool) -> Vec<ScheduleView> {
+/// when it is in another mount namespace), with its time zone; when none runs and
+/// `fallback`, the host's files as the installed daemon would read them. Secret-looking
+/// values are redacted unless `redact` is false.
+pub fn schedule_views(procs: &[ProcInfo], redact: bool, fallback: bool) -> Vec<ScheduleView> {
     let own_ns = mount_ns("self");
     let mut views: Vec<(Option<String>, ScheduleView)> = Vec::new();
     for p in procs {
@@ -67,7 +67,7 @@ pub fn schedule_views(procs: &[ProcInfo], redact: bool) -> Vec<ScheduleView> {
         }
         views.push((ns, view));
     }
-    if views.is_empty() {
+    if views.is_empty() && fallback {
         let daemon = installed_daemon();
         let mut view = read_view(daemon, "/", None, redact);
         view.mnt_ns = own_ns.clone();

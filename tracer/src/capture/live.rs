@@ -157,7 +157,9 @@ fn rescan(
                 p.cmdline
             );
             if root {
-                for v in crate::capture::host::schedule_views(std::slice::from_ref(&p), redact) {
+                for v in
+                    crate::capture::host::schedule_views(std::slice::from_ref(&p), redact, false)
+                {
                     if !v.pids.is_empty() {
                         pipe.schedule_view(v, now);
                     }
@@ -217,7 +219,9 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline,
         if let Some(pid) = new_root {
             log::info!("a scheduler started: pid {pid} is now a root");
             if let Some(p) = snapshot::read_one(pid) {
-                for v in crate::capture::host::schedule_views(std::slice::from_ref(&p), redact) {
+                for v in
+                    crate::capture::host::schedule_views(std::slice::from_ref(&p), redact, false)
+                {
                     if !v.pids.is_empty() {
                         pipe.schedule_view(v, monotonic_ns());
                     }

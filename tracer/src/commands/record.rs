@@ -178,7 +178,7 @@ fn check_entry_patterns(
     if patterns.is_empty() {
         return Ok(());
     }
-    let views = schedule_views(roots, true);
+    let views = schedule_views(roots, true, true);
     let entries: Vec<crate::schedules::Entry> =
         views.iter().flat_map(|v| v.analyse().entries).collect();
     for p in patterns {
@@ -323,7 +323,10 @@ fn run_attached(
     let schedules = if opts.trigger.is_some() {
         Vec::new()
     } else {
-        schedule_views(&roots, redact)
+        // Roots named on the command line say what to follow: cron not running is
+        // then not this run's finding.
+        let explicit = opts.all || !opts.comms.is_empty() || !opts.pids.is_empty();
+        schedule_views(&roots, redact, !explicit)
     };
     for v in &schedules {
         log::info!(

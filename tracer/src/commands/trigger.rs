@@ -32,7 +32,7 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         .filter(|p| spec.is_root(p))
         .collect();
     // Unredacted: this is the command that will run.
-    let views: Vec<ScheduleView> = schedule_views(&roots, false);
+    let views: Vec<ScheduleView> = schedule_views(&roots, false, true);
     let mut found: Vec<(Entry, &ScheduleView)> = Vec::new();
     for v in &views {
         for e in v.analyse().entries {
