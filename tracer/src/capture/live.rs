@@ -44,6 +44,20 @@ pub fn process_for_trace(p: &ProcInfo, redact: bool) -> ProcInfo {
     p
 }
 
+/// Put a process found in `/proc` into the kernel's tracked map, and say so at -v.
+pub fn follow_found(loaded: &mut loader::Loaded, p: &ProcInfo, root: bool, how: &str) {
+    if let Err(e) = loaded.track(p.pid, p.ppid, root) {
+        log::warn!("cannot follow pid {} ({}): {e}", p.pid, p.comm);
+    }
+    log::info!(
+        "following {} pid {} ({}) {:?}, found by {how}",
+        if root { "root" } else { "descendant" },
+        p.pid,
+        p.comm,
+        p.cmdline
+    );
+}
+
 /// Runs until stopped; every record the kernel wrote before the stop is drained.
 pub fn run(
     loaded: &mut loader::Loaded,
@@ -147,15 +161,7 @@ fn rescan(
             continue;
         }
         if let Some(p) = snapshot::read_one(pid) {
-            if let Err(e) = loaded.track(pid, p.ppid, root) {
-                log::warn!("cannot follow pid {pid} ({}): {e}", p.comm);
-            }
-            log::info!(
-                "rescan: following {} pid {pid} ({}) {:?}",
-                if root { "root" } else { "descendant" },
-                p.comm,
-                p.cmdline
-            );
+            follow_found(loaded, &p, root, "a rescan");
             if root {
                 for v in
                     crate::capture::host::schedule_views(std::slice::from_ref(&p), redact, false)

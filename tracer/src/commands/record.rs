@@ -297,15 +297,7 @@ fn run_attached(
     let mut seeds = Vec::new();
     for (pid, root) in tracked {
         if let Some(p) = snapshot::read_one(pid) {
-            if let Err(e) = loaded.track(pid, p.ppid, root) {
-                log::warn!("cannot follow pid {pid} ({}): {e}", p.comm);
-            }
-            log::info!(
-                "following {} pid {pid} ({}) {:?}, found in /proc",
-                if root { "root" } else { "descendant" },
-                p.comm,
-                p.cmdline
-            );
+            live::follow_found(&mut loaded, &p, root, "the start-up scan");
             known.insert(pid);
             seeds.push(Synthetic {
                 ts_ns: start_ns,

@@ -35,17 +35,24 @@ pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), 
         }
         let src = read_file_as(Path::new(&local), &as_path)
             .ok_or_else(|| format!("--crontab {spec}: cannot read {local}"))?;
-        if c.header.schedules.is_empty() {
+        // The views at start and those read while recording (a daemon that started,
+        // files that changed): the daemons that read that file get the new copy; if
+        // none had it, the host's daemons (else all) get it as a new file.
+        let mut views: Vec<&mut ScheduleView> = c.header.schedules.iter_mut().collect();
+        for e in c.entries.iter_mut() {
+            if let Entry::Schedules(l) = e {
+                views.push(&mut l.view);
+            }
+        }
+        if views.is_empty() {
             return Err(format!(
                 "--crontab {spec}: the trace has no crontab views to change (recorded by a tracer before format 1.1)"
             ));
         }
-        // The daemons that read that file get the new copy; if none had it, the
-        // host's daemons (else all) get it as a new file.
         let had = |v: &ScheduleView| v.sources.iter().any(|s| s.path == as_path);
-        let any_had = c.header.schedules.iter().any(had);
-        let any_host = c.header.schedules.iter().any(|v| v.is_host());
-        for v in &mut c.header.schedules {
+        let any_had = views.iter().any(|v| had(v));
+        let any_host = views.iter().any(|v| v.is_host());
+        for v in views {
             let take = if any_had {
                 had(v)
             } else {
