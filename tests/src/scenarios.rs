@@ -133,7 +133,58 @@ pub fn crontab() -> String {
     for sc in scenarios() {
         s.push_str(&format!("* * * * * {}\n", sc.command));
     }
+    // Last: the env lines apply to the entries after them only.
+    s.push_str(&secret_crontab_lines());
     s
+}
+
+/// Every secret the scenarios carry contains this; none may be seen anywhere.
+pub const SECRET_MARK: &str = "jtSECRET";
+
+/// Jobs that carry secrets in each shape a command line or environment has them.
+pub fn secret_crontab_lines() -> String {
+    let p = CLOSED_PORT;
+    [
+        "DATABASE_URL=postgres://jtdbuser:jtSECRET1@db.invalid/x".to_string(),
+        "API_TOKEN=jtSECRET2".to_string(),
+        "* * * * * true jt-secret-env".to_string(),
+        "* * * * * true https://jturluser:jtSECRET3@example.invalid/x".to_string(),
+        "* * * * * true --password jtSECRET4 jt-secret-option".to_string(),
+        "* * * * * mysql() { :; }; mysql -pjtSECRET5 jt-secret-mysql".to_string(),
+        format!("* * * * * curl -s -u jtcurluser:jtSECRET6 http://127.0.0.1:{p}/ || true"),
+        format!(
+            "* * * * * curl -s -H 'Authorization: Bearer jtSECRET7' http://127.0.0.1:{p}/jt-header || true"
+        ),
+        "* * * * * env PGPASSWORD=jtSECRET8 true jt-secret-pgpassword".to_string(),
+    ]
+    .iter()
+    .map(|l| format!("{l}\n"))
+    .collect()
+}
+
+/// No secret byte anywhere in `bytes`; the non-secret parts of the same lines are there.
+pub fn check_no_secrets(what: &str, bytes: &[u8], expect_kept: bool) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Some(i) = text.find(SECRET_MARK) {
+        let from = i.saturating_sub(120);
+        panic!(
+            "{what} holds a secret: ...{}...",
+            &text[from..(i + 40).min(text.len())]
+        );
+    }
+    if !expect_kept {
+        return;
+    }
+    for kept in [
+        "jtdbuser",
+        "jturluser",
+        "example.invalid",
+        "jtcurluser",
+        "jt-secret-mysql",
+        "jt-header",
+    ] {
+        assert!(text.contains(kept), "{what} lost the non-secret {kept:?}");
+    }
 }
 
 fn write(path: &str, body: &[u8], mode: u32) {

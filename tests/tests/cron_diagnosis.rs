@@ -102,6 +102,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
         "replayed jobs differ from the live run"
     );
     assert_eq!(replayed["findings"], live["findings"]);
+    check_secrets(&done.stdout, &live, &trace);
 
     if std::env::var_os("TRACER_UPDATE_FIXTURES").is_some() {
         let dest =
@@ -109,6 +110,47 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::copy(&trace, &dest).unwrap();
         eprintln!("updated {}", dest.display());
+    }
+}
+
+/// Secrets in every shape leave no byte in the live JSON, the trace file, the replayed
+/// text and JSON, or the exports; what was redacted is counted per rule.
+fn check_secrets(live_stdout: &str, live: &Value, trace: &std::path::Path) {
+    use scenarios::check_no_secrets;
+    check_no_secrets("the live JSON report", live_stdout.as_bytes(), true);
+    check_no_secrets("the trace file", &std::fs::read(trace).unwrap(), true);
+    let text = std::process::Command::new(tracer_bin())
+        .args(["replay", trace.to_str().unwrap()])
+        .output()
+        .unwrap();
+    check_no_secrets("the replayed text report", &text.stdout, false);
+    for to in ["jsonl", "perfetto"] {
+        let out = std::process::Command::new(tracer_bin())
+            .args(["export", trace.to_str().unwrap(), "--to", to, "-"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_no_secrets(&format!("the {to} export"), &out.stdout, to == "jsonl");
+    }
+    let counted = &live["stats"]["redactions"];
+    for rule in [
+        "url_userinfo",
+        "secret_option_next",
+        "tool_password_flag",
+        "user_password_pair",
+        "secret_header",
+        "secret_assignment",
+        "secret_env",
+    ] {
+        assert!(
+            counted[rule].as_u64().unwrap_or(0) > 0,
+            "no {rule} redaction counted: {counted}"
+        );
     }
 }
 

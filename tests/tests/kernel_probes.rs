@@ -418,3 +418,53 @@ fn a_truncated_argv_is_logged_by_the_kernel_program_only_when_asked() {
         done.stderr
     );
 }
+
+/// A process already running when the trace starts is recorded from `/proc`: its argv
+/// goes into the header and the report redacted like an exec's.
+#[test]
+fn processes_alive_at_start_keep_no_secret_in_the_trace() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("snapsecret");
+    let (shell, comm) = root_shell(&dir);
+    let trace = dir.0.join("t.jtrace");
+    let mut root = Command::new(&shell)
+        .args([
+            "-c",
+            "/bin/bash -c 'sleep 6; true' jt --password=jtSECRETa https://jtsnapuser:jtSECRETb@h.invalid/x & wait",
+        ])
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let tracer = Tracer::start(&[
+        "--comm",
+        &comm,
+        "--format",
+        "json",
+        "--output",
+        trace.to_str().unwrap(),
+    ]);
+    thread::sleep(Duration::from_millis(500));
+    let done = tracer.stop_with(libc::SIGINT);
+    let _ = root.kill();
+    let _ = root.wait();
+    let report = done.json();
+    // The sleep was seen in /proc (a job already running), with its user and host.
+    assert!(
+        done.stdout.contains("jtsnapuser") && done.stdout.contains("h.invalid"),
+        "{report:#}"
+    );
+    for (what, bytes) in [
+        ("stdout", done.stdout.as_bytes().to_vec()),
+        ("trace file", std::fs::read(&trace).unwrap()),
+    ] {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("jtSECRET"), "{what} holds a secret");
+    }
+    assert!(
+        report["stats"]["redactions"]["url_userinfo"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+}

@@ -147,7 +147,12 @@ impl HostFacts for LiveFacts {
                         let head = &buf[..n];
                         head.starts_with(b"#!").then(|| {
                             let end = head.iter().position(|&c| c == b'\n').unwrap_or(head.len());
-                            String::from_utf8_lossy(&head[..end]).into_owned()
+                            // The trace keeps it: a `#!/usr/bin/env TOKEN=x ...` line
+                            // must not carry its secret there.
+                            crate::secrets::redact_shebang(
+                                &String::from_utf8_lossy(&head[..end]),
+                                &mut crate::secrets::Counts::new(),
+                            )
                         })
                     })
                 } else {

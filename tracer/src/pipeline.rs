@@ -44,6 +44,8 @@ pub struct Pipeline {
     entry_filter: Option<Vec<EntryRef>>,
     /// `trigger`: the jobs of this root ran this entry.
     forced_entry: Option<(u32, EntryRef)>,
+    /// What redaction replaced, per rule (counts only).
+    pub redactions: secrets::Counts,
 }
 
 impl Pipeline {
@@ -70,6 +72,14 @@ impl Pipeline {
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             entry_filter: None,
             forced_entry: None,
+            redactions: secrets::Counts::new(),
+        }
+    }
+
+    /// Redactions made outside the pipeline (processes found in `/proc`, crontabs).
+    pub fn note_redactions(&mut self, counts: Option<&secrets::Counts>) {
+        for (k, v) in counts.into_iter().flatten() {
+            *self.redactions.entry(k).or_default() += v;
         }
     }
 
@@ -145,7 +155,7 @@ impl Pipeline {
             .then(|| crate::model::decode::canonical(raw));
         let raw = canonical.as_deref().unwrap_or(raw);
         let redacted = if self.redact {
-            secrets::redact_record(raw)
+            secrets::redact_record(raw, &mut self.redactions)
         } else {
             None
         };
@@ -273,6 +283,14 @@ impl Pipeline {
                 root_events: self.tracker.counters.root_events,
                 unattributed_events: self.tracker.counters.unattributed_events,
                 decode_errors: self.decode_errors,
+                redactions: if stats.redactions.is_empty() {
+                    self.redactions
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect()
+                } else {
+                    stats.redactions.clone()
+                },
                 ..stats
             },
         );

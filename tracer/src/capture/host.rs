@@ -37,8 +37,12 @@ pub fn realtime_ns() -> i64 {
 /// The crontabs as each running cron-family daemon sees them (through its own root
 /// when it is in another mount namespace), with its time zone; when none runs and
 /// `fallback`, the host's files as the installed daemon would read them. Secret-looking
-/// values are redacted unless `redact` is false.
-pub fn schedule_views(procs: &[ProcInfo], redact: bool, fallback: bool) -> Vec<ScheduleView> {
+/// values are redacted when `redact` is given (it tallies them).
+pub fn schedule_views(
+    procs: &[ProcInfo],
+    mut redact: Option<&mut secrets::Counts>,
+    fallback: bool,
+) -> Vec<ScheduleView> {
     let own_ns = mount_ns("self");
     let mut views: Vec<(Option<String>, ScheduleView)> = Vec::new();
     for p in procs {
@@ -59,7 +63,7 @@ pub fn schedule_views(procs: &[ProcInfo], redact: bool, fallback: bool) -> Vec<S
         } else {
             format!("/proc/{}/root", p.pid)
         };
-        let mut view = read_view(daemon, &root, busybox_dir, redact);
+        let mut view = read_view(daemon, &root, busybox_dir, redact.as_deref_mut());
         view.pids.push(p.pid);
         view.mnt_ns = ns.clone();
         if let Some(tz) = process_tz(p.pid) {
@@ -87,17 +91,17 @@ pub fn read_view(
     daemon: Daemon,
     root: &str,
     busybox_dir: Option<String>,
-    redact: bool,
+    redact: Option<&mut secrets::Counts>,
 ) -> ScheduleView {
     let mut sources = schedules::read_sources(
         Path::new(root),
         daemon,
         busybox_dir.as_deref().map(Path::new),
     );
-    if redact {
+    if let Some(counts) = redact {
         for s in &mut sources {
             if let Some(t) = s.text.as_mut() {
-                *t = secrets::redact_crontab(t);
+                *t = secrets::redact_crontab(t, counts);
             }
         }
     }

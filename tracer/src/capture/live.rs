@@ -35,13 +35,20 @@ pub struct LoopOptions<'a> {
     pub until_exit: Option<u32>,
 }
 
-/// A process as it goes into the trace: its argv redacted unless secrets are kept.
-pub fn process_for_trace(p: &ProcInfo, redact: bool) -> ProcInfo {
+/// A process as it goes into the trace: its argv redacted unless secrets are kept
+/// (`redact` tallies what was redacted).
+pub fn process_for_trace(p: &ProcInfo, redact: Option<&mut secrets::Counts>) -> ProcInfo {
     let mut p = p.clone();
-    if redact {
-        secrets::redact_argv(&mut p.cmdline);
+    if let Some(counts) = redact {
+        secrets::redact_argv(&mut p.cmdline, counts);
     }
     p
+}
+
+/// Views and processes found while running go into the trace with their redactions
+/// tallied in the pipeline's stats.
+fn tally(redact: bool) -> Option<secrets::Counts> {
+    redact.then(secrets::Counts::new)
 }
 
 /// Put a process found in `/proc` into the kernel's tracked map, and say so at -v.
@@ -162,19 +169,24 @@ fn rescan(
         }
         if let Some(p) = snapshot::read_one(pid) {
             follow_found(loaded, &p, root, "a rescan");
+            let mut counts = tally(redact);
             if root {
-                for v in
-                    crate::capture::host::schedule_views(std::slice::from_ref(&p), redact, false)
-                {
+                for v in crate::capture::host::schedule_views(
+                    std::slice::from_ref(&p),
+                    counts.as_mut(),
+                    false,
+                ) {
                     if !v.pids.is_empty() {
                         pipe.schedule_view(v, now);
                     }
                 }
             }
+            let process = process_for_trace(&p, counts.as_mut());
+            pipe.note_redactions(counts.as_ref());
             pipe.synthetic(&Synthetic {
                 ts_ns: now,
                 root,
-                process: process_for_trace(&p, redact),
+                process,
             });
         }
     }
@@ -183,6 +195,7 @@ fn rescan(
 /// Crontabs edited while we trace: the new text is what the daemon runs from its next
 /// reread, and the trace keeps both.
 fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
+    let mut redactions = Vec::new();
     let changed: Vec<crate::schedules::ScheduleView> = pipe
         .schedules()
         .latest_views()
@@ -194,12 +207,18 @@ fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
                     .any(|p| Path::new(&format!("/proc/{p}")).exists())
         })
         .filter_map(|v| {
-            let fresh =
-                crate::capture::host::read_view(v.daemon, &v.root, v.busybox_dir.clone(), redact);
+            let mut counts = tally(redact);
+            let fresh = crate::capture::host::read_view(
+                v.daemon,
+                &v.root,
+                v.busybox_dir.clone(),
+                counts.as_mut(),
+            );
             let users_changed = fresh.context.users != v.context.users
                 || fresh.context.cron_allow != v.context.cron_allow
                 || fresh.context.cron_deny != v.context.cron_deny;
             (fresh.sources != v.sources || users_changed).then(|| {
+                redactions.push(counts);
                 let mut n = v.clone();
                 n.sources = fresh.sources;
                 n.context.users = fresh.context.users;
@@ -209,6 +228,9 @@ fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
             })
         })
         .collect();
+    for c in &redactions {
+        pipe.note_redactions(c.as_ref());
+    }
     let now = monotonic_ns();
     for v in changed {
         log::info!("crontabs of {} changed: reread", v.who());
@@ -225,17 +247,22 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline,
         if let Some(pid) = new_root {
             log::info!("a scheduler started: pid {pid} is now a root");
             if let Some(p) = snapshot::read_one(pid) {
-                for v in
-                    crate::capture::host::schedule_views(std::slice::from_ref(&p), redact, false)
-                {
+                let mut counts = tally(redact);
+                for v in crate::capture::host::schedule_views(
+                    std::slice::from_ref(&p),
+                    counts.as_mut(),
+                    false,
+                ) {
                     if !v.pids.is_empty() {
                         pipe.schedule_view(v, monotonic_ns());
                     }
                 }
+                let process = process_for_trace(&p, counts.as_mut());
+                pipe.note_redactions(counts.as_ref());
                 pipe.synthetic(&Synthetic {
                     ts_ns: monotonic_ns(),
                     root: true,
-                    process: process_for_trace(&p, redact),
+                    process,
                 });
             }
         }

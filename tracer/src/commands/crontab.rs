@@ -75,7 +75,7 @@ pub fn run(opts: &CrontabOptions) -> ExitCode {
         .into_iter()
         .filter(|p| spec.is_root(p))
         .collect();
-    let views = schedule_views(&roots, true, true);
+    let views = schedule_views(&roots, Some(&mut crate::secrets::Counts::new()), true);
     let rep = build(&views, from, opts.count);
     let any = !rep.findings.is_empty() || rep.entries.iter().any(|e| !e.findings.is_empty());
     let written = match opts.format {

@@ -19,6 +19,7 @@ use crate::{
     model::users::UserNames,
     output::report::{self, Stats},
     pipeline::Pipeline,
+    secrets,
     tracefile::{self, CaptureOptions, Synthetic, TraceHeader, TraceWriter, Trailer},
     Format,
 };
@@ -178,7 +179,7 @@ fn check_entry_patterns(
     if patterns.is_empty() {
         return Ok(());
     }
-    let views = schedule_views(roots, true, true);
+    let views = schedule_views(roots, Some(&mut secrets::Counts::new()), true);
     let entries: Vec<crate::schedules::Entry> =
         views.iter().flat_map(|v| v.analyse().entries).collect();
     for p in patterns {
@@ -295,6 +296,7 @@ fn run_attached(
     let tracked = snapshot::roots_and_descendants(&snapshot::read_all(), &spec, self_pid);
     let mut known: HashSet<u32> = HashSet::new();
     let mut seeds = Vec::new();
+    let mut start_redactions = secrets::Counts::new();
     for (pid, root) in tracked {
         if let Some(p) = snapshot::read_one(pid) {
             live::follow_found(&mut loaded, &p, root, "the start-up scan");
@@ -302,7 +304,7 @@ fn run_attached(
             seeds.push(Synthetic {
                 ts_ns: start_ns,
                 root,
-                process: process_for_trace(&p, redact),
+                process: process_for_trace(&p, redact.then_some(&mut start_redactions)),
             });
         }
     }
@@ -318,7 +320,7 @@ fn run_attached(
         // Roots named on the command line say what to follow: cron not running is
         // then not this run's finding.
         let explicit = opts.all || !opts.comms.is_empty() || !opts.pids.is_empty();
-        schedule_views(&roots, redact, !explicit)
+        schedule_views(&roots, redact.then_some(&mut start_redactions), !explicit)
     };
     for v in &schedules {
         log::info!(
@@ -358,6 +360,7 @@ fn run_attached(
         Box::new(LiveFacts::default()),
     )
     .with_schedules(header.schedules.clone(), mono_to_wall_ns);
+    pipe.note_redactions(Some(&start_redactions));
     for s in &header.snapshot {
         pipe.synthetic(s);
     }
@@ -430,6 +433,7 @@ fn run_attached(
             lost_events,
             lost_by_kind: lost_by_kind.clone(),
             end_ns,
+            redactions: rep.stats.redactions.clone(),
         };
         let path = w.path().display().to_string();
         match w.finish(&trailer) {

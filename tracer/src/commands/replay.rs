@@ -138,6 +138,11 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
     if let Some(t) = &c.trailer {
         pipe.set_end(t.end_ns);
     }
+    let redactions = c
+        .trailer
+        .as_ref()
+        .map(|t| t.redactions.clone())
+        .unwrap_or_default();
     let (lost_events, lost_by_kind) = c
         .trailer
         .as_ref()
@@ -146,6 +151,7 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
     pipe.finish(Stats {
         lost_events,
         lost_by_kind,
+        redactions,
         duration_ns: c
             .trailer
             .as_ref()

@@ -32,7 +32,7 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         .filter(|p| spec.is_root(p))
         .collect();
     // Unredacted: this is the command that will run.
-    let views: Vec<ScheduleView> = schedule_views(&roots, false, true);
+    let views: Vec<ScheduleView> = schedule_views(&roots, None, true);
     let mut found: Vec<(Entry, &ScheduleView)> = Vec::new();
     for v in &views {
         for e in v.analyse().entries {
@@ -93,7 +93,8 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         line: e.line,
         schedule: e.schedule.clone(),
         user: e.user.clone(),
-        command: secrets::redact_words(&e.command).unwrap_or_else(|| e.command.clone()),
+        command: secrets::redact_line(&e.command, &mut secrets::Counts::new())
+            .unwrap_or_else(|| e.command.clone()),
     };
     Ok((entry, plan, e.runs, e.skipped_because.clone()))
 }

@@ -47,6 +47,9 @@ pub struct Stats {
     pub unattributed_events: u64,
     pub decode_errors: u64,
     pub duration_ns: u64,
+    /// Secrets replaced before anything was shown or written, per rule (counts only;
+    /// empty with `--capture-secrets`).
+    pub redactions: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -76,6 +76,8 @@ pub struct Trailer {
     pub lost_events: u64,
     pub lost_by_kind: BTreeMap<String, u64>,
     pub end_ns: u64,
+    /// What redaction replaced while recording, per rule (counts only).
+    pub redactions: BTreeMap<String, u64>,
 }
 
 /// A daemon's crontabs read while recording (when it started), and when.

@@ -1,0 +1,526 @@
+//! Redaction of secrets before events reach the screen, the JSON or a file: exec
+//! records (argv, env), argv of processes found in `/proc`, crontab copies and the
+//! host facts kept in a trace. Where secrets sit is a table of rules (`rules`); the
+//! words of shell lines come from `shell`. `--capture-secrets` turns all of it off.
+mod rules;
+mod shell;
+
+use std::{mem::size_of, ops::Range};
+
+use tracer_common::{
+    ExecAttemptRecord, RecordKind, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, FLAG_TRUNCATED,
+};
+
+use crate::model::decode::cstrs;
+
+pub const REDACTED: &str = "<redacted>";
+
+pub use rules::{is_secret_name, Counts, RULES};
+
+/// Replace `ranges` of `text` by the marker (argv and env: no shell quoting).
+fn replace_plain(text: &str, ranges: &[Range<usize>]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in ranges {
+        if r.start < at || r.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[at..r.start]);
+        out.push_str(REDACTED);
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn count(counts: &mut Counts, hits: &[(&'static str, Range<usize>)]) {
+    for (id, _) in hits {
+        *counts.entry(id).or_default() += 1;
+    }
+}
+
+/// Secret-looking env values, and passwords of URLs in any value.
+pub fn redact_env(env: &mut [String], counts: &mut Counts) -> bool {
+    let mut changed = false;
+    for v in env.iter_mut() {
+        let hits = rules::env_secret_ranges(v);
+        if !hits.is_empty() {
+            count(counts, &hits);
+            let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
+            *v = replace_plain(v, &ranges);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// An argv: each word by the rules (with the word before it and the tool it runs as
+/// context); a word that is a command line itself (`sh -c "..."`) as a shell line.
+pub fn redact_argv(argv: &mut [String], counts: &mut Counts) -> bool {
+    let mut changed = false;
+    let mut tool: Option<&'static str> = None;
+    for i in 0..argv.len() {
+        let prev = i.checked_sub(1).map(|j| argv[j].clone());
+        // `sh -c "..."`, `bash -lc "..."`, `su -c "..."`: the word is a command line.
+        let after_c = prev
+            .as_deref()
+            .is_some_and(|p| p.starts_with('-') && !p.starts_with("--") && p.ends_with('c'));
+        if after_c && argv[i].contains(char::is_whitespace) {
+            if let Some(r) = redact_line(&argv[i], counts) {
+                argv[i] = r;
+                changed = true;
+            }
+            continue;
+        }
+        let hits = rules::secret_ranges(&argv[i], prev.as_deref(), tool);
+        if !hits.is_empty() {
+            count(counts, &hits);
+            let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
+            argv[i] = replace_plain(&argv[i], &ranges);
+            changed = true;
+        } else if argv[i].contains(char::is_whitespace) {
+            if let Some(r) = redact_line(&argv[i], counts) {
+                argv[i] = r;
+                changed = true;
+            }
+        }
+        if let Some(t) = rules::known_tool(&argv[i]) {
+            tool = Some(t);
+        }
+    }
+    changed
+}
+
+/// A shell command line: every word by the rules, replaced where it stands. A secret
+/// wholly inside quotes becomes `<redacted>` there; elsewhere `'<redacted>'`, so the
+/// line still parses as the same words (the marker is no redirection).
+pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
+    let words = shell::words(line);
+    let mut out = String::with_capacity(line.len());
+    let mut at = 0;
+    let mut tool: Option<&'static str> = None;
+    let mut prev: Option<String> = None;
+    for w in &words {
+        if w.starts_command {
+            tool = None;
+            prev = None;
+        }
+        let hits = rules::secret_ranges(&w.text, prev.as_deref(), tool);
+        if !hits.is_empty() {
+            count(counts, &hits);
+            out.push_str(&line[at..w.start]);
+            out.push_str(&rewrite_word(line, w, &hits));
+            at = w.end;
+        }
+        if let Some(t) = rules::known_tool(&w.text) {
+            tool = Some(t);
+        }
+        prev = Some(w.text.clone());
+    }
+    if at == 0 {
+        return None;
+    }
+    out.push_str(&line[at..]);
+    Some(out)
+}
+
+/// The word with its secret parts replaced, in place where the part is one plain or
+/// one quoted stretch of the line, else the whole word requoted.
+fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>)]) -> String {
+    let mut pieces: Vec<(Range<usize>, &str)> = Vec::new();
+    for (_, r) in hits {
+        if r.is_empty() || r.end > w.map.len() {
+            continue;
+        }
+        let (first, q0) = w.map[r.start];
+        let (last, q1) = w.map[r.end - 1];
+        let last_end = last + line[last..].chars().next().map_or(1, char::len_utf8);
+        let span = &line[first..last_end];
+        let one_stretch = !span.contains(['\'', '"', '\\']);
+        let all_quoted = w.map[r.clone()].iter().all(|(_, q)| *q);
+        let none_quoted = w.map[r.clone()].iter().all(|(_, q)| !*q);
+        if !one_stretch || !(all_quoted || none_quoted) || q0 != q1 {
+            // Mixed quoting: give up on in-place and requote the whole word.
+            let ranges: Vec<Range<usize>> = hits.iter().map(|(_, r)| r.clone()).collect();
+            return shell::quote(&replace_plain(&w.text, &ranges));
+        }
+        pieces.push((
+            first..last_end,
+            if all_quoted { REDACTED } else { "'<redacted>'" },
+        ));
+    }
+    let mut out = String::new();
+    let mut at = w.start;
+    for (r, marker) in pieces {
+        if r.start < at {
+            continue;
+        }
+        out.push_str(&line[at..r.start]);
+        out.push_str(marker);
+        at = r.end;
+    }
+    out.push_str(&line[at..w.end]);
+    out
+}
+
+/// A crontab: env lines (`NAME=value`) by the env rules, commands and comments as shell
+/// lines. Line ends (LF, CRLF, none on the last line) are kept exactly: the daemons'
+/// rules depend on them.
+pub fn redact_crontab(text: &str, counts: &mut Counts) -> String {
+    let mut out = String::with_capacity(text.len());
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches('\n');
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        let ending = &raw[body.len()..];
+        let t = body.trim_start();
+        let env_name = (!t.starts_with('#'))
+            .then(|| t.split_once('='))
+            .flatten()
+            .map(|(n, _)| n.trim())
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let redacted = match env_name {
+            Some(name) => {
+                let eq = body.find('=').unwrap_or(0);
+                let value = &body[eq + 1..];
+                let hits = if is_secret_name(name) && !value.trim().is_empty() {
+                    vec![("secret_env", eq + 1..body.len())]
+                } else {
+                    rules::url_passwords(value)
+                        .into_iter()
+                        .map(|r| ("url_userinfo", eq + 1 + r.start..eq + 1 + r.end))
+                        .collect()
+                };
+                count(counts, &hits);
+                let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
+                (!ranges.is_empty()).then(|| replace_plain(body, &ranges))
+            }
+            None => redact_line(body, counts),
+        };
+        out.push_str(redacted.as_deref().unwrap_or(body));
+        out.push_str(ending);
+    }
+    out
+}
+
+/// A script's `#!` line as the trace keeps it (`#!/usr/bin/env TOKEN=x python`).
+pub fn redact_shebang(line: &str, counts: &mut Counts) -> String {
+    redact_line(line, counts).unwrap_or_else(|| line.to_string())
+}
+
+/// Strings packed NUL-terminated into `buf`; strings that do not fit are dropped.
+/// Returns (bytes used, strings kept, whether some were dropped).
+fn pack(strings: &[String], buf: &mut [u8]) -> (u32, u32, bool) {
+    let mut off = 0;
+    let mut n = 0;
+    for s in strings {
+        let b = s.as_bytes();
+        if off + b.len() + 1 > buf.len() {
+            buf[off..].fill(0);
+            return (off as u32, n, true);
+        }
+        buf[off..off + b.len()].copy_from_slice(b);
+        buf[off + b.len()] = 0;
+        off += b.len() + 1;
+        n += 1;
+    }
+    // Nothing of the longer original may survive past the new end.
+    buf[off..].fill(0);
+    (off as u32, n, false)
+}
+
+/// Redact a raw kernel record before it is decoded or written to a file, so the
+/// screen, the JSON and the trace file all see the same redacted record.
+/// Returns the rewritten record when something was redacted.
+pub fn redact_record(raw: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
+    if raw.len() < size_of::<ExecAttemptRecord>()
+        || u32::from_ne_bytes(raw[..4].try_into().ok()?) != RecordKind::ExecAttempt as u32
+    {
+        return None;
+    }
+    // SAFETY: length checked; the record is plain integers and byte arrays.
+    let mut r: ExecAttemptRecord = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+    let mut argv = cstrs(&r.args, r.args_len, r.argc);
+    let mut env = cstrs(&r.env, r.env_len, r.envc);
+    let a = redact_argv(&mut argv, counts);
+    let e = redact_env(&mut env, counts);
+    if !a && !e {
+        return None;
+    }
+    let (len, n, cut) = pack(&argv, &mut r.args);
+    (r.args_len, r.argc) = (len, n);
+    if cut {
+        r.trunc |= EXEC_ARGS_TRUNC;
+    }
+    let (len, n, cut) = pack(&env, &mut r.env);
+    (r.env_len, r.envc) = (len, n);
+    if cut {
+        r.trunc |= EXEC_ENV_TRUNC;
+    }
+    if r.trunc != 0 {
+        r.hdr.flags |= FLAG_TRUNCATED;
+    }
+    let mut out = raw.to_vec();
+    // SAFETY: out is at least size_of::<ExecAttemptRecord>() bytes.
+    unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast(), r) };
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{model::event::Body, testutil::record_bytes};
+
+    fn line(l: &str) -> String {
+        redact_line(l, &mut Counts::new()).unwrap_or_else(|| l.to_string())
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        redact_argv(&mut v, &mut Counts::new());
+        v
+    }
+
+    /// One test per row of the rules table: its example as a shell line. `<R>` is the
+    /// marker, quoted where it stands outside quotes.
+    #[test]
+    fn every_rule_redacts_its_example() {
+        for r in RULES {
+            let got = line(r.example);
+            let want_plain = r.redacted.replace("<R>", "'<redacted>'");
+            let want_in_quotes = r.redacted.replace("<R>", "<redacted>");
+            let mut counts = Counts::new();
+            redact_line(r.example, &mut counts);
+            if r.id != "secret_env" {
+                assert!(
+                    counts.get(r.id).copied().unwrap_or(0) > 0,
+                    "{}: rule not counted: {counts:?}",
+                    r.id
+                );
+            }
+            assert!(
+                got == want_plain || got == want_in_quotes || same_words(&got, r.redacted),
+                "{}: {:?}\n  got  {got:?}\n  want {want_plain:?}",
+                r.id,
+                r.example
+            );
+            // No byte of any secret is left.
+            for secret in [
+                "hunter2", "s3cr3t", "abc'", "pw2", "ghp_0123", ":pw@", "k1 ", "a b",
+            ] {
+                if r.example.contains(secret) {
+                    assert!(
+                        !got.contains(secret),
+                        "{}: {secret:?} left in {got:?}",
+                        r.id
+                    );
+                }
+            }
+        }
+    }
+
+    /// Compare word by word, so quoting styles of the marker do not matter.
+    fn same_words(got: &str, want: &str) -> bool {
+        let g: Vec<String> = shell::words(got).into_iter().map(|w| w.text).collect();
+        let w: Vec<String> = shell::words(&want.replace("<R>", "<redacted>"))
+            .into_iter()
+            .map(|w| w.text)
+            .collect();
+        g == w
+    }
+
+    #[test]
+    fn secret_env_values_are_redacted_and_others_kept() {
+        let mut env = vec![
+            "PATH=/usr/bin:/bin".to_string(),
+            "DB_PASSWORD=hunter2".to_string(),
+            "GITHUB_TOKEN=abc".to_string(),
+            "aws_secret_access_key=x".to_string(),
+            "MYSQL_PWD=x".to_string(),
+            "PWD=/root".to_string(),
+            "DATABASE_URL=postgres://app:pw@db/x".to_string(),
+            "SLACK_WEBHOOK=https://hooks/x".to_string(),
+            "HOME=/root".to_string(),
+            "EMPTY_TOKEN=".to_string(),
+        ];
+        let mut c = Counts::new();
+        redact_env(&mut env, &mut c);
+        assert_eq!(
+            env,
+            vec![
+                "PATH=/usr/bin:/bin",
+                "DB_PASSWORD=<redacted>",
+                "GITHUB_TOKEN=<redacted>",
+                "aws_secret_access_key=<redacted>",
+                "MYSQL_PWD=<redacted>",
+                "PWD=/root",
+                "DATABASE_URL=postgres://app:<redacted>@db/x",
+                "SLACK_WEBHOOK=<redacted>",
+                "HOME=/root",
+                "EMPTY_TOKEN=",
+            ]
+        );
+        assert_eq!(c.get("secret_env"), Some(&5));
+        assert_eq!(c.get("url_userinfo"), Some(&1));
+    }
+
+    #[test]
+    fn argv_words_in_every_shape() {
+        assert_eq!(
+            argv(&[
+                "mysqldump",
+                "-phunter2",
+                "--password",
+                "s3cr3t",
+                "PGPASSWORD=x",
+                "db"
+            ]),
+            vec![
+                "mysqldump",
+                "-p<redacted>",
+                "--password",
+                "<redacted>",
+                "PGPASSWORD=<redacted>",
+                "db"
+            ]
+        );
+        assert_eq!(
+            argv(&[
+                "curl",
+                "-u",
+                "alice:pw",
+                "-H",
+                "Authorization: Bearer t",
+                "https://u:p@h/x"
+            ]),
+            vec![
+                "curl",
+                "-u",
+                "alice:<redacted>",
+                "-H",
+                "Authorization: <redacted>",
+                "https://u:<redacted>@h/x"
+            ]
+        );
+        // -p of other tools, and -u without a password, are not secrets.
+        assert_eq!(
+            argv(&["ssh", "-p", "2222", "h"]),
+            vec!["ssh", "-p", "2222", "h"]
+        );
+        assert_eq!(
+            argv(&["crontab", "-u", "root", "-l"]),
+            vec!["crontab", "-u", "root", "-l"]
+        );
+        assert_eq!(
+            argv(&["docker", "login", "--password-stdin", "-u", "me"]),
+            vec!["docker", "login", "--password-stdin", "-u", "me"]
+        );
+    }
+
+    #[test]
+    fn raw_exec_records_are_redacted_in_place() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr.kind = RecordKind::ExecAttempt as u32;
+        let env = b"PATH=/bin\0API_TOKEN=s3cr3t\0";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = env.len() as u32;
+        r.envc = 2;
+        let args = b"curl\0--password=hunter2\0";
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = args.len() as u32;
+        r.argc = 2;
+        let raw = &record_bytes(&r)[..];
+        let mut c = Counts::new();
+        let out = redact_record(raw, &mut c).expect("redacted");
+        assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
+        assert!(!out.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(out.len(), raw.len(), "the record keeps its size");
+        match crate::model::decode::decode(&out).unwrap().body {
+            Body::ExecAttempt {
+                argv,
+                env,
+                argv_truncated,
+                ..
+            } => {
+                assert_eq!(env, vec!["PATH=/bin", "API_TOKEN=<redacted>"]);
+                assert_eq!(argv, vec!["curl", "--password=<redacted>"]);
+                assert!(!argv_truncated);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.values().sum::<u64>(), 2);
+        // Nothing secret: no copy.
+        r.envc = 1;
+        r.env_len = 10;
+        r.argc = 1;
+        r.args_len = 5;
+        let raw = &record_bytes(&r)[..];
+        assert!(redact_record(raw, &mut Counts::new()).is_none());
+    }
+
+    #[test]
+    fn secrets_inside_shell_command_strings_are_redacted_and_the_line_still_parses() {
+        let v = argv(&[
+            "/bin/sh",
+            "-c",
+            "PGPASSWORD='a b' pg_dump --password=s3cr3tvalue db  > /x; mysql -phunter2 -e 'x'",
+        ]);
+        assert_eq!(
+            v[2],
+            "PGPASSWORD='<redacted>' pg_dump --password='<redacted>' db  > /x; mysql -p'<redacted>' -e 'x'"
+        );
+        // The redacted line has the same words in command position.
+        let words: Vec<String> = shell::words(&v[2]).into_iter().map(|w| w.text).collect();
+        assert!(words.contains(&"pg_dump".to_string()) && words.contains(&"mysql".to_string()));
+        assert_eq!(
+            line(r#"curl -H "Cookie: sid=abc" http://x"#),
+            r#"curl -H "Cookie: <redacted>" http://x"#
+        );
+    }
+
+    #[test]
+    fn a_long_secret_leaves_no_tail_in_the_record() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr.kind = RecordKind::ExecAttempt as u32;
+        let env = b"A=1\0API_TOKEN=abcdefghijklmnopqrstuvwxyz\0";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = env.len() as u32;
+        r.envc = 2;
+        let raw = &record_bytes(&r)[..];
+        let out = redact_record(raw, &mut Counts::new()).unwrap();
+        assert!(
+            !out.windows(5).any(|w| w == b"uvwxy"),
+            "tail of the secret left behind"
+        );
+    }
+
+    #[test]
+    fn crontab_redaction_keeps_line_ends_and_a_missing_final_newline() {
+        let mut c = Counts::new();
+        let t = "A_TOKEN=abc\r\n* * * * * x --password=p\n0 1 * * * y";
+        assert_eq!(
+            redact_crontab(t, &mut c),
+            "A_TOKEN=<redacted>\r\n* * * * * x --password='<redacted>'\n0 1 * * * y"
+        );
+        assert_eq!(redact_crontab("plain\n\n", &mut c), "plain\n\n");
+    }
+
+    #[test]
+    fn crontab_env_lines_commands_and_comments_are_redacted() {
+        let mut c = Counts::new();
+        let t = "SHELL=/bin/sh\nDB_PASSWORD = \"hunter2\"\nDATABASE_URL=mysql://u:pw@db/x\n# old: API_KEY=x mysql -pold\n0 3 * * * root mysqldump -phunter2 db\n";
+        assert_eq!(
+            redact_crontab(t, &mut c),
+            "SHELL=/bin/sh\nDB_PASSWORD =<redacted>\nDATABASE_URL=mysql://u:<redacted>@db/x\n# old: API_KEY='<redacted>' mysql -p'<redacted>'\n0 3 * * * root mysqldump -p'<redacted>' db\n"
+        );
+        assert_eq!(c.values().sum::<u64>(), 5, "{c:?}");
+    }
+
+    #[test]
+    fn the_same_command_redacts_the_same_in_a_crontab_and_in_argv() {
+        // Jobs are matched to their crontab line by the (redacted) command.
+        let cmd = "PGPASSWORD=x mysqldump -phunter2 --password s3 https://u:p@h db";
+        let from_argv = argv(&["/bin/sh", "-c", cmd])[2].clone();
+        let tab = redact_crontab(&format!("0 3 * * * {cmd}\n"), &mut Counts::new());
+        assert_eq!(tab, format!("0 3 * * * {from_argv}\n"));
+    }
+}

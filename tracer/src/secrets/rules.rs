@@ -1,0 +1,277 @@
+//! Where secrets sit on a command line and in an environment, as a table of rules
+//! (one test per row) and the functions that find them. A rule says which part of a
+//! word is secret; the caller replaces that part and keeps the rest (option names,
+//! user names, hosts), so a redacted line still tells what ran.
+#![allow(clippy::single_range_in_vec_init)] // one secret range per word is the common case
+use std::{collections::BTreeMap, ops::Range};
+
+/// Redactions made, per rule id (counts only, never values).
+pub type Counts = BTreeMap<&'static str, u64>;
+
+pub struct Rule {
+    pub id: &'static str,
+    pub what: &'static str,
+    /// A shell line before and after redaction (`<R>` stands for the marker).
+    pub example: &'static str,
+    pub redacted: &'static str,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "secret_assignment",
+        what: "NAME=VALUE words whose name looks secret (env PGPASSWORD=x cmd, sudo VAR=x, crontab env lines)",
+        example: "env PGPASSWORD='a b' psql",
+        redacted: "env PGPASSWORD=<R> psql",
+    },
+    Rule {
+        id: "secret_option_value",
+        what: "--password=X, --api-key=X, -token=X",
+        example: "tool --api-key=k1 --user=root",
+        redacted: "tool --api-key=<R> --user=root",
+    },
+    Rule {
+        id: "secret_option_next",
+        what: "the word after --password, --pass, --token, --secret, --api-key ...",
+        example: "mysqldump --password hunter2 db",
+        redacted: "mysqldump --password <R> db",
+    },
+    Rule {
+        id: "tool_password_flag",
+        what: "-pX / -p X of mysql, mysqldump, mariadb, sshpass; -aX / -a X of redis-cli",
+        example: "mysql -phunter2 db; sshpass -p s3cr3t ssh h; redis-cli -a pw ping",
+        redacted: "mysql -p<R> db; sshpass -p <R> ssh h; redis-cli -a <R> ping",
+    },
+    Rule {
+        id: "user_password_pair",
+        what: "curl -u user:PASS, --user user:PASS, --proxy-user user:PASS",
+        example: "curl -u alice:pw https://h/ --user=bob:pw2",
+        redacted: "curl -u alice:<R> https://h/ --user=bob:<R>",
+    },
+    Rule {
+        id: "secret_header",
+        what: "-H 'Authorization: ...', Cookie:, X-Api-Key: and other secret-named headers",
+        example: "curl -H 'Authorization: Bearer abc' -H 'Accept: x' --header 'X-Api-Key: k'",
+        redacted: "curl -H 'Authorization: <R>' -H 'Accept: x' --header 'X-Api-Key: <R>'",
+    },
+    Rule {
+        id: "url_userinfo",
+        what: "scheme://user:PASS@host in any word or env value (the user and host stay); a long token as the whole user-info",
+        example: "pg_dump postgres://app:pw@db:5432/x https://ghp_0123456789abcdefghij@github.com/o/r ssh://git@h",
+        redacted: "pg_dump postgres://app:<R>@db:5432/x https://<R>@github.com/o/r ssh://git@h",
+    },
+    Rule {
+        id: "secret_env",
+        what: "environment variables whose name looks secret (see is_secret_name)",
+        example: "AWS_SECRET_ACCESS_KEY=x MYSQL_PWD=y",
+        redacted: "AWS_SECRET_ACCESS_KEY=<R> MYSQL_PWD=<R>",
+    },
+];
+
+/// Parts of names that mark a secret. `PWD` alone is the working directory, so only
+/// `*_PWD` and `*PASSWD` count.
+const SECRET_WORDS: [&str; 10] = [
+    "PASS",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "COOKIE",
+    "WEBHOOK",
+    "SESSION",
+];
+
+/// Whether a variable, option or header name looks like it holds a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w)) || upper.ends_with("_PWD")
+}
+
+/// Tools whose `-p` is a password.
+const P_IS_PASSWORD: [&str; 8] = [
+    "mysql",
+    "mysqldump",
+    "mysqladmin",
+    "mysqlimport",
+    "mysqlcheck",
+    "mariadb",
+    "mariadb-dump",
+    "sshpass",
+];
+
+/// Tools whose user options take `user:password`.
+const USER_PASS_TOOLS: [&str; 1] = ["curl"];
+
+/// The tools a line runs that change what their options mean.
+pub fn known_tool(word: &str) -> Option<&'static str> {
+    let base = word.rsplit('/').next().unwrap_or(word);
+    P_IS_PASSWORD
+        .iter()
+        .chain(USER_PASS_TOOLS.iter())
+        .chain(["redis-cli"].iter())
+        .find(|t| **t == base)
+        .copied()
+}
+
+/// The secret parts of `word`, given the word before it in the same command and the
+/// tool the command runs; each with the rule that found it.
+pub fn secret_ranges(
+    word: &str,
+    prev: Option<&str>,
+    tool: Option<&str>,
+) -> Vec<(&'static str, Range<usize>)> {
+    let whole = || vec![0..word.len()];
+    let mut hits: Vec<(&'static str, Range<usize>)> = Vec::new();
+    let mut add = |id, rs: Vec<Range<usize>>| {
+        hits.extend(rs.into_iter().filter(|r| !r.is_empty()).map(|r| (id, r)))
+    };
+    let is_value = !word.starts_with('-') && !word.is_empty();
+    let prev = prev.unwrap_or("");
+
+    // Values that follow their option as the next word.
+    if is_value {
+        if prev.starts_with("--") && !prev.contains('=') && is_secret_name(&prev[2..]) {
+            add("secret_option_next", whole());
+            return hits;
+        }
+        let flag_is_password = match tool {
+            Some("redis-cli") => prev == "-a",
+            Some(t) if P_IS_PASSWORD.contains(&t) => prev == "-p",
+            _ => false,
+        };
+        if flag_is_password {
+            add("tool_password_flag", whole());
+            return hits;
+        }
+        if tool.is_some_and(|t| USER_PASS_TOOLS.contains(&t))
+            && matches!(prev, "-u" | "-U" | "--user" | "--proxy-user")
+        {
+            add("user_password_pair", after_colon(word, 0));
+            return hits;
+        }
+        if matches!(prev, "-H" | "--header" | "--proxy-header") {
+            add("secret_header", header_value(word, 0));
+            return hits;
+        }
+    }
+    // Options that carry their value.
+    if let Some(rest) = word.strip_prefix("-H").filter(|r| !r.is_empty()) {
+        add("secret_header", header_value(rest, 2));
+        return hits;
+    }
+    for opt in ["--header=", "--proxy-header="] {
+        if let Some(rest) = word.strip_prefix(opt) {
+            add("secret_header", header_value(rest, opt.len()));
+            return hits;
+        }
+    }
+    if tool.is_some_and(|t| USER_PASS_TOOLS.contains(&t)) {
+        for opt in ["--user=", "--proxy-user=", "-u", "-U"] {
+            if let Some(rest) = word.strip_prefix(opt).filter(|r| !r.is_empty()) {
+                add("user_password_pair", after_colon(rest, opt.len()));
+                return hits;
+            }
+        }
+    }
+    let short = match tool {
+        Some("redis-cli") => Some("-a"),
+        Some(t) if P_IS_PASSWORD.contains(&t) => Some("-p"),
+        _ => None,
+    };
+    if let Some(flag) = short {
+        if word.len() > 2 && word.starts_with(flag) && !word.starts_with("--") {
+            add("tool_password_flag", vec![2..word.len()]);
+            return hits;
+        }
+    }
+    if let Some((name, value)) = word.split_once('=') {
+        let bare = name.trim_start_matches('-');
+        let dashes = name.len() - bare.len();
+        let ok_name = !bare.is_empty()
+            && bare
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if ok_name && !value.is_empty() && is_secret_name(bare) {
+            let id = if dashes > 0 {
+                "secret_option_value"
+            } else {
+                "secret_assignment"
+            };
+            add(id, vec![name.len() + 1..word.len()]);
+            return hits;
+        }
+    }
+    add("url_userinfo", url_passwords(word));
+    hits
+}
+
+/// `user:secret` -> the secret (offset by `base` into the whole word).
+fn after_colon(s: &str, base: usize) -> Vec<Range<usize>> {
+    match s.find(':') {
+        Some(i) => vec![base + i + 1..base + s.len()],
+        None => Vec::new(),
+    }
+}
+
+/// `Name: value` of a secret-named header -> the value.
+fn header_value(s: &str, base: usize) -> Vec<Range<usize>> {
+    let Some(colon) = s.find(':') else {
+        return Vec::new();
+    };
+    let name = s[..colon].trim();
+    let secret = matches!(
+        name.to_ascii_lowercase().as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || is_secret_name(name);
+    if !secret {
+        return Vec::new();
+    }
+    let value_start = colon + 1 + (s.len() - colon - 1 - s[colon + 1..].trim_start().len());
+    vec![base + value_start..base + s.len()]
+}
+
+/// User-infos are short names; a long one without a password is a token.
+const TOKEN_AS_USER: usize = 20;
+
+/// The passwords of `scheme://user:PASS@host` URLs in `s` (all of them).
+pub fn url_passwords(s: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = s[from..].find("://") {
+        let auth_start = from + i + 3;
+        let auth_end = s[auth_start..]
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '\'' || c == '"'
+            })
+            .map(|e| auth_start + e)
+            .unwrap_or(s.len());
+        let authority = &s[auth_start..auth_end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(c) => out.push(auth_start + c + 1..auth_start + at),
+                None if userinfo.len() >= TOKEN_AS_USER => out.push(auth_start..auth_start + at),
+                None => {}
+            }
+        }
+        from = auth_end.max(auth_start);
+    }
+    out
+}
+
+/// `NAME=VALUE` of an environment: the value when the name looks secret, else the
+/// passwords of URLs in it (`DATABASE_URL=postgres://u:PASS@h`).
+pub fn env_secret_ranges(kv: &str) -> Vec<(&'static str, Range<usize>)> {
+    let Some((name, value)) = kv.split_once('=') else {
+        return Vec::new();
+    };
+    let base = name.len() + 1;
+    if is_secret_name(name) && !value.is_empty() {
+        return vec![("secret_env", base..kv.len())];
+    }
+    url_passwords(value)
+        .into_iter()
+        .map(|r| ("url_userinfo", base + r.start..base + r.end))
+        .collect()
+}
