@@ -56,6 +56,12 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     scenarios::check_doomed(&report, None, None);
     scenarios::check_stale(&report);
     assert_eq!(report["stats"]["lost_events"], 0);
+    scenarios::check_no_secrets(
+        "the fixture trace",
+        &std::fs::read(fixture()).unwrap(),
+        true,
+    );
+    scenarios::check_no_secrets("its replay", &out.stdout, true);
 }
 
 #[test]
