@@ -154,6 +154,9 @@ enum Cmd {
     /// The stand-in daemon `trigger` runs (internal).
     #[command(name = "__as-cron", hide = true)]
     AsCron,
+    /// Reads a container's crontabs confined to its root (internal).
+    #[command(name = "__read-view", hide = true)]
+    ReadView { args: Vec<String> },
     /// Analyse a trace written by `record --output`, offline, without root.
     ///
     /// Runs exactly the analysis the live run ran and prints the same report. A damaged
@@ -278,6 +281,7 @@ fn main() -> ExitCode {
             force,
         }),
         Cmd::AsCron => ExitCode::from(tracer::capture::as_cron::stand_in_main()),
+        Cmd::ReadView { args } => ExitCode::from(tracer::capture::host::read_view_main(&args)),
         Cmd::Crontab {
             format,
             from,

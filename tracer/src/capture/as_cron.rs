@@ -11,6 +11,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// Everything the stand-in needs; sent on its stdin (argv would show env values in
@@ -25,6 +27,16 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     pub command: String,
     pub stdin: Option<String>,
+}
+
+static JOB_PGID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pgid = JOB_PGID.load(Ordering::SeqCst);
+    if pgid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(-pgid, sig) };
+    }
 }
 
 /// The hidden `tracer __as-cron` process: read the plan, run the job, report its end.
@@ -91,13 +103,27 @@ fn run(plan: &Plan) -> Result<u8, String> {
             if libc::chdir(home.as_ptr()) != 0 {
                 return fail("chdir($HOME)");
             }
+            // Cron's jobs inherit no descriptor but stdio; ours might (from the shell
+            // that ran the tracer). Marked close-on-exec rather than closed: the pipe
+            // that reports a failed exec back to us must survive until the exec.
+            const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cron would not have run `{}`: {e}", plan.command))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let cmd = crate::secrets::redact_line(&plan.command, &mut Default::default())
+            .unwrap_or_else(|| plan.command.clone());
+        format!("cron would not have run `{cmd}`: {e}")
+    })?;
     drop(cmd);
+    // Ctrl-C on the tracer reaches us (same process group), not the job (its own
+    // session): pass it on, so no job is left running untraced.
+    JOB_PGID.store(child.id() as i32, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only reads an atomic and calls kill(2).
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
     if let (Some(text), Some(mut w)) = (&plan.stdin, child.stdin.take()) {
         let _ = w.write_all(text.as_bytes());
     }

@@ -49,6 +49,17 @@ pub fn schedule_views(
         let Some((daemon, busybox_dir)) = schedules::classify(&p.comm, &p.cmdline) else {
             continue;
         };
+        // A name and an argv anyone can give a process: the tracer reads (as root) the
+        // files such a "daemon" points at only if it really is one.
+        if let Err(why) = trusted_daemon(p.pid, busybox_dir.as_deref()) {
+            log::warn!(
+                "pid {} ({}) looks like {} but {why}: its crontabs are not read",
+                p.pid,
+                p.comm,
+                daemon.label()
+            );
+            continue;
+        }
         let ns = mount_ns(&p.pid.to_string());
         let same_ns = ns.is_none() || ns == own_ns;
         if let Some((_, v)) = views
@@ -86,22 +97,38 @@ pub fn schedule_views(
     views.into_iter().map(|(_, v)| v).collect()
 }
 
-/// The files `daemon` reads under `root`, as plain data.
+/// The files `daemon` reads under `root`, as plain data. Another namespace's files are
+/// read by a child confined to that root (`read_confined`): a symlink there must not
+/// lead the root tracer to the host's files.
 pub fn read_view(
     daemon: Daemon,
     root: &str,
     busybox_dir: Option<String>,
     redact: Option<&mut secrets::Counts>,
 ) -> ScheduleView {
-    let mut sources = schedules::read_sources(
-        Path::new(root),
-        daemon,
-        busybox_dir.as_deref().map(Path::new),
-    );
+    let (mut sources, context) = if root == "/" {
+        (
+            schedules::read_sources(
+                Path::new(root),
+                daemon,
+                busybox_dir.as_deref().map(Path::new),
+            ),
+            schedules::read_context(Path::new(root)),
+        )
+    } else {
+        match read_confined(daemon, root, busybox_dir.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("cannot read the crontabs under {root}: {e}");
+                (Vec::new(), schedules::HostContext::default())
+            }
+        }
+    };
     if let Some(counts) = redact {
         for s in &mut sources {
+            let has_user = s.origin.is_system();
             if let Some(t) = s.text.as_mut() {
-                *t = secrets::redact_crontab(t, counts);
+                *t = secrets::redact_crontab(t, has_user, counts);
             }
         }
     }
@@ -112,8 +139,131 @@ pub fn read_view(
         root: root.to_string(),
         busybox_dir,
         sources,
-        context: schedules::read_context(Path::new(root)),
+        context,
     }
+}
+
+/// What `tracer __read-view` prints: one root's crontabs and host facts.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ConfinedRead {
+    pub sources: Vec<schedules::CrontabSource>,
+    pub context: schedules::HostContext,
+}
+
+/// Read another root's crontabs from a child that chroots into it first, so every
+/// path (and symlink) resolves inside that root. Bounded in time.
+fn read_confined(
+    daemon: Daemon,
+    root: &str,
+    busybox_dir: Option<&str>,
+) -> Result<(Vec<schedules::CrontabSource>, schedules::HostContext), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own binary: {e}"))?;
+    let daemon_name = serde_json::to_string(&daemon).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["__read-view", root, daemon_name.trim_matches('"')]);
+    if let Some(d) = busybox_dir {
+        cmd.arg(d);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the reader: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut buf);
+        buf
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the reader took more than 5 s (a FIFO or a hung file system?)".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let bytes = reader.join().map_err(|_| "reader thread")?;
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        return Err(format!("the reader failed ({status}): {}", err.trim()));
+    }
+    let r: ConfinedRead =
+        serde_json::from_slice(&bytes).map_err(|e| format!("reader output: {e}"))?;
+    Ok((r.sources, r.context))
+}
+
+/// The hidden `tracer __read-view ROOT DAEMON [BUSYBOX_DIR]`: chroot into ROOT (a
+/// daemon's `/proc/PID/root`), read as the daemon would, print JSON.
+pub fn read_view_main(args: &[String]) -> u8 {
+    let (Some(root), Some(daemon)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: tracer __read-view ROOT DAEMON [BUSYBOX_DIR]");
+        return 2;
+    };
+    let Ok(daemon) = serde_json::from_str::<Daemon>(&format!("\"{daemon}\"")) else {
+        eprintln!("unknown daemon {daemon:?}");
+        return 2;
+    };
+    let Ok(c) = std::ffi::CString::new(root.as_str()) else {
+        return 2;
+    };
+    // SAFETY: plain syscalls on a valid C string.
+    if unsafe { libc::chroot(c.as_ptr()) } != 0 || std::env::set_current_dir("/").is_err() {
+        eprintln!("chroot {root}: {}", std::io::Error::last_os_error());
+        return 2;
+    }
+    let sources = schedules::read_sources(Path::new("/"), daemon, args.get(2).map(Path::new));
+    let context = schedules::read_context(Path::new("/"));
+    match serde_json::to_string(&ConfinedRead { sources, context }) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            2
+        }
+    }
+}
+
+/// A daemon runs as root from a root-owned binary nobody else can write; busybox
+/// crond's `-c` directory is root's too.
+fn trusted_daemon(pid: u32, busybox_dir: Option<&str>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("its /proc/{pid}/status is unreadable ({e})"))?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse::<u32>().ok());
+    if euid != Some(0) {
+        return Err(format!("it does not run as root (euid {euid:?})"));
+    }
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("its binary is unreadable ({e})"))?;
+    if exe.uid() != 0 || exe.mode() & 0o022 != 0 {
+        return Err("its binary is not root's alone (owner or group/other write)".into());
+    }
+    if let Some(dir) = busybox_dir {
+        let d =
+            std::fs::symlink_metadata(format!("/proc/{pid}/root/{}", dir.trim_start_matches('/')))
+                .map_err(|e| format!("its -c directory {dir} is unreadable ({e})"))?;
+        if !d.is_dir() || d.uid() != 0 || d.mode() & 0o022 != 0 {
+            return Err(format!(
+                "its -c directory {dir} is not a root-owned directory only root can write"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The daemon whose binary is installed, for a host where none is running.

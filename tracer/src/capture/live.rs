@@ -2,7 +2,7 @@
 //! rescan `/proc` for roots the kernel cannot spot, and stop on Ctrl-C, SIGTERM or the
 //! deadline.
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::Path,
     time::{Duration, Instant},
 };
@@ -56,12 +56,14 @@ pub fn follow_found(loaded: &mut loader::Loaded, p: &ProcInfo, root: bool, how: 
     if let Err(e) = loaded.track(p.pid, p.ppid, root) {
         log::warn!("cannot follow pid {} ({}): {e}", p.pid, p.comm);
     }
+    // A log line is output too: its argv is redacted whatever --capture-secrets says.
+    let shown = process_for_trace(p, Some(&mut secrets::Counts::new()));
     log::info!(
         "following {} pid {} ({}) {:?}, found by {how}",
         if root { "root" } else { "descendant" },
         p.pid,
         p.comm,
-        p.cmdline
+        shown.cmdline
     );
 }
 
@@ -95,6 +97,7 @@ pub fn run(
         let deadline = o.duration.map(|d| tokio::time::Instant::now() + d);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last_scan = Instant::now();
+        let mut seen: HashMap<String, Fingerprint> = HashMap::new();
         loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
@@ -111,6 +114,8 @@ pub fn run(
                     }
                     loaded.flush_kernel_log();
                     let now = monotonic_ns();
+                    // Decide on what the kernel has written by now, not on a backlog.
+                    drain(ring.get_mut(), pipe, redact);
                     pipe.tick(now);
                     if let Some(pid) = o.until_exit {
                         let mut status = 0;
@@ -130,7 +135,7 @@ pub fn run(
                     if last_scan.elapsed() >= Duration::from_secs(2) {
                         last_scan = Instant::now();
                         rescan(loaded, spec, self_pid, known, pipe, redact);
-                        reread_crontabs(pipe, redact);
+                        reread_crontabs(pipe, redact, &mut seen);
                     }
                 }
             }
@@ -192,9 +197,40 @@ fn rescan(
     }
 }
 
+/// What changes when a crontab, its directory or the users change: status-change time
+/// (which an mtime-preserving copy still moves), size and inode of each, by lstat.
+type Fingerprint = Vec<Option<(i64, i64, u64, u64)>>;
+
+fn fingerprint(v: &crate::schedules::ScheduleView) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths: Vec<String> = [
+        "/etc/crontab",
+        "/etc/cron.d",
+        "/var/spool/cron",
+        "/var/spool/cron/crontabs",
+        "/etc/passwd",
+        "/etc/cron.allow",
+        "/etc/cron.deny",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    paths.extend(v.busybox_dir.clone());
+    paths.extend(v.sources.iter().map(|s| s.path.clone()));
+    let root = v.root.trim_end_matches('/');
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::symlink_metadata(format!("{root}{p}"))
+                .ok()
+                .map(|m| (m.ctime(), m.ctime_nsec(), m.size(), m.ino()))
+        })
+        .collect()
+}
+
 /// Crontabs edited while we trace: the new text is what the daemon runs from its next
 /// reread, and the trace keeps both.
-fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
+fn reread_crontabs(pipe: &mut Pipeline, redact: bool, seen: &mut HashMap<String, Fingerprint>) {
     let mut redactions = Vec::new();
     let changed: Vec<crate::schedules::ScheduleView> = pipe
         .schedules()
@@ -205,6 +241,14 @@ fn reread_crontabs(pipe: &mut Pipeline, redact: bool) {
                 || v.pids
                     .iter()
                     .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        })
+        .filter(|v| {
+            // Only a view whose files were touched is read again (a stat per file).
+            let key = format!("{:?} {} {:?}", v.daemon, v.root, v.busybox_dir);
+            let now = fingerprint(v);
+            let changed = seen.get(&key).is_none_or(|before| *before != now);
+            seen.insert(key, now);
+            changed
         })
         .filter_map(|v| {
             let mut counts = tally(redact);

@@ -249,6 +249,9 @@ pub struct Loaded {
     pub missing_optional: Vec<String>,
 }
 
+/// RLIMIT_MEMLOCK (soft, hard) before the loader raised it.
+pub static ORIGINAL_MEMLOCK: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
 pub fn object_embedded() -> bool {
     !EBPF_OBJECT.is_empty()
 }
@@ -261,6 +264,14 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         ));
     }
     // Older kernels charge BPF maps to RLIMIT_MEMLOCK; harmless where memcg accounting is used.
+    // The limit we had is kept for the jobs `trigger` starts (they must get cron's).
+    let mut before = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut before) } == 0 {
+        let _ = ORIGINAL_MEMLOCK.set((before.rlim_cur, before.rlim_max));
+    }
     let rl = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,

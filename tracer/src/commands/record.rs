@@ -85,9 +85,23 @@ fn start_stand_in(
         fix: "retry; run as root".into(),
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut child = std::process::Command::new(exe)
-        .arg("__as-cron")
-        .stdin(std::process::Stdio::piped())
+    let memlock = loader::ORIGINAL_MEMLOCK.get().copied();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__as-cron").stdin(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if let Some((cur, max)) = memlock {
+                let rl = libc::rlimit {
+                    rlim_cur: cur,
+                    rlim_max: max,
+                };
+                libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| fail(format!("cannot start the job's stand-in: {e}")))?;
     let pid = child.id();

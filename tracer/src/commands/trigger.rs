@@ -2,7 +2,7 @@
 //! (user and groups, cron's environment, `$HOME`, `SHELL -c`, `%` stdin, no tty),
 //! traced, and report it like a scheduled run. The classic trap it exposes: a script
 //! that works from an interactive shell and not from cron.
-use std::{collections::BTreeMap, process::ExitCode};
+use std::process::ExitCode;
 
 use super::{record, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 use crate::{
@@ -34,7 +34,19 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
     // Unredacted: this is the command that will run.
     let views: Vec<ScheduleView> = schedule_views(&roots, None, true);
     let mut found: Vec<(Entry, &ScheduleView)> = Vec::new();
+    let mut elsewhere = 0;
     for v in &views {
+        // A container's crontab names its own users and files: running it here, as
+        // root of the host, would hand the container's tenants the host.
+        if !v.is_host() {
+            elsewhere += v
+                .analyse()
+                .entries
+                .iter()
+                .filter(|e| entry_matches(e, pattern))
+                .count();
+            continue;
+        }
         for e in v.analyse().entries {
             let dup = found
                 .iter()
@@ -46,6 +58,11 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
     }
     let (e, v) = match found.len() {
         1 => found.remove(0),
+        0 if elsewhere > 0 => {
+            return Err(format!(
+                "{pattern:?} matches only entries of a cron daemon in another mount namespace (a container); trigger runs host entries only: run it inside that container"
+            ))
+        }
         0 => {
             return Err(format!(
                 "{pattern:?} matches no crontab entry (see `tracer crontab` for FILE:LINE)"
@@ -54,7 +71,7 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         _ => {
             let list: Vec<String> = found
                 .iter()
-                .map(|(e, _)| format!("  {}:{}  {}", e.file, e.line, e.command))
+                .map(|(e, _)| format!("  {}:{}  {}", e.file, e.line, shown(&e.command)))
                 .collect();
             return Err(format!(
                 "{pattern:?} matches {} entries; name one as FILE:LINE:\n{}",
@@ -93,25 +110,19 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         line: e.line,
         schedule: e.schedule.clone(),
         user: e.user.clone(),
-        command: secrets::redact_line(&e.command, &mut secrets::Counts::new())
-            .unwrap_or_else(|| e.command.clone()),
+        command: shown(&e.command),
     };
     Ok((entry, plan, e.runs, e.skipped_because.clone()))
 }
 
+/// A command as it may be shown: secrets redacted.
+fn shown(command: &str) -> String {
+    secrets::redact_line(command, &mut secrets::Counts::new()).unwrap_or_else(|| command.into())
+}
+
 fn print_plan(entry: &EntryRef, plan: &Plan) {
-    let env: BTreeMap<&String, String> = plan
-        .env
-        .iter()
-        .map(|(k, v)| {
-            let shown = if secrets::is_secret_name(k) {
-                secrets::REDACTED.to_string()
-            } else {
-                v.clone()
-            };
-            (k, shown)
-        })
-        .collect();
+    let mut env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    secrets::redact_env(&mut env, &mut secrets::Counts::new());
     println!(
         "{}:{}  {}  (user {})",
         entry.file, entry.line, entry.schedule, entry.user
@@ -122,12 +133,12 @@ fn print_plan(entry: &EntryRef, plan: &Plan) {
         plan.uid, plan.gid, plan.user
     );
     println!("  in:         {}", plan.home);
-    println!("  env (only): {}", {
-        let v: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        v.join(" ")
-    });
+    println!("  env (only): {}", env.join(" "));
     match &plan.stdin {
-        Some(s) => println!("  stdin:      {s:?} (the text after % in the entry)"),
+        Some(s) => println!(
+            "  stdin:      {:?} (the text after % in the entry)",
+            shown(s)
+        ),
         None => println!("  stdin:      /dev/null"),
     }
     println!("  (PAM may add variables, e.g. from /etc/environment; they are not shown)");
@@ -142,12 +153,15 @@ pub fn run(opts: TriggerOptions) -> ExitCode {
         }
     };
     if !runs {
+        // Cron refuses these for a reason (a file others can write, a wrong owner):
+        // running them as their user would do what cron will not.
         eprintln!(
-            "tracer: warning: the daemon does not run {}:{} ({}); running it anyway",
+            "tracer: error: trigger: the daemon does not run {}:{}: {}; fix that first (see `tracer crontab`)",
             entry.file,
             entry.line,
-            skipped.as_deref().unwrap_or("skipped")
+            skipped.as_deref().unwrap_or("it skips this entry")
         );
+        return ExitCode::from(EXIT_ERROR);
     }
     if opts.dry_run {
         print_plan(&entry, &plan);

@@ -22,7 +22,11 @@ use crate::{
     schedules::{daemon_tz, CrontabSet, Entry, ProblemKind, ScheduleView},
 };
 
+use tracer_common::STR_MAX;
+
 const SEC: u64 = 1_000_000_000;
+/// What a job's summary says before its command ran.
+const NO_COMMAND: &str = "(no command executed)";
 /// How long after its fire time a daemon may take to fork a job (Debian cron forks
 /// within a second of the minute; a loaded host is slower).
 pub const GRACE_NS: u64 = 10 * SEC;
@@ -203,7 +207,12 @@ impl ScheduleCheck {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.command.trim() == command)
+            .filter(|(_, e)| {
+                let c = e.command.trim();
+                // The kernel keeps STR_MAX - 1 bytes of an argv string: a longer
+                // command arrives cut, and its start is what there is to match.
+                c == command || (command.len() >= STR_MAX - 1 && c.starts_with(command))
+            })
             .filter(|(_, e)| user.is_none_or(|u| u == e.user))
             .map(|(i, _)| i)
             .collect();
@@ -324,7 +333,22 @@ impl ScheduleCheck {
     /// Decide every fire up to `now_ns` less the grace and settle time. Returns the new
     /// misses as findings, for a live run to print as they happen.
     pub fn advance(&mut self, t: &Tracker, now_ns: u64) -> Vec<Finding> {
-        let upto = now_ns.saturating_sub(GRACE_NS + SETTLE_NS);
+        let mut upto = now_ns.saturating_sub(GRACE_NS + SETTLE_NS);
+        // A job a daemon forked but that has not run its command yet (PAM can take
+        // seconds) may still turn out to be a fire's run: wait for it, as a replay,
+        // which sees its command, would count it.
+        let jobs = t.jobs();
+        for j in jobs.iter().rev() {
+            if j.start_ns + GRACE_NS < self.decided_ns {
+                break;
+            }
+            let pending = !j.finished()
+                && self.group_of_pid(j.scheduler_pid).is_some()
+                && t.summary(j).command == NO_COMMAND;
+            if pending {
+                upto = upto.min(j.start_ns.saturating_sub(GRACE_NS + 1));
+            }
+        }
         self.decide(t, upto)
     }
 

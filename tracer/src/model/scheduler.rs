@@ -74,11 +74,12 @@ impl Schedulers {
             Body::Open { path, result, .. } if result.ok() => {
                 if let Some(&i) = self.live.get(&ev.pid) {
                     let reads = &mut self.lives[i].reads;
-                    match resolve(cwd, path) {
-                        Some(p) if is_crontab_path(&p) && reads.len() < MAX_READS => {
-                            reads.push((ev.ts_ns, p))
+                    if let Some(p) = resolve(cwd, path).filter(|p| is_crontab_path(p)) {
+                        // The latest reads are what tells a reread: drop the oldest half.
+                        if reads.len() >= MAX_READS {
+                            reads.drain(..MAX_READS / 2);
                         }
-                        _ => {}
+                        reads.push((ev.ts_ns, p));
                     }
                 }
             }

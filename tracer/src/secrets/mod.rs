@@ -65,7 +65,7 @@ pub fn redact_argv(argv: &mut [String], counts: &mut Counts) -> bool {
         let after_c = prev
             .as_deref()
             .is_some_and(|p| p.starts_with('-') && !p.starts_with("--") && p.ends_with('c'));
-        if after_c && argv[i].contains(char::is_whitespace) {
+        if after_c {
             if let Some(r) = redact_line(&argv[i], counts) {
                 argv[i] = r;
                 changed = true;
@@ -79,7 +79,8 @@ pub fn redact_argv(argv: &mut [String], counts: &mut Counts) -> bool {
             argv[i] = replace_plain(&argv[i], &ranges);
             changed = true;
         } else if argv[i].contains(char::is_whitespace) {
-            if let Some(r) = redact_line(&argv[i], counts) {
+            // One argument holding several words (`psql "host=h password=x"`).
+            if let Some(r) = redact_inner(&argv[i], counts) {
                 argv[i] = r;
                 changed = true;
             }
@@ -111,6 +112,13 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
             out.push_str(&line[at..w.start]);
             out.push_str(&rewrite_word(line, w, &hits));
             at = w.end;
+        } else if w.text.contains(char::is_whitespace) {
+            // A quoted word holding words (`psql "host=h password=x"`).
+            if let Some(inner) = redact_inner(&w.text, counts) {
+                out.push_str(&line[at..w.start]);
+                out.push_str(&shell::quote(&inner));
+                at = w.end;
+            }
         }
         if let Some(t) = rules::known_tool(&w.text) {
             tool = Some(t);
@@ -124,6 +132,29 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
     Some(out)
 }
 
+/// The words inside one word, each by the rules, with the plain marker (no quoting:
+/// the caller quotes the whole word again if it must).
+fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    let mut prev: Option<String> = None;
+    let mut tool: Option<&'static str> = None;
+    for w in shell::words(text) {
+        for (id, r) in rules::secret_ranges(&w.text, prev.as_deref(), tool) {
+            if r.is_empty() || r.end > w.map.len() {
+                continue;
+            }
+            *counts.entry(id).or_default() += 1;
+            ranges.push(w.map[r.start].0..w.map[r.end - 1].0 + 1);
+        }
+        if let Some(t) = rules::known_tool(&w.text) {
+            tool = Some(t);
+        }
+        prev = Some(w.text);
+    }
+    ranges.retain(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+    (!ranges.is_empty()).then(|| replace_plain(text, &ranges))
+}
+
 /// The word with its secret parts replaced, in place where the part is one plain or
 /// one quoted stretch of the line, else the whole word requoted.
 fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>)]) -> String {
@@ -132,11 +163,22 @@ fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>
         if r.is_empty() || r.end > w.map.len() {
             continue;
         }
-        let (first, q0) = w.map[r.start];
+        let (mut first, q0) = w.map[r.start];
+        // `map` is per byte: the last byte of the secret ends its last character.
         let (last, q1) = w.map[r.end - 1];
-        let last_end = last + line[last..].chars().next().map_or(1, char::len_utf8);
+        let last_end = last + 1;
+        // A backslash that escaped the first character goes with it, else it would
+        // escape the quote of the marker.
+        if !q0 && first > w.start && line.as_bytes()[first - 1] == b'\\' {
+            first -= 1;
+        }
+        if !line.is_char_boundary(first) || !line.is_char_boundary(last_end) {
+            let ranges: Vec<Range<usize>> = hits.iter().map(|(_, r)| r.clone()).collect();
+            return shell::quote(&replace_plain(&w.text, &ranges));
+        }
         let span = &line[first..last_end];
-        let one_stretch = !span.contains(['\'', '"', '\\']);
+        // Escapes inside the secret go with it; quotes would change the word.
+        let one_stretch = !span.contains(['\'', '"']);
         let all_quoted = w.map[r.clone()].iter().all(|(_, q)| *q);
         let none_quoted = w.map[r.clone()].iter().all(|(_, q)| !*q);
         if !one_stretch || !(all_quoted || none_quoted) || q0 != q1 {
@@ -166,7 +208,7 @@ fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>
 /// A crontab: env lines (`NAME=value`) by the env rules, commands and comments as shell
 /// lines. Line ends (LF, CRLF, none on the last line) are kept exactly: the daemons'
 /// rules depend on them.
-pub fn redact_crontab(text: &str, counts: &mut Counts) -> String {
+pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String {
     let mut out = String::with_capacity(text.len());
     for raw in text.split_inclusive('\n') {
         let body = raw.trim_end_matches('\n');
@@ -194,12 +236,35 @@ pub fn redact_crontab(text: &str, counts: &mut Counts) -> String {
                 let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
                 (!ranges.is_empty()).then(|| replace_plain(body, &ranges))
             }
-            None => redact_line(body, counts),
+            None if t.starts_with('#') => redact_line(body, counts),
+            // An entry: only its command is a shell line, redacted as the `sh -c` string
+            // cron will run (the schedule and user fields must not lend it a context).
+            None => {
+                let at = command_start(body, has_user);
+                redact_line(&body[at..], counts).map(|c| format!("{}{c}", &body[..at]))
+            }
         };
         out.push_str(redacted.as_deref().unwrap_or(body));
         out.push_str(ending);
     }
     out
+}
+
+/// Where an entry's command starts: after five time fields (or one `@` macro) and,
+/// in system crontabs, the user field. A line too short keeps nothing back.
+fn command_start(line: &str, has_user: bool) -> usize {
+    let t = line.trim_start();
+    let fields = if t.starts_with('@') { 1 } else { 5 } + usize::from(has_user);
+    let mut at = line.len() - t.len();
+    for _ in 0..fields {
+        let rest = &line[at..];
+        let Some(end) = rest.find(char::is_whitespace) else {
+            return 0;
+        };
+        let after = &rest[end..];
+        at += end + (after.len() - after.trim_start().len());
+    }
+    at
 }
 
 /// A script's `#!` line as the trace keeps it (`#!/usr/bin/env TOKEN=x python`).
@@ -498,10 +563,10 @@ mod tests {
         let mut c = Counts::new();
         let t = "A_TOKEN=abc\r\n* * * * * x --password=p\n0 1 * * * y";
         assert_eq!(
-            redact_crontab(t, &mut c),
+            redact_crontab(t, false, &mut c),
             "A_TOKEN=<redacted>\r\n* * * * * x --password='<redacted>'\n0 1 * * * y"
         );
-        assert_eq!(redact_crontab("plain\n\n", &mut c), "plain\n\n");
+        assert_eq!(redact_crontab("plain\n\n", false, &mut c), "plain\n\n");
     }
 
     #[test]
@@ -509,7 +574,7 @@ mod tests {
         let mut c = Counts::new();
         let t = "SHELL=/bin/sh\nDB_PASSWORD = \"hunter2\"\nDATABASE_URL=mysql://u:pw@db/x\n# old: API_KEY=x mysql -pold\n0 3 * * * root mysqldump -phunter2 db\n";
         assert_eq!(
-            redact_crontab(t, &mut c),
+            redact_crontab(t, true, &mut c),
             "SHELL=/bin/sh\nDB_PASSWORD =<redacted>\nDATABASE_URL=mysql://u:<redacted>@db/x\n# old: API_KEY='<redacted>' mysql -p'<redacted>'\n0 3 * * * root mysqldump -p'<redacted>' db\n"
         );
         assert_eq!(c.values().sum::<u64>(), 5, "{c:?}");
@@ -520,7 +585,71 @@ mod tests {
         // Jobs are matched to their crontab line by the (redacted) command.
         let cmd = "PGPASSWORD=x mysqldump -phunter2 --password s3 https://u:p@h db";
         let from_argv = argv(&["/bin/sh", "-c", cmd])[2].clone();
-        let tab = redact_crontab(&format!("0 3 * * * {cmd}\n"), &mut Counts::new());
+        let tab = redact_crontab(&format!("0 3 * * * {cmd}\n"), false, &mut Counts::new());
         assert_eq!(tab, format!("0 3 * * * {from_argv}\n"));
+    }
+
+    #[test]
+    fn multibyte_secrets_neither_panic_nor_leak() {
+        for l in [
+            "mysql -phunteré db",
+            "curl -u a:pässwö https://h/",
+            "true https://u:pwé@h/x",
+            "curl -H 'Authorization: Bearer €'",
+            "TOKEN=€€€ run",
+        ] {
+            let got = line(l);
+            assert!(
+                !got.contains('é') && !got.contains('€') && !got.contains("pässwö"),
+                "{l:?} -> {got:?}"
+            );
+            let v = argv(&["/bin/sh", "-c", l]);
+            assert_eq!(v[2], got, "argv and line differ for {l:?}");
+            let tab = redact_crontab(&format!("0 3 * * * {l}\n"), false, &mut Counts::new());
+            assert_eq!(tab, format!("0 3 * * * {got}\n"));
+        }
+    }
+
+    #[test]
+    fn more_shapes_reviewers_asked_for() {
+        let cases = [
+            ("curl -sH 'Authorization: Bearer t0k' h", "t0k"),
+            ("curl -su a:pw9 h", "pw9"),
+            ("keytool -storepass sp9 -keystore k", "sp9"),
+            ("openssl pkcs12 -passin pass:pp9 -in x", "pp9"),
+            ("java -Dspring.datasource.password=jp9 -jar x", "jp9"),
+            ("psql 'host=h password=ps9 dbname=d'", "ps9"),
+            ("ldapsearch -x -w lw9 -D cn=a", "lw9"),
+            ("mysql -p\\xq9 db", "xq9"),
+            ("sh -c 'TOKEN=a9;run'", "a9"),
+        ];
+        for (l, secret) in cases {
+            let got = line(l);
+            assert!(!got.contains(secret), "{l:?} -> {got:?}");
+            // Still one line of the same shape: no quote left open.
+            assert_eq!(got.matches('\'').count() % 2, 0, "{got:?}");
+        }
+        // A one-word -c string is a command line too.
+        assert_eq!(
+            argv(&["sh", "-c", "TOKEN=a;run"])[2],
+            "TOKEN='<redacted>';run"
+        );
+        // The user field of a system crontab lends no tool context.
+        assert_eq!(
+            redact_crontab(
+                "0 3 * * * mysql mkdir -p /var/backups\n",
+                true,
+                &mut Counts::new()
+            ),
+            "0 3 * * * mysql mkdir -p /var/backups\n"
+        );
+        // An escaped % in a crontab URL redacts as its unescaped argv does.
+        let tab = redact_crontab(
+            "0 3 * * * curl https://u:p\\%40ss@h\n",
+            false,
+            &mut Counts::new(),
+        );
+        let v = argv(&["/bin/sh", "-c", "curl https://u:p%40ss@h"]);
+        assert_eq!(tab, format!("0 3 * * * {}\n", v[2]));
     }
 }

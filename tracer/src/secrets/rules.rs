@@ -100,6 +100,16 @@ const P_IS_PASSWORD: [&str; 8] = [
     "sshpass",
 ];
 
+/// Tools whose `-w` is a password (OpenLDAP clients).
+const W_IS_PASSWORD: [&str; 6] = [
+    "ldapsearch",
+    "ldapmodify",
+    "ldapadd",
+    "ldapdelete",
+    "ldappasswd",
+    "ldapwhoami",
+];
+
 /// Tools whose user options take `user:password`.
 const USER_PASS_TOOLS: [&str; 1] = ["curl"];
 
@@ -108,6 +118,7 @@ pub fn known_tool(word: &str) -> Option<&'static str> {
     let base = word.rsplit('/').next().unwrap_or(word);
     P_IS_PASSWORD
         .iter()
+        .chain(W_IS_PASSWORD.iter())
         .chain(USER_PASS_TOOLS.iter())
         .chain(["redis-cli"].iter())
         .find(|t| **t == base)
@@ -129,28 +140,39 @@ pub fn secret_ranges(
     let is_value = !word.starts_with('-') && !word.is_empty();
     let prev = prev.unwrap_or("");
 
-    // Values that follow their option as the next word.
+    // Values that follow their option as the next word: `--password X`, and the
+    // single-dash long options of Java and OpenSSL tools (`-storepass X`, `-pass X`).
     if is_value {
-        if prev.starts_with("--") && !prev.contains('=') && is_secret_name(&prev[2..]) {
+        let name = prev.trim_start_matches('-');
+        let dashes = prev.len() - name.len();
+        let long_option = dashes == 2 || (dashes == 1 && name.len() >= 3);
+        if long_option && !prev.contains('=') && is_secret_name(name) {
             add("secret_option_next", whole());
             return hits;
         }
         let flag_is_password = match tool {
             Some("redis-cli") => prev == "-a",
             Some(t) if P_IS_PASSWORD.contains(&t) => prev == "-p",
+            Some(t) if W_IS_PASSWORD.contains(&t) => prev == "-w",
             _ => false,
         };
         if flag_is_password {
             add("tool_password_flag", whole());
             return hits;
         }
+        // Short options may come bundled: `curl -sH 'Authorization: x'`, `-su u:p`.
+        let short_cluster = |last: char| {
+            dashes == 1 && name.ends_with(last) && name.chars().all(|c| c.is_ascii_alphabetic())
+        };
         if tool.is_some_and(|t| USER_PASS_TOOLS.contains(&t))
-            && matches!(prev, "-u" | "-U" | "--user" | "--proxy-user")
+            && (matches!(prev, "--user" | "--proxy-user")
+                || short_cluster('u')
+                || short_cluster('U'))
         {
             add("user_password_pair", after_colon(word, 0));
             return hits;
         }
-        if matches!(prev, "-H" | "--header" | "--proxy-header") {
+        if matches!(prev, "--header" | "--proxy-header") || short_cluster('H') {
             add("secret_header", header_value(word, 0));
             return hits;
         }
@@ -177,6 +199,7 @@ pub fn secret_ranges(
     let short = match tool {
         Some("redis-cli") => Some("-a"),
         Some(t) if P_IS_PASSWORD.contains(&t) => Some("-p"),
+        Some(t) if W_IS_PASSWORD.contains(&t) => Some("-w"),
         _ => None,
     };
     if let Some(flag) = short {
@@ -188,10 +211,11 @@ pub fn secret_ranges(
     if let Some((name, value)) = word.split_once('=') {
         let bare = name.trim_start_matches('-');
         let dashes = name.len() - bare.len();
+        // Dotted names too: `-Dspring.datasource.password=x`.
         let ok_name = !bare.is_empty()
             && bare
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if ok_name && !value.is_empty() && is_secret_name(bare) {
             let id = if dashes > 0 {
                 "secret_option_value"
