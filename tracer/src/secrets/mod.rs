@@ -123,7 +123,8 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
         if let Some(t) = rules::known_tool(&w.text) {
             tool = Some(t);
         }
-        prev = Some(w.text.clone());
+        // A word that held a secret names no option for the next one.
+        prev = hits.is_empty().then(|| w.text.clone());
     }
     if at == 0 {
         return None;
@@ -139,7 +140,9 @@ fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
     let mut prev: Option<String> = None;
     let mut tool: Option<&'static str> = None;
     for w in shell::words(text) {
-        for (id, r) in rules::secret_ranges(&w.text, prev.as_deref(), tool) {
+        let hits = rules::secret_ranges(&w.text, prev.as_deref(), tool);
+        let held = !hits.is_empty();
+        for (id, r) in hits {
             if r.is_empty() || r.end > w.map.len() {
                 continue;
             }
@@ -149,7 +152,7 @@ fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
         if let Some(t) = rules::known_tool(&w.text) {
             tool = Some(t);
         }
-        prev = Some(w.text);
+        prev = (!held).then_some(w.text);
     }
     ranges.retain(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
     (!ranges.is_empty()).then(|| replace_plain(text, &ranges))
@@ -623,6 +626,11 @@ mod tests {
             ("mysql -p\\xq9 db", "xq9"),
             ("sh -c 'TOKEN=a9;run'", "a9"),
         ];
+        // A secret that looks like an option name lends nothing to the next word.
+        assert_eq!(
+            line("mysql -pMYSECRET1 dbname"),
+            "mysql -p'<redacted>' dbname"
+        );
         for (l, secret) in cases {
             let got = line(l);
             assert!(!got.contains(secret), "{l:?} -> {got:?}");
