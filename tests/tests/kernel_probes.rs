@@ -240,11 +240,6 @@ fn without_privilege_record_exits_2_and_names_the_missing_capability() {
 fn bad_arguments_are_usage_errors() {
     let bin = tracer_tests::tracer_bin();
     let out = Command::new(&bin)
-        .args(["record", "--duration", "-1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(&bin)
         .args(["record", "--bogus"])
         .output()
         .unwrap();
@@ -255,6 +250,40 @@ fn bad_arguments_are_usage_errors() {
         help.contains("Exit codes") && help.contains("record"),
         "{help}"
     );
+    // Odd values: exit 2 before anything is loaded, naming the flag and the fix; never
+    // a panic (Duration::from_secs_f64 panics past 2^64 s, the deadline past the clock).
+    for (args, says) in [
+        (&["record", "--duration", "-1"][..], "366 days"),
+        (&["record", "--duration", "0"], "366 days"),
+        (&["record", "--duration", "1e30"], "366 days"),
+        (&["record", "--duration", "1e18"], "366 days"),
+        (&["record", "--duration", "NaN"], "366 days"),
+        (&["record", "--duration", "inf"], "366 days"),
+        (&["record", "--pid", "0"], "idle task"),
+        (
+            &["record", "--pid", "4194305"],
+            "no process has pid 4194305",
+        ),
+        (
+            &["record", "--comm", "a-name-longer-than-15"],
+            "--comm \"a-name-longer-t\"",
+        ),
+        (&["crontab", "--count", "0"], "1 to 1000"),
+        (&["crontab", "--count", "100000"], "1 to 1000"),
+    ] {
+        let out = Command::new(&bin).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let flag = args[1];
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{args:?} must name {flag} and say {says:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("attached"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
