@@ -279,23 +279,12 @@ pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
     }
     // Create the output before attaching: a bad path fails fast, nothing is loaded.
     let out_file = match &opts.output {
-        Some(path) => Some(tracefile::create_file(path, opts.force).map_err(|e| {
-            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            let fix = match e.raw_os_error() {
-                _ if is_link => {
-                    "the path is a symlink; traces are never written through one: name a new file"
-                        .to_string()
-                }
-                Some(libc::EEXIST) => {
-                    "choose a new file name, or pass --force to overwrite it".to_string()
-                }
-                _ => "check that the directory exists and is writable".to_string(),
-            };
-            SetupError {
-                what: format!("cannot create trace file {}: {e}", path.display()),
-                fix,
-            }
-        })?),
+        Some(path) => Some(
+            tracefile::create_file(path, opts.force).map_err(|e| SetupError {
+                what: e.what,
+                fix: e.fix,
+            })?,
+        ),
         None => None,
     };
     let (tracefs, mounted) = loader::ensure_tracefs()?;
