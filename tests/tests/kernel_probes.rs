@@ -447,3 +447,112 @@ fn a_truncated_argv_is_logged_by_the_kernel_program_only_when_asked() {
         done.stderr
     );
 }
+
+/// A small tmpfs, to fill up; unmounted on drop (lazily if something still holds it).
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount -t tmpfs on {}", at.display());
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+#[test]
+fn a_disk_that_fills_while_recording_is_said_once_and_the_file_replays_to_the_cut() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("diskfull");
+    let (shell, comm) = root_shell(&dir);
+    let small = SmallFs::mount(dir.0.join("small"), "256k");
+    let trace = small.0.join("full.jtrace");
+    let run = |script: &str| {
+        let out = Command::new(&shell).args(["-c", script]).output().unwrap();
+        assert!(out.status.success(), "root shell failed: {out:?}");
+    };
+    let tracer = Tracer::start(&[
+        "--comm",
+        &comm,
+        "--format",
+        "json",
+        "--output",
+        trace.to_str().unwrap(),
+    ]);
+    // One job, flushed (every second) while there is room...
+    run("/bin/true jt-diskfull-before; true");
+    thread::sleep(Duration::from_millis(2500));
+    // ... then ~6.5 KB exec records by the hundred: far more than 256 KiB.
+    run("for i in $(seq 1 300); do /bin/true jt-diskfull-$i; done; true");
+    thread::sleep(Duration::from_millis(2500));
+    run("/bin/true jt-diskfull-after; true");
+    thread::sleep(Duration::from_millis(1500));
+    let done = tracer.stop_with(libc::SIGINT);
+    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    let full: Vec<&String> = done
+        .stderr
+        .iter()
+        .filter(|l| l.contains("No space left on device"))
+        .collect();
+    assert_eq!(
+        full.len(),
+        1,
+        "one warning, not one per event: {:#?}",
+        done.stderr
+    );
+    assert!(
+        full[0].contains(trace.to_str().unwrap()) && full[0].contains("live analysis goes on"),
+        "{}",
+        full[0]
+    );
+    // The live analysis went on past the full disk.
+    let live = done.json();
+    let ran = |report: &Value, cmd: &str| {
+        report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["command"] == cmd)
+    };
+    assert!(ran(&live, "/bin/true jt-diskfull-before"));
+    assert!(ran(&live, "/bin/true jt-diskfull-after"), "{live:#}");
+
+    let out = Command::new(tracer_tests::tracer_bin())
+        .arg("replay")
+        .arg(&trace)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no trailer"), "{err}");
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        ran(&replayed, "/bin/true jt-diskfull-before"),
+        "what was written before the disk filled replays: {replayed:#}"
+    );
+    assert!(!ran(&replayed, "/bin/true jt-diskfull-after"));
+}

@@ -486,7 +486,10 @@ fn run_attached(
         let path = w.path().display().to_string();
         match w.finish(&trailer) {
             None => eprintln!("tracer: wrote {path}"),
-            Some(e) => eprintln!("tracer: warning: {e}"),
+            // The cause was said when it happened.
+            Some(_) => eprintln!(
+                "tracer: {path} is incomplete (see the warning above); `tracer replay` reads it up to where writing stopped"
+            ),
         }
     }
     // Detaching waits for an RCU grace period per probe (seconds in all): the report

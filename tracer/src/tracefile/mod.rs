@@ -196,6 +196,29 @@ mod tests {
     }
 
     #[test]
+    fn a_write_error_stops_writing_once_and_for_all() {
+        // /dev/full fails every write with ENOSPC, like a full disk.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut w = TraceWriter::new(Path::new("/dev/full"), full, &header());
+        let first = w.error.clone().expect("the header write failed");
+        assert!(first.contains("No space left on device"), "{first}");
+        for i in 0..10_000 {
+            w.kernel_record(&[i as u8; 72]);
+        }
+        w.flush();
+        assert_eq!(
+            w.error.as_deref(),
+            Some(first.as_str()),
+            "the first error is kept"
+        );
+        assert_eq!(w.bytes_written, 0);
+        assert_eq!(w.finish(&Trailer::default()), Some(first));
+    }
+
+    #[test]
     fn a_cut_file_keeps_everything_before_the_cut() {
         let p = tmp("cut");
         let bytes = write_sample(&p, 10);

@@ -192,7 +192,8 @@ pub struct TraceWriter {
     pub kernel_records: u64,
     pub synthetic_events: u64,
     pub bytes_written: u64,
-    /// The first write error; writing stops there, the live analysis goes on.
+    /// The first write error (already said on stderr); writing stops there, the live
+    /// analysis goes on.
     pub error: Option<String>,
 }
 
@@ -225,11 +226,19 @@ impl TraceWriter {
         match r {
             Ok(()) => self.bytes_written += bytes.len() as u64,
             Err(e) => {
-                self.error = Some(format!(
-                    "writing {} failed after {} bytes: {e}; the file is intact up to there",
+                // Part of the frame may be on disk: cut it off, so the file ends at
+                // the last whole frame (if even that fails, the reader stops at the
+                // partial frame all the same).
+                let _ = f.set_len(self.bytes_written).and_then(|_| f.sync_data());
+                let msg = format!(
+                    "writing {} failed after {} bytes: {e}; the file is intact up to there and replays up to there",
                     self.path.display(),
                     self.bytes_written
-                ));
+                );
+                // Said once, when it happens; nothing more is written and the live
+                // analysis goes on.
+                eprintln!("tracer: warning: {msg}; the live analysis goes on");
+                self.error = Some(msg);
                 self.file = None;
             }
         }
@@ -237,6 +246,9 @@ impl TraceWriter {
 
     /// One entry of the current block: `kind:u8 len:u32 data`.
     fn entry(&mut self, kind: u8, data: &[u8]) {
+        if self.file.is_none() {
+            return;
+        }
         self.block.put_u8(kind);
         self.block.put_u32_le(data.len() as u32);
         self.block.put_slice(data);
