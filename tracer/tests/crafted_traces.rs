@@ -339,6 +339,30 @@ fn block(far: bool) -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A crontab line as the recorded host's file might hold, odd values included.
+fn crontab_line() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        Just("*".to_string()),
+        Just("*/0".to_string()),
+        Just("0-59/7".to_string()),
+        Just("60".to_string()),
+        Just("31".to_string()),
+        Just("feb".to_string()),
+        Just("5-1".to_string()),
+        "[0-9*/,-]{1,6}",
+    ];
+    prop_oneof![
+        (prop::collection::vec(field, 5), "[a-z]{0,6}", "[ -~]{0,20}")
+            .prop_map(|(f, user, cmd)| format!("{} {user} {cmd}", f.join(" "))),
+        Just("@reboot root true".to_string()),
+        Just("@hourly root true".to_string()),
+        Just("CRON_TZ=Mars/Olympus_Mons".to_string()),
+        Just("TZ=Europe/Berlin".to_string()),
+        Just("PATH=".to_string()),
+        "[ -~]{0,40}",
+    ]
+}
+
 fn trailer(far: bool) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         time(far).prop_map(|end| serde_json::to_vec(&serde_json::json!({
@@ -365,9 +389,17 @@ proptest! {
         // A frame header that claims anything (past the end, past MAX_FRAME) with a
         // checksum that cannot match, between two frames: the reader resyncs.
         junk in prop::option::of((any::<u32>(), any::<prop::sample::Index>())),
+        // The recorded crontab of the host's first daemon, replaced.
+        crontab in prop::option::of(prop::collection::vec(crontab_line(), 0..8)),
     ) {
         let mut header = real_header();
         header.start_ns = start_ns;
+        if let (Some(lines), Some(source)) = (
+            crontab,
+            header.schedules.first_mut().and_then(|v| v.sources.first_mut()),
+        ) {
+            source.text = Some(lines.join("\n") + "\n");
+        }
         header.snapshot = snapshot
             .iter()
             .filter_map(|j| serde_json::from_slice(j).ok())
