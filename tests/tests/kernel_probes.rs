@@ -240,11 +240,6 @@ fn without_privilege_record_exits_2_and_names_the_missing_capability() {
 fn bad_arguments_are_usage_errors() {
     let bin = tracer_tests::tracer_bin();
     let out = Command::new(&bin)
-        .args(["record", "--duration", "-1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(&bin)
         .args(["record", "--bogus"])
         .output()
         .unwrap();
@@ -255,6 +250,40 @@ fn bad_arguments_are_usage_errors() {
         help.contains("Exit codes") && help.contains("record"),
         "{help}"
     );
+    // Odd values: exit 2 before anything is loaded, naming the flag and the fix; never
+    // a panic (Duration::from_secs_f64 panics past 2^64 s, the deadline past the clock).
+    for (args, says) in [
+        (&["record", "--duration", "-1"][..], "366 days"),
+        (&["record", "--duration", "0"], "366 days"),
+        (&["record", "--duration", "1e30"], "366 days"),
+        (&["record", "--duration", "1e18"], "366 days"),
+        (&["record", "--duration", "NaN"], "366 days"),
+        (&["record", "--duration", "inf"], "366 days"),
+        (&["record", "--pid", "0"], "idle task"),
+        (
+            &["record", "--pid", "4194305"],
+            "no process has pid 4194305",
+        ),
+        (
+            &["record", "--comm", "a-name-longer-than-15"],
+            "--comm \"a-name-longer-t\"",
+        ),
+        (&["crontab", "--count", "0"], "1 to 1000"),
+        (&["crontab", "--count", "100000"], "1 to 1000"),
+    ] {
+        let out = Command::new(&bin).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let flag = args[1];
+        assert!(
+            err.contains(flag) && err.contains(says),
+            "{args:?} must name {flag} and say {says:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("attached"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -467,4 +496,113 @@ fn processes_alive_at_start_keep_no_secret_in_the_trace() {
             .unwrap_or(0)
             > 0
     );
+}
+
+/// A small tmpfs, to fill up; unmounted on drop (lazily if something still holds it).
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount -t tmpfs on {}", at.display());
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+#[test]
+fn a_disk_that_fills_while_recording_is_said_once_and_the_file_replays_to_the_cut() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("diskfull");
+    let (shell, comm) = root_shell(&dir);
+    let small = SmallFs::mount(dir.0.join("small"), "256k");
+    let trace = small.0.join("full.jtrace");
+    let run = |script: &str| {
+        let out = Command::new(&shell).args(["-c", script]).output().unwrap();
+        assert!(out.status.success(), "root shell failed: {out:?}");
+    };
+    let tracer = Tracer::start(&[
+        "--comm",
+        &comm,
+        "--format",
+        "json",
+        "--output",
+        trace.to_str().unwrap(),
+    ]);
+    // One job, flushed (every second) while there is room...
+    run("/bin/true jt-diskfull-before; true");
+    thread::sleep(Duration::from_millis(2500));
+    // ... then ~6.5 KB exec records by the hundred: far more than 256 KiB.
+    run("for i in $(seq 1 300); do /bin/true jt-diskfull-$i; done; true");
+    thread::sleep(Duration::from_millis(2500));
+    run("/bin/true jt-diskfull-after; true");
+    thread::sleep(Duration::from_millis(1500));
+    let done = tracer.stop_with(libc::SIGINT);
+    assert_eq!(done.code, Some(0), "stderr: {:?}", done.stderr);
+    let full: Vec<&String> = done
+        .stderr
+        .iter()
+        .filter(|l| l.contains("No space left on device"))
+        .collect();
+    assert_eq!(
+        full.len(),
+        1,
+        "one warning, not one per event: {:#?}",
+        done.stderr
+    );
+    assert!(
+        full[0].contains(trace.to_str().unwrap()) && full[0].contains("live analysis goes on"),
+        "{}",
+        full[0]
+    );
+    // The live analysis went on past the full disk.
+    let live = done.json();
+    let ran = |report: &Value, cmd: &str| {
+        report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["command"] == cmd)
+    };
+    assert!(ran(&live, "/bin/true jt-diskfull-before"));
+    assert!(ran(&live, "/bin/true jt-diskfull-after"), "{live:#}");
+
+    let out = Command::new(tracer_tests::tracer_bin())
+        .arg("replay")
+        .arg(&trace)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no trailer"), "{err}");
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        ran(&replayed, "/bin/true jt-diskfull-before"),
+        "what was written before the disk filled replays: {replayed:#}"
+    );
+    assert!(!ran(&replayed, "/bin/true jt-diskfull-after"));
 }

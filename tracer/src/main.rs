@@ -74,17 +74,28 @@ enum Cmd {
         after_help = "Exit codes: 0 ran and found nothing wrong; 1 findings; 2 usage, setup or input error.\n\nExamples:\n  sudo tracer record --duration 90\n  sudo tracer record --pid $(pgrep -o cron) --format json > run.json"
     )]
     Record {
-        /// Stop after this many seconds (default: until Ctrl-C / SIGTERM).
-        #[arg(long, value_name = "SECS")]
-        duration: Option<f64>,
+        /// Stop after this many seconds, up to 366 days (default: until Ctrl-C / SIGTERM).
+        #[arg(
+            long,
+            value_name = "SECS",
+            value_parser = record::parse_duration,
+            allow_negative_numbers = true
+        )]
+        duration: Option<Duration>,
         /// Follow every process on the host, not just scheduler descendants (costly).
         #[arg(long)]
         all: bool,
         /// Also treat this process as a scheduler root (repeatable).
-        #[arg(long = "pid", value_name = "PID")]
+        #[arg(
+            long = "pid",
+            value_name = "PID",
+            value_parser = record::parse_pid,
+            allow_negative_numbers = true
+        )]
         pids: Vec<u32>,
-        /// Also treat processes with this command name as roots, running or started later (repeatable; 15 chars are compared).
-        #[arg(long = "comm", value_name = "NAME")]
+        /// Also treat processes with this command name as roots, running or started
+        /// later (repeatable; at most 15 bytes, as `ps -o comm` shows it).
+        #[arg(long = "comm", value_name = "NAME", value_parser = record::parse_comm)]
         comms: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -121,8 +132,14 @@ enum Cmd {
         /// List fire times after this RFC 3339 time (default: now).
         #[arg(long, value_name = "RFC3339")]
         from: Option<String>,
-        /// How many fire times per entry.
-        #[arg(long, value_name = "N", default_value_t = 3)]
+        /// How many fire times per entry (1 to 1000).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 3,
+            value_parser = crontab::parse_count,
+            allow_negative_numbers = true
+        )]
         count: usize,
     },
     /// Run one crontab entry now, exactly as its daemon would, traced.
@@ -211,13 +228,6 @@ fn main() -> ExitCode {
             force,
             entries,
         } => {
-            let duration = match duration {
-                Some(d) if !(d.is_finite() && d > 0.0) => {
-                    eprintln!("tracer: --duration must be a positive number of seconds, got {d}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-                d => d.map(Duration::from_secs_f64),
-            };
             let opts = record::RecordOptions {
                 duration,
                 all,
@@ -289,7 +299,7 @@ fn main() -> ExitCode {
         } => crontab::run(&crontab::CrontabOptions {
             format,
             from,
-            count: count.min(1000),
+            count,
         }),
     }
 }

@@ -59,6 +59,15 @@ struct CrontabReport {
     findings: Vec<Finding>,
 }
 
+/// `--count N`: fire times listed per entry (a usage error, exit 2, outside 1..=1000:
+/// each is computed and printed for every entry).
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 1..=1000) => Ok(n),
+        _ => Err("give 1 to 1000 fire times per entry, e.g. --count 5".into()),
+    }
+}
+
 pub fn run(opts: &CrontabOptions) -> ExitCode {
     let from = match &opts.from {
         None => Timestamp::now(),
@@ -230,4 +239,18 @@ fn write_text(out: &mut impl Write, r: &CrontabReport) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_count;
+
+    #[test]
+    fn count_is_1_to_1000() {
+        assert_eq!(parse_count("1"), Ok(1));
+        assert_eq!(parse_count("1000"), Ok(1000));
+        for bad in ["0", "1001", "18446744073709551616", "-1", "x", ""] {
+            assert!(parse_count(bad).unwrap_err().contains("1 to 1000"), "{bad}");
+        }
+    }
 }

@@ -30,10 +30,7 @@ pub fn run(file: &Path, to: ExportTo, out: &Path, force: bool) -> ExitCode {
         match tracefile::create_file(out, force) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => {
-                eprintln!(
-                    "tracer: error: cannot create {}: {e} (use a new name, or --force to overwrite)",
-                    out.display()
-                );
+                eprintln!("tracer: error: {e}");
                 return ExitCode::from(EXIT_ERROR);
             }
         }

@@ -39,6 +39,68 @@ pub struct RecordOptions {
     pub trigger: Option<(EntryRef, Plan)>,
 }
 
+/// The longest `--duration`: a year and a day. Longer is a typo (1e18) or a wish to
+/// run until stopped, which leaving the flag out does; far larger values would panic
+/// the deadline's arithmetic (`Duration::from_secs_f64` past 2^64 s, `Instant +
+/// Duration` past the clock's range).
+const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
+
+/// `--duration SECS`, checked where it is parsed (a usage error, exit 2).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let fix = format!(
+        "give seconds from 0.001 to {MAX_DURATION_SECS} (366 days), e.g. --duration 90; leave --duration out to record until Ctrl-C or SIGTERM"
+    );
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {fix}"))?;
+    if !(0.001..=MAX_DURATION_SECS).contains(&secs) {
+        return Err(format!("{} seconds is out of range: {fix}", s.trim()));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}: {fix}"))
+}
+
+/// `--pid PID`: a process that exists now (a usage error, exit 2, before anything is
+/// loaded into the kernel).
+pub fn parse_pid(s: &str) -> Result<u32, String> {
+    let pid: u32 = s.trim().parse().map_err(|_| {
+        "not a process id: give the scheduler daemon's pid, e.g. --pid $(pgrep -o cron)".to_string()
+    })?;
+    if pid == 0 {
+        return Err(
+            "pid 0 is the kernel's idle task, not a process that starts jobs: give the scheduler daemon's pid, e.g. --pid $(pgrep -o cron)"
+                .into(),
+        );
+    }
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!(
+            "no process has pid {pid}: check it with `pgrep -a cron` or `ps -ef` (to follow a daemon that is not running yet, use --comm NAME)"
+        ));
+    }
+    Ok(pid)
+}
+
+/// `--comm NAME`: the kernel keeps 15 bytes of a process's name, so a longer name can
+/// never be what the kernel compares; the error says the name it does compare.
+pub fn parse_comm(s: &str) -> Result<String, String> {
+    const MAX: usize = tracer_common::COMM_LEN - 1;
+    if s.is_empty() {
+        return Err("empty: give a process name as `ps -o comm` shows it, e.g. --comm cron".into());
+    }
+    if s.len() > MAX {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Err(format!(
+            "{s:?} is {} bytes; the kernel keeps only the first {MAX} bytes of a process's name (what `ps -o comm` shows), so that is what is compared: pass --comm {:?}",
+            s.len(),
+            &s[..end]
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// Followed roots, for the start-up line.
 fn describe_roots(seeds: &[Synthetic]) -> String {
     let roots: Vec<String> = seeds
@@ -232,23 +294,12 @@ pub fn run(opts: RecordOptions) -> Result<report::Report, SetupError> {
     }
     // Create the output before attaching: a bad path fails fast, nothing is loaded.
     let out_file = match &opts.output {
-        Some(path) => Some(tracefile::create_file(path, opts.force).map_err(|e| {
-            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            let fix = match e.raw_os_error() {
-                _ if is_link => {
-                    "the path is a symlink; traces are never written through one: name a new file"
-                        .to_string()
-                }
-                Some(libc::EEXIST) => {
-                    "choose a new file name, or pass --force to overwrite it".to_string()
-                }
-                _ => "check that the directory exists and is writable".to_string(),
-            };
-            SetupError {
-                what: format!("cannot create trace file {}: {e}", path.display()),
-                fix,
-            }
-        })?),
+        Some(path) => Some(
+            tracefile::create_file(path, opts.force).map_err(|e| SetupError {
+                what: e.what,
+                fix: e.fix,
+            })?,
+        ),
         None => None,
     };
     let (tracefs, mounted) = loader::ensure_tracefs()?;
@@ -295,9 +346,10 @@ fn run_attached(
         })?;
     }
     for pid in &opts.pids {
+        // Checked when parsed; it may have exited since.
         if !Path::new(&format!("/proc/{pid}")).exists() {
             return Err(SetupError {
-                what: format!("--pid {pid}: no such process"),
+                what: format!("--pid {pid}: the process has exited"),
                 fix: "check the pid with `pgrep -a cron` or `ps -ef`".into(),
             });
         }
@@ -452,11 +504,64 @@ fn run_attached(
         let path = w.path().display().to_string();
         match w.finish(&trailer) {
             None => eprintln!("tracer: wrote {path}"),
-            Some(e) => eprintln!("tracer: warning: {e}"),
+            // The cause was said when it happened.
+            Some(_) => eprintln!(
+                "tracer: {path} is incomplete (see the warning above); `tracer replay` reads it up to where writing stopped"
+            ),
         }
     }
     // Detaching waits for an RCU grace period per probe (seconds in all): the report
     // is out first so the person at the terminal is not kept waiting for it.
     drop(loaded);
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_outside_a_year_and_non_numbers_are_refused() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "0", "-1", "1e30", "1e18", "NaN", "nan", "inf", "-inf", "", "ten", "31622401",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.contains("366 days") && e.contains("leave --duration out"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn pid_0_and_absent_pids_are_refused() {
+        let me = std::process::id();
+        assert_eq!(parse_pid(&me.to_string()), Ok(me));
+        assert!(parse_pid("0").unwrap_err().contains("idle task"));
+        assert!(parse_pid("-5").unwrap_err().contains("not a process id"));
+        // Above the kernel's pid_max (at most 2^22).
+        assert!(parse_pid("4194305")
+            .unwrap_err()
+            .contains("no process has pid 4194305"));
+    }
+
+    #[test]
+    fn a_comm_longer_than_the_kernel_keeps_is_refused_with_the_name_to_use() {
+        assert_eq!(parse_comm("cron").as_deref(), Ok("cron"));
+        assert_eq!(
+            parse_comm("exactly15bytes!").as_deref(),
+            Ok("exactly15bytes!")
+        );
+        let e = parse_comm("backup-scheduler-nightly").unwrap_err();
+        assert!(
+            e.contains("15 bytes") && e.contains("--comm \"backup-schedule\""),
+            "{e}"
+        );
+        // Cut on a character boundary, never inside one.
+        let e = parse_comm("ééééééééé").unwrap_err();
+        assert!(e.contains("--comm \"ééééééé\""), "{e}");
+        assert!(parse_comm("").is_err());
+    }
 }

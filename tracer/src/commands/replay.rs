@@ -74,7 +74,19 @@ pub struct Replayed {
 }
 
 pub fn load(path: &Path) -> Result<TraceContents, String> {
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(cannot)?;
+    // The magic first: `tracer replay /dev/zero` (or any endless or huge non-trace)
+    // is refused after 8 bytes instead of being read into memory whole.
+    let mut data = Vec::new();
+    (&mut f)
+        .take(tracefile::MAGIC.len() as u64)
+        .read_to_end(&mut data)
+        .map_err(cannot)?;
+    if data.as_slice() == tracefile::MAGIC {
+        f.read_to_end(&mut data).map_err(cannot)?;
+    }
     tracefile::read(Bytes::from(data)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -83,8 +95,11 @@ pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
     if !c.is_damaged() {
         return None;
     }
+    // A file damaged all through (or crafted to be) would otherwise print a line per
+    // damaged place: the first few say where and what, the count says how much.
+    const SHOWN: usize = 10;
     let mut lines = Vec::new();
-    for d in &c.damage {
+    for d in c.damage.iter().take(SHOWN) {
         lines.push(if d.skipped > 0 {
             format!(
                 "{} at byte {} (skipped {} bytes to the next good block)",
@@ -93,6 +108,12 @@ pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
         } else {
             format!("{} at byte {}", d.what, d.offset)
         });
+    }
+    if c.damage.len() > SHOWN {
+        lines.push(format!(
+            "... and {} more damaged places",
+            c.damage.len() - SHOWN
+        ));
     }
     if c.trailer.is_none() {
         lines.push("no trailer: the recording was cut short (crash, kill -9, full disk or power loss); lost-event counts are unknown".into());

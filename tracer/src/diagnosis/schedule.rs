@@ -36,6 +36,16 @@ const EARLY_NS: u64 = 2 * SEC;
 const SETTLE_NS: u64 = 2 * SEC;
 /// Times listed per missed-run finding; the count says how many more.
 const MAX_TIMES: usize = 5;
+/// Missed runs are looked for in this much of a trace. Time is the one input that
+/// costs work by its value: one event time-stamped centuries ahead (a damaged or
+/// crafted file) would otherwise ask for every minute in between.
+const MAX_WINDOW_NS: u64 = 366 * 86_400 * SEC;
+/// ... and until this many missed runs are found; each costs a little time and memory,
+/// and a daemon down for weeks has said what it has to say long before.
+const MAX_MISSES: usize = 10_000;
+/// Fires are computed this much of the window at a time, so the limits above stop the
+/// work close to where they are reached.
+const DECIDE_STEP_NS: u64 = 3600 * SEC;
 
 /// The crontab entry a job ran (JSON `crontab_entry`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -87,6 +97,8 @@ pub struct ScheduleCheck {
     /// Fires at or before this (monotonic) have been decided.
     decided_ns: u64,
     misses: Vec<Miss>,
+    /// Where looking for missed runs stopped short of the end, and why.
+    stopped: Option<(u64, &'static str)>,
 }
 
 impl ScheduleCheck {
@@ -99,6 +111,7 @@ impl ScheduleCheck {
             start_ns,
             decided_ns: start_ns,
             misses: Vec::new(),
+            stopped: None,
         };
         for v in views {
             c.add_view(v, start_ns);
@@ -353,12 +366,32 @@ impl ScheduleCheck {
     }
 
     fn decide(&mut self, t: &Tracker, upto: u64) -> Vec<Finding> {
-        if upto <= self.decided_ns {
-            return Vec::new();
-        }
-        let from = self.decided_ns;
-        self.decided_ns = upto;
+        let limit = self.start_ns.saturating_add(MAX_WINDOW_NS);
         let mut new = Vec::new();
+        while self.stopped.is_none() && self.decided_ns < upto {
+            if self.decided_ns >= limit {
+                self.stopped = Some((limit, "the trace is longer than the 366 days checked"));
+                break;
+            }
+            if self.misses.len() + new.len() >= MAX_MISSES {
+                self.stopped = Some((
+                    self.decided_ns,
+                    "more than 10000 missed runs were found by then",
+                ));
+                break;
+            }
+            let from = self.decided_ns;
+            let to = upto.min(limit).min(from.saturating_add(DECIDE_STEP_NS));
+            self.decided_ns = to;
+            self.decide_between(t, from, to, &mut new);
+        }
+        let findings = new.iter().map(|m| self.miss_finding(&[m])).collect();
+        self.misses.extend(new);
+        findings
+    }
+
+    /// The fires in (from, upto] that no daemon started.
+    fn decide_between(&self, t: &Tracker, from: u64, upto: u64, new: &mut Vec<Miss>) {
         for vi in 0..self.views.len() {
             let s = &self.views[vi];
             let lo = from.max(s.from_ns);
@@ -398,9 +431,6 @@ impl ScheduleCheck {
                 }
             }
         }
-        let findings = new.iter().map(|m| self.miss_finding(&[m])).collect();
-        self.misses.extend(new);
-        findings
     }
 
     /// Whether a daemon of the view's group started the entry's job near `at`.
@@ -513,10 +543,17 @@ impl ScheduleCheck {
         } else {
             format!(" [as seen by {}]", s.view.who())
         };
+        let stopped = match self.stopped {
+            Some((at, why)) => format!(
+                "; runs after {} were not looked for ({why})",
+                self.wall(at).strftime("%Y-%m-%d %H:%M UTC")
+            ),
+            None => String::new(),
+        };
         Finding {
             kind: Kind::MissedSchedule.as_str().into(),
             message: format!(
-                "{}:{} `{} {}` (user {}) should have run at {}{more} and did not: {}{scope}",
+                "{}:{} `{} {}` (user {}) should have run at {}{more} and did not: {}{scope}{stopped}",
                 e.file,
                 e.line,
                 e.schedule,

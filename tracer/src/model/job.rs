@@ -80,7 +80,17 @@ impl Tracker {
         self.counters.events += 1;
         self.counters.last_ts = self.counters.last_ts.max(ev.ts_ns);
         let mut finished = Vec::new();
-        self.route(ev, &mut finished);
+        // An event can release events held for its pid, and those can release more (a
+        // chain of forks whose events arrived before the forks): a stack of pending
+        // events, not recursion, so no input can overflow ours. Released events go on
+        // top in their order, so each is routed, with all it releases, before the next:
+        // the order recursion would give.
+        let mut pending = vec![ev];
+        while let Some(ev) = pending.pop() {
+            if let Some(released) = self.route(ev, &mut finished) {
+                pending.extend(released.into_iter().rev());
+            }
+        }
         finished
     }
 
@@ -111,7 +121,8 @@ impl Tracker {
         self.pid_job.insert(pid, idx);
     }
 
-    fn route(&mut self, ev: Event, finished: &mut Vec<usize>) {
+    /// Route one event to its job; returns the events held for a pid it made known.
+    fn route(&mut self, ev: Event, finished: &mut Vec<usize>) -> Option<Vec<Event>> {
         self.procs.apply(&ev);
         let cwd = self.procs.get(ev.pid).and_then(|p| p.cwd.as_deref());
         self.schedulers.observe(&ev, cwd);
@@ -127,7 +138,7 @@ impl Tracker {
                     self.add_member(idx, ev.pid);
                     self.jobs[idx].timeline.push(ev);
                 }
-                return;
+                return None;
             }
             Body::Fork { child_pid, .. } => {
                 let child = *child_pid;
@@ -150,13 +161,9 @@ impl Tracker {
                     }
                 };
                 self.jobs[idx].timeline.push(ev);
-                if let Some(held) = self.orphans.remove(&child) {
-                    self.orphan_count -= held.len();
-                    for e in held {
-                        self.route(e, finished);
-                    }
-                }
-                return;
+                let held = self.orphans.remove(&child)?;
+                self.orphan_count -= held.len();
+                return Some(held);
             }
             Body::Exec { new_root: true, .. } => {
                 self.roots.insert(ev.pid, ev.comm.clone());
@@ -187,7 +194,7 @@ impl Tracker {
             } else {
                 self.hold(ev);
             }
-            return;
+            return None;
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
@@ -203,6 +210,7 @@ impl Tracker {
             let s = self.summary_now(&self.jobs[idx]);
             self.jobs[idx].final_summary = Some(s);
         }
+        None
     }
 
     /// Keep an event of a pid we have not met yet; its fork may still be on its way.
@@ -484,6 +492,93 @@ mod tests {
         t.push(ev(999, 7, Body::ExitGroup { code: 0 }));
         t.close();
         assert_eq!(t.counters.unattributed_events, 1);
+    }
+
+    #[test]
+    fn a_chain_of_100k_processes_whose_events_came_first_is_released_in_order() {
+        // Each of 100k processes forks the next; every one's chdir arrives before any
+        // fork. A fork by an unknown parent starts a job rather than waiting, so only
+        // the chdirs are held (up to ORPHAN_LIMIT) and a release never nests more than
+        // one level today; the work stack keeps it so if forks are ever held too.
+        const DEPTH: u32 = 100_000;
+        let first = 1_000;
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        for i in 0..DEPTH {
+            t.push(ev(
+                first + i,
+                i as u64,
+                Body::Chdir {
+                    path: "/".into(),
+                    result: SysResult::new(0),
+                },
+            ));
+        }
+        assert!(t.jobs().is_empty());
+        let mut parent = 100;
+        for i in 0..DEPTH {
+            t.push(ev(
+                parent,
+                DEPTH as u64 + i as u64,
+                Body::Fork {
+                    child_pid: first + i,
+                    clone_flags: 0,
+                },
+            ));
+            parent = first + i;
+        }
+        assert_eq!(t.jobs().len(), 1);
+        let job = &t.jobs()[0];
+        assert_eq!(job.members.len() as u32, DEPTH);
+        let held = ORPHAN_LIMIT;
+        assert_eq!(job.timeline.len(), DEPTH as usize + held);
+        // Each process's fork, then the chdir it made before anyone saw the fork.
+        assert!(matches!(job.timeline[0].body, Body::Fork { .. }));
+        assert_eq!((job.timeline[1].pid, job.timeline[1].ts_ns), (first, 0));
+        t.close();
+        assert_eq!(
+            t.counters.unattributed_events,
+            (DEPTH as usize - held) as u64
+        );
+    }
+
+    #[test]
+    fn held_events_are_routed_right_after_their_fork_in_arrival_order() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        let chdir = |pid: u32, ts: u64| {
+            ev(
+                pid,
+                ts,
+                Body::Chdir {
+                    path: format!("/{pid}"),
+                    result: SysResult::new(0),
+                },
+            )
+        };
+        let fork = |pid: u32, ts: u64, child: u32| {
+            ev(
+                pid,
+                ts,
+                Body::Fork {
+                    child_pid: child,
+                    clone_flags: 0,
+                },
+            )
+        };
+        for e in [
+            chdir(201, 1),
+            chdir(202, 2),
+            chdir(201, 3),
+            fork(100, 4, 200),
+            fork(200, 5, 201),
+            fork(200, 6, 202),
+            chdir(201, 7),
+        ] {
+            t.push(e);
+        }
+        let order: Vec<u64> = t.jobs()[0].timeline.iter().map(|e| e.ts_ns).collect();
+        assert_eq!(order, vec![4, 5, 1, 3, 6, 2, 7]);
     }
 
     #[test]

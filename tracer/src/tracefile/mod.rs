@@ -27,7 +27,7 @@ pub use format::{
     FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
 pub use reader::{read, Damage, ReadError, TraceContents};
-pub use writer::{create_file, TraceWriter};
+pub use writer::{create_file, CreateError, TraceWriter};
 
 #[cfg(test)]
 mod tests {
@@ -99,6 +99,123 @@ mod tests {
         assert!(create_file(&link, false).is_err());
         std::fs::remove_file(&link).unwrap();
         std::fs::remove_file(&p).unwrap();
+    }
+
+    /// A fresh directory with `mode`, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str, mode: u32) -> Dir {
+            let p = tmp(name);
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn refusal(path: &Path, force: bool) -> String {
+        let e = create_file(path, force).expect_err("must be refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn a_directory_anyone_can_write_without_the_sticky_bit_is_refused() {
+        let open = Dir::new("o+w", 0o777);
+        let target = open.0.join("x.jtrace");
+        for force in [false, true] {
+            let e = refusal(&target, force);
+            assert!(
+                e.contains("writable by every user") && e.contains("chmod +t"),
+                "{e}"
+            );
+        }
+        assert!(!target.exists(), "nothing created");
+        let sticky = Dir::new("o+wt", 0o1777);
+        let f = create_file(&sticky.0.join("x.jtrace"), false).unwrap();
+        assert_eq!(f.metadata().unwrap().permissions().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    fn force_never_writes_over_a_hard_link_a_fifo_a_device_or_a_directory() {
+        let d = Dir::new("force", 0o700);
+        let a = d.0.join("a");
+        std::fs::write(&a, b"keep me").unwrap();
+        let b = d.0.join("b.jtrace");
+        std::fs::hard_link(&a, &b).unwrap();
+        let e = refusal(&b, true);
+        assert!(e.contains("2 hard links"), "{e}");
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            b"keep me",
+            "truncated through a link"
+        );
+
+        let fifo = d.0.join("fifo.jtrace");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = refusal(&fifo, true);
+        assert!(
+            e.contains("a FIFO") && e.contains("only regular files"),
+            "{e}"
+        );
+        assert!(refusal(&fifo, false).contains("--force"));
+
+        let e = refusal(Path::new("/dev/null"), true);
+        assert!(e.contains("a character device"), "{e}");
+        let sub = d.0.join("sub.jtrace");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(refusal(&sub, true).contains("a directory"));
+
+        // A regular file of ours with one name is fine, and loses its old content.
+        std::fs::remove_file(&b).unwrap();
+        drop(create_file(&a, true).unwrap());
+        assert!(std::fs::read(&a).unwrap().is_empty());
+    }
+
+    #[test]
+    fn force_never_writes_over_another_users_file() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can make a file that belongs to someone else
+        }
+        let d = Dir::new("owner", 0o755);
+        let theirs = d.0.join("theirs.jtrace");
+        std::fs::write(&theirs, b"x").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let e = refusal(&theirs, true);
+        assert!(e.contains("belongs to uid 65534"), "{e}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_write_error_stops_writing_once_and_for_all() {
+        // /dev/full fails every write with ENOSPC, like a full disk.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut w = TraceWriter::new(Path::new("/dev/full"), full, &header());
+        let first = w.error.clone().expect("the header write failed");
+        assert!(first.contains("No space left on device"), "{first}");
+        for i in 0..10_000 {
+            w.kernel_record(&[i as u8; 72]);
+        }
+        w.flush();
+        assert_eq!(
+            w.error.as_deref(),
+            Some(first.as_str()),
+            "the first error is kept"
+        );
+        assert_eq!(w.bytes_written, 0);
+        assert_eq!(w.finish(&Trailer::default()), Some(first));
     }
 
     #[test]

@@ -54,8 +54,57 @@ impl TraceContents {
     }
 }
 
-/// One frame at `pos`, checked; Ok((tag, payload, next_pos)).
-fn frame_at(data: &Bytes, pos: usize) -> Result<(u8, Bytes, usize), String> {
+/// Checksumming is paid for by progress through the file, so reading stays linear in
+/// its size whatever the bytes. A false frame marker (a "JTFR" inside recorded argv, or
+/// a crafted file full of them) may claim a length up to the end of the file; checking
+/// each of them in full and moving on by one byte is quadratic (minutes for a few MiB).
+/// The reader starts with one file's worth of credit, so any single frame can be
+/// checked, and earns `CREDIT_PER_BYTE` for every byte it moves past; a real frame thus
+/// pays for itself, and only false markers spend more than they earn. A candidate that
+/// cannot be paid for is passed over like one whose checksum fails. In all, at most
+/// `(1 + CREDIT_PER_BYTE)` times the file size is checksummed.
+struct Credit {
+    left: u64,
+    /// The furthest offset already paid out for.
+    reached: usize,
+}
+
+const CREDIT_PER_BYTE: u64 = 2;
+
+impl Credit {
+    fn new(data: &Bytes) -> Self {
+        Credit {
+            left: data.len() as u64,
+            reached: 0,
+        }
+    }
+
+    fn reach(&mut self, pos: usize) {
+        if pos > self.reached {
+            self.left += CREDIT_PER_BYTE * (pos - self.reached) as u64;
+            self.reached = pos;
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) -> bool {
+        let ok = self.left >= bytes as u64;
+        if ok {
+            self.left -= bytes as u64;
+        }
+        ok
+    }
+}
+
+/// A frame's fixed part, read without looking at its payload.
+struct FrameHead {
+    tag: u8,
+    flags: u8,
+    reserved: u16,
+    len: usize,
+    crc: u32,
+}
+
+fn head_at(data: &Bytes, pos: usize) -> Result<FrameHead, String> {
     let rest = data.len() - pos;
     if rest < FRAME_HEAD {
         return Err(format!(
@@ -66,52 +115,71 @@ fn frame_at(data: &Bytes, pos: usize) -> Result<(u8, Bytes, usize), String> {
         return Err("no frame marker where a frame should start".into());
     }
     let mut h = &data[pos + 4..pos + FRAME_HEAD];
-    let covered = &data[pos + 4..pos + 12];
-    let tag = h.get_u8();
-    let flags = h.get_u8();
-    let reserved = h.get_u16_le();
-    let len = h.get_u32_le() as usize;
-    let crc = h.get_u32_le();
-    // Cheap checks before the checksum: resync tries many false starts.
-    if len > MAX_FRAME || reserved != 0 {
+    let head = FrameHead {
+        tag: h.get_u8(),
+        flags: h.get_u8(),
+        reserved: h.get_u16_le(),
+        len: h.get_u32_le() as usize,
+        crc: h.get_u32_le(),
+    };
+    if head.len > MAX_FRAME || head.reserved != 0 {
         return Err(format!(
-            "frame header is implausible (length {len}, reserved {reserved})"
+            "frame header is implausible (length {}, reserved {})",
+            head.len, head.reserved
         ));
     }
-    let start = pos + FRAME_HEAD;
-    if data.len() - start < len {
+    let present = data.len() - (pos + FRAME_HEAD);
+    if present < head.len {
         return Err(format!(
-            "file ends inside a frame ({} of {len} payload bytes present)",
-            data.len() - start
+            "file ends inside a frame ({present} of {} payload bytes present)",
+            head.len
         ));
     }
-    let payload = data.slice(start..start + len);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(covered);
-    hasher.update(&payload);
-    if hasher.finalize() != crc {
-        return Err("checksum mismatch".into());
-    }
-    if flags != 0 {
-        return Err(format!(
-            "frame flags {flags:#x} not understood (compressed by a newer writer?)"
-        ));
-    }
-    Ok((tag, payload, start + len))
+    Ok(head)
 }
 
-/// The next offset after `from` where a frame that checks out begins.
-fn resync(data: &Bytes, from: usize) -> Option<usize> {
+/// One frame at `pos`, checked; Ok((tag, payload, next_pos)).
+fn frame_at(data: &Bytes, pos: usize, credit: &mut Credit) -> Result<(u8, Bytes, usize), String> {
+    let head = head_at(data, pos)?;
+    let start = pos + FRAME_HEAD;
+    if !credit.spend(head.len) {
+        return Err(format!(
+            "frame of {} bytes not checked: the checksum work allowed for this file went to false frame markers before it",
+            head.len
+        ));
+    }
+    let payload = data.slice(start..start + head.len);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&data[pos + 4..pos + 12]);
+    hasher.update(&payload);
+    if hasher.finalize() != head.crc {
+        return Err("checksum mismatch".into());
+    }
+    if head.flags != 0 {
+        return Err(format!(
+            "frame flags {:#x} not understood (compressed by a newer writer?)",
+            head.flags
+        ));
+    }
+    Ok((head.tag, payload, start + head.len))
+}
+
+/// The next frame at or after `from` that checks out: Some((pos, tag, payload, next)).
+fn resync(data: &Bytes, from: usize, credit: &mut Credit) -> Option<(usize, u8, Bytes, usize)> {
     let mut p = from;
-    while p + 4 <= data.len() {
+    while p + FRAME_HEAD <= data.len() {
         let hit = data[p..].windows(4).position(|w| w == SYNC)? + p;
-        // Only frame kinds this reader knows are resync points: a stray "JTFR" inside
-        // recorded argv is not worth a checksum over whatever length follows it.
-        let known = data
-            .get(hit + 4)
-            .is_some_and(|t| matches!(*t, TAG_EVENTS | TAG_TRAILER));
-        if known && frame_at(data, hit).is_ok() {
-            return Some(hit);
+        credit.reach(hit);
+        // Everything that costs nothing first: only frame kinds this reader knows, with
+        // a header a writer could have written, whose payload fits in the file, are
+        // worth a checksum (a newer writer's kinds and flags are recognised only where
+        // a frame is expected, not when hunting for one).
+        let plausible = head_at(data, hit)
+            .is_ok_and(|h| matches!(h.tag, TAG_EVENTS | TAG_TRAILER) && h.flags == 0);
+        if plausible {
+            if let Ok((tag, payload, next)) = frame_at(data, hit, credit) {
+                return Some((hit, tag, payload, next));
+            }
         }
         p = hit + 1;
     }
@@ -170,7 +238,8 @@ pub fn read(data: Bytes) -> Result<TraceContents, ReadError> {
         bytes_total: data.len() as u64,
         ..Default::default()
     };
-    let (tag, payload, mut pos) = frame_at(&data, MAGIC.len())
+    let mut credit = Credit::new(&data);
+    let (tag, payload, mut pos) = frame_at(&data, MAGIC.len(), &mut credit)
         .map_err(|e| ReadError::BadHeader(format!("{e} at byte {}", MAGIC.len())))?;
     if tag != TAG_HEADER {
         return Err(ReadError::BadHeader(format!(
@@ -186,8 +255,14 @@ pub fn read(data: Bytes) -> Result<TraceContents, ReadError> {
         });
     }
     c.header = header;
+    let mut found = None;
     while pos < data.len() {
-        match frame_at(&data, pos) {
+        credit.reach(pos);
+        let frame = match found.take() {
+            Some(f) => Ok(f),
+            None => frame_at(&data, pos, &mut credit),
+        };
+        match frame {
             Ok((tag, payload, next)) => {
                 match tag {
                     TAG_EVENTS => {
@@ -217,15 +292,18 @@ pub fn read(data: Bytes) -> Result<TraceContents, ReadError> {
                 pos = next;
             }
             Err(what) => {
-                let next = resync(&data, pos + 1);
-                let skipped = next.unwrap_or(data.len()) - pos;
+                let next = resync(&data, pos + 1, &mut credit);
+                let to = next.as_ref().map_or(data.len(), |n| n.0);
                 c.damage.push(Damage {
                     offset: pos as u64,
                     what,
-                    skipped: skipped as u64,
+                    skipped: (to - pos) as u64,
                 });
                 match next {
-                    Some(n) => pos = n,
+                    Some((at, tag, payload, end)) => {
+                        pos = at;
+                        found = Some((tag, payload, end));
+                    }
                     None => break,
                 }
             }
