@@ -233,3 +233,30 @@ fn a_crontab_given_on_replay_replaces_the_recorded_one() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("LOCAL=/etc/cron.d/NAME"));
 }
+
+/// The text a person reads at 3 a.m.: a healthy job is its trigger path in a handful
+/// of lines (fork, set*id, chdir, exec, exit), the routine lookups counted, not shown.
+#[test]
+fn a_healthy_job_reads_in_a_handful_of_lines() {
+    let out = replay(&fixture(), &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let block = text
+        .split("\n\n")
+        .find(|b| b.contains("command: true jt-clean"))
+        .expect("the clean job in the text report");
+    let lines = block.lines().count();
+    assert!(lines <= 20, "{lines} lines:\n{block}");
+    for step in [
+        "fork -> pid",
+        "setuid(0) = 0",
+        "chdir(\"/root\") = 0",
+        "execve(\"/bin/sh\"",
+        "exited (exit 0)",
+    ] {
+        assert!(block.contains(step), "{step:?} missing:\n{block}");
+    }
+    assert!(
+        !block.contains("stat("),
+        "successful stats are routine:\n{block}"
+    );
+}

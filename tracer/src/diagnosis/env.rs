@@ -18,11 +18,7 @@ const ENV_COMPARED: [&str; 9] = [
 /// environment differs in a variable that commonly matters.
 pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
     let me = v.t.summary(v.job);
-    let my_env =
-        v.t.procs
-            .get(v.main)
-            .map(|p| p.env.clone())
-            .unwrap_or_default();
+    let my_env = me.env.clone();
     let lookup = |env: &[String], k: &str| {
         env.iter().find_map(|kv| {
             kv.strip_prefix(k)
@@ -34,15 +30,14 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
         if other.id >= v.job.id || !other.finished() {
             continue;
         }
+        // The same entry run by the same user: a run of another user's crontab has
+        // another environment by design. Its env as it was, not whatever process
+        // has its pid now.
         let s = v.t.summary(other);
-        if s.command != me.command || !s.exit.is_some_and(|x| x.is_success()) {
+        if s.command != me.command || s.uid != me.uid || !s.exit.is_some_and(|x| x.is_success()) {
             continue;
         }
-        let their_env =
-            v.t.procs
-                .get(v.t.main_pid(other))
-                .map(|p| p.env.clone())
-                .unwrap_or_default();
+        let their_env = s.env;
         if their_env.is_empty() || my_env.is_empty() {
             continue;
         }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::{
-    view::{basename, View},
+    view::{basename, ExecTry, View},
     Draft, Kind,
 };
 use crate::{facts::HostFacts, model::event::Body};
@@ -70,9 +70,11 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
     if !v.failed() {
         return false;
     }
+    let walked = path_walks(v, &attempts, facts, d);
+    found |= !walked.is_empty();
     for (k, a) in attempts.iter().enumerate() {
         let (i, res, filename, argv, ret) = (a.at, a.result, a.filename, a.argv, a.ret);
-        if ret >= 0 || v.mailers.contains(&v.tl[i].pid) {
+        if ret >= 0 || v.mailers.contains(&v.tl[i].pid) || walked.contains(&i) {
             continue;
         }
         let pid = v.tl[i].pid;
@@ -103,6 +105,71 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
         found = true;
     }
     found
+}
+
+/// `env NAME`, `xargs NAME`, `nice NAME`, `timeout 5 NAME`, `sudo NAME`: programs that
+/// look a name up on PATH by trying `exec` in each directory. A process whose failed
+/// execs all ask for one name in several directories, with no success after, did not
+/// find NAME on PATH: one `command_not_found`, not an `exec_failed` per directory.
+/// Returns the indices of the attempts it explained.
+fn path_walks(
+    v: &View,
+    attempts: &[ExecTry],
+    facts: &mut dyn HostFacts,
+    d: &mut Vec<Draft>,
+) -> Vec<usize> {
+    let mut explained = Vec::new();
+    let mut pids: Vec<u32> = attempts.iter().map(|a| v.tl[a.at].pid).collect();
+    pids.dedup();
+    for pid in pids {
+        if v.mailers.contains(&pid) {
+            continue;
+        }
+        let mine: Vec<&ExecTry> = attempts.iter().filter(|a| v.tl[a.at].pid == pid).collect();
+        let Some(first_fail) = mine.iter().position(|a| a.ret == -(libc::ENOENT as i64)) else {
+            continue;
+        };
+        let walk: Vec<&&ExecTry> = mine[first_fail..]
+            .iter()
+            .take_while(|a| a.ret == -(libc::ENOENT as i64))
+            .collect();
+        let name = basename(walk[0].filename);
+        let same_name = walk
+            .iter()
+            .all(|a| basename(a.filename) == name && a.filename.starts_with('/'));
+        let dirs: std::collections::HashSet<&str> = walk
+            .iter()
+            .map(|a| a.filename.rsplit_once('/').map_or("", |(d, _)| d))
+            .collect();
+        let recovered = mine[first_fail + walk.len()..].iter().any(|a| a.ret >= 0);
+        if walk.len() < 2 || !same_name || dirs.len() < 2 || recovered {
+            continue;
+        }
+        let path = v.env_var(pid, "PATH").unwrap_or_else(|| {
+            let mut ds: Vec<&str> = dirs.iter().copied().collect();
+            ds.sort_unstable();
+            ds.join(":")
+        });
+        let launcher =
+            v.t.procs
+                .get(pid)
+                .and_then(|p| p.argv.first().cloned())
+                .map(|a| basename(&a).to_string())
+                .unwrap_or_default();
+        let mut evidence: Vec<usize> = walk.iter().map(|a| a.at).collect();
+        evidence.extend(v.exit_index(pid));
+        d.push(Draft {
+            kind: Kind::CommandNotFound,
+            message: format!(
+                "{} (run by {launcher}, pid {pid})",
+                not_in_path(name, &path, facts)
+            ),
+            pid,
+            evidence,
+        });
+        explained.extend(walk.iter().map(|a| a.at));
+    }
+    explained
 }
 
 /// What an exec failure's message names besides the file.
@@ -201,12 +268,25 @@ pub(super) fn not_in_path(word: &str, path: &str, facts: &mut dyn HostFacts) -> 
     format!("\"{word}\" not found in PATH={path}{hint}")
 }
 
-const SHELL_WORDS: [&str; 40] = [
+/// Words the shell runs itself (dash and bash builtins, keywords): never looked up
+/// on PATH, so never a missing command.
+pub(super) const SHELL_BUILTINS: [&str; 56] = [
     "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
     "in", "function", "{", "}", "!", "[[", "]]", "time", "cd", "echo", "exit", "export", "set",
     "unset", "test", "[", "true", "false", "read", "printf", "eval", "exec", "ulimit", "umask",
-    "trap", "wait", "kill", ":",
+    "trap", "wait", "kill", ":", ".", "source", "pwd", "type", "command", "alias", "shift",
+    "readonly", "local", "return", "getopts", "hash", "builtin", "declare", "let", "select",
 ];
+
+/// Words that run the word after them (`exec x`, `nohup x`, `sudo -u u x`,
+/// `timeout 5 x`): the command position passes on to it.
+const WRAPPERS: [&str; 12] = [
+    "exec", "command", "builtin", "time", "!", "nohup", "nice", "env", "sudo", "timeout", "xargs",
+    "stdbuf",
+];
+
+/// Options of wrappers that take the next word as their value.
+const WRAPPER_OPTIONS_WITH_VALUE: [&str; 6] = ["-u", "-g", "-n", "-s", "-k", "-C"];
 
 /// Words in command position of a shell command line (best effort, no expansions).
 pub(super) fn command_words(cmd: &str) -> Vec<String> {
@@ -214,15 +294,25 @@ pub(super) fn command_words(cmd: &str) -> Vec<String> {
     let mut expect_cmd = true;
     let mut word = String::new();
     let mut quote: Option<char> = None;
-    let flush = |word: &mut String, expect_cmd: &mut bool, out: &mut Vec<String>| {
+    // After a wrapper: its options (and their values) come before the command.
+    let mut wrapped = false;
+    let mut skip_value = false;
+    let mut flush = |word: &mut String, expect_cmd: &mut bool, out: &mut Vec<String>| {
         if word.is_empty() {
             return;
         }
         if *expect_cmd {
-            // VAR=value prefixes keep the command position open.
-            if !word.contains('=') || word.starts_with('=') {
+            if skip_value {
+                skip_value = false;
+            } else if wrapped && word.starts_with('-') {
+                skip_value = WRAPPER_OPTIONS_WITH_VALUE.contains(&word.as_str());
+            } else if wrapped && word.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                // `timeout 5m x`, `nice 10 x`: a number, not a command.
+            } else if !word.contains('=') || word.starts_with('=') {
+                // VAR=value prefixes keep the command position open.
                 out.push(word.clone());
-                *expect_cmd = false;
+                wrapped = WRAPPERS.contains(&word.as_str());
+                *expect_cmd = wrapped;
             }
         }
         word.clear();
@@ -288,7 +378,7 @@ pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec
         let missing = command_words(&cmd).into_iter().find(|w| {
             !w.contains('/')
                 && !w.starts_with('$')
-                && !SHELL_WORDS.contains(&w.as_str())
+                && !SHELL_BUILTINS.contains(&w.as_str())
                 && !ran.contains(w)
         });
         let path = v.env_var(pid, "PATH").unwrap_or_else(|| "(unset)".into());

@@ -6,17 +6,37 @@ use super::{
 };
 use crate::model::event::Body;
 
-/// EMFILE/ENFILE anywhere in the job: the descriptor limit was hit.
+/// EMFILE/ENFILE in the job's own work, when the job then failed (a program that
+/// probes its limit and carries on is fine): the descriptor limit was hit. Calls with
+/// their own limits behind EMFILE (inotify, fanotify) name that limit, not NOFILE.
 pub(super) fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
+    if !v.failed() {
+        return;
+    }
     let Some(i) = v.tl.iter().position(|e| {
-        e.body
-            .result()
-            .is_some_and(|r| matches!(r.error, Some("EMFILE") | Some("ENFILE")))
+        !v.mailers.contains(&e.pid)
+            && e.body
+                .result()
+                .is_some_and(|r| matches!(r.error, Some("EMFILE") | Some("ENFILE")))
     }) else {
         return;
     };
     let e = &v.tl[i];
     let err = e.body.result().and_then(|r| r.error).unwrap_or("EMFILE");
+    if let Body::FdExhausted { syscall, .. } = &e.body {
+        if let Some(limit) = own_limit(syscall) {
+            d.push(Draft {
+                kind: Kind::FdExhausted,
+                message: format!(
+                    "{syscall}() failed {err} in pid {} ({}): not the descriptor limit but {limit}",
+                    e.pid, e.comm
+                ),
+                pid: e.pid,
+                evidence: vec![i],
+            });
+            return;
+        }
+    }
     let what = match &e.body {
         Body::Open { syscall, path, .. } => format!("{syscall}(\"{path}\")"),
         Body::Socket { family_name, .. } => format!("socket({family_name})"),
@@ -79,6 +99,17 @@ pub(super) fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
         pid: e.pid,
         evidence,
     });
+}
+
+/// Calls whose EMFILE means a limit of their own.
+fn own_limit(syscall: &str) -> Option<&'static str> {
+    match syscall {
+        "inotify_init" | "inotify_init1" => {
+            Some("the per-user inotify instance limit (sysctl fs.inotify.max_user_instances)")
+        }
+        "fanotify_init" => Some("the fanotify group limit (128 per user)"),
+        _ => None,
+    }
 }
 
 /// The job failed and a file it needed could not be opened (relative paths are

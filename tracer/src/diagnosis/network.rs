@@ -7,10 +7,25 @@ use crate::model::event::Body;
 const SOL_SOCKET: i64 = 1;
 const SO_ERROR: i64 = 4;
 
+/// The service a connect reached for: the port of an inet address (IPv6 refused and
+/// IPv4 accepted is one service), or the path of a unix socket.
+fn service(address: &str) -> &str {
+    if address.starts_with("unix:") {
+        return address;
+    }
+    address.rsplit(':').next().unwrap_or(address)
+}
+
 /// The job failed and a connection it made failed: refused, timed out, unreachable.
 /// A non-blocking connect (EINPROGRESS) is resolved by the SO_ERROR the program read.
+/// A failure the job got past (a retry, another address of the same service that then
+/// connected) is not the cause.
 pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
     let mut in_progress: HashMap<(u32, i32), (usize, String)> = HashMap::new();
+    // (index of the last event, service, the finding) of each failure, in order.
+    let mut failures: Vec<(usize, String, Draft)> = Vec::new();
+    // (index, service) of each connect that worked.
+    let mut successes: Vec<(usize, String)> = Vec::new();
     for (i, e) in v.tl.iter().enumerate() {
         if !v.is_job_work(i) {
             continue;
@@ -25,8 +40,10 @@ pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
                     in_progress.insert((e.pid, *fd), (i, address.clone()));
                 }
                 Some("ENOENT") if address.contains("nscd") => {}
-                Some(err) => {
-                    d.push(Draft {
+                Some(err) => failures.push((
+                    i,
+                    service(address).to_string(),
+                    Draft {
                         kind: Kind::ConnectFailed,
                         message: format!(
                             "connect to {address} failed {err} (pid {} {})",
@@ -34,10 +51,9 @@ pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
                         ),
                         pid: e.pid,
                         evidence: vec![i],
-                    });
-                    return;
-                }
-                None => {}
+                    },
+                )),
+                None => successes.push((i, service(address).to_string())),
             },
             Body::Getsockopt {
                 fd,
@@ -45,9 +61,18 @@ pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
                 optname: SO_ERROR,
                 value: Some(errno),
                 ..
-            } if *errno != 0 => {
-                if let Some((ci, address)) = in_progress.remove(&(e.pid, *fd)) {
-                    d.push(Draft {
+            } => {
+                let Some((ci, address)) = in_progress.remove(&(e.pid, *fd)) else {
+                    continue;
+                };
+                if *errno == 0 {
+                    successes.push((i, service(&address).to_string()));
+                    continue;
+                }
+                failures.push((
+                    i,
+                    service(&address).to_string(),
+                    Draft {
                         kind: Kind::ConnectFailed,
                         message: format!(
                             "connect to {address} failed {} (non-blocking connect; the error came back through SO_ERROR) (pid {} {})",
@@ -57,11 +82,17 @@ pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
                         ),
                         pid: e.pid,
                         evidence: vec![ci, i],
-                    });
-                    return;
-                }
+                    },
+                ));
             }
             _ => {}
         }
+    }
+    let recovered = |at: usize, svc: &str| successes.iter().any(|(j, s)| *j > at && s == svc);
+    if let Some((_, _, draft)) = failures
+        .into_iter()
+        .find(|(at, svc, _)| !recovered(*at, svc))
+    {
+        d.push(draft);
     }
 }

@@ -64,6 +64,9 @@ pub fn is_routine(ev: &Event) -> bool {
                 .any(|p| path.starts_with(p))
                     && result.ok()
         }
+        // The scheduler's own stats (PAM's config walk, fstat of open files) are traced
+        // only to see it look for its mailer; one that worked says nothing.
+        Body::Stat { result, .. } => result.ok(),
         // Queries (no new limit) and limits other than NOFILE.
         Body::Rlimit { resource, soft, .. } => *resource != "NOFILE" || soft.is_none(),
         Body::Getsockopt { value, .. } => value.unwrap_or(0) == 0,

@@ -29,10 +29,27 @@ fn notable_failure(e: &Event) -> Option<String> {
 /// The job's command died from a signal; name the sender when the trace saw it.
 pub(super) fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
     let Some(status) = v.main_exit else { return };
-    let Some(sig) = status.signal else { return };
+    // The command itself died of the signal, or its shell reports (exit 128+N) that
+    // the process doing the work did: name the one that was killed.
+    let (victim, sig, status, shell_code) = match (status.signal, status.code) {
+        (Some(sig), _) => (v.main, sig, status, None),
+        (None, Some(code)) if (129..=128 + 64).contains(&code) => {
+            let sig = code - 128;
+            let victim = v.job.members.iter().copied().find(|&p| {
+                p != v.main
+                    && !v.mailers.contains(&p)
+                    && v.t.procs.get(p).and_then(|p| p.exit).and_then(|e| e.signal) == Some(sig)
+            });
+            match victim.and_then(|p| v.t.procs.get(p).and_then(|x| x.exit).map(|e| (p, e))) {
+                Some((p, e)) => (p, sig, e, Some(code)),
+                None => return,
+            }
+        }
+        _ => return,
+    };
     let name = crate::model::names::signal_name(sig);
     let sent = v.tl.iter().enumerate().rev().find(|(_, e)| {
-        matches!(&e.body, Body::Signal { target_pid, signal, .. } if *target_pid == v.main && *signal == sig)
+        matches!(&e.body, Body::Signal { target_pid, signal, .. } if *target_pid == victim && *signal == sig)
     });
     let mut evidence: Vec<usize> = Vec::new();
     let by = match sent {
@@ -47,7 +64,7 @@ pub(super) fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
         }
         Some((i, e)) => {
             evidence.push(i);
-            if e.pid == v.main {
+            if v.job.members.contains(&e.pid) {
                 " (sent by the job itself)".to_string()
             } else {
                 format!(" (sent by pid {} {})", e.pid, e.comm)
@@ -61,15 +78,25 @@ pub(super) fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
     } else {
         ""
     };
-    evidence.extend(v.exit_index(v.main));
+    evidence.extend(v.exit_index(victim));
+    let what = if victim == v.main {
+        format!("`{}`", v.t.summary(v.job).command)
+    } else {
+        let argv =
+            v.t.procs
+                .get(victim)
+                .map(|p| p.argv.join(" "))
+                .unwrap_or_default();
+        format!("`{argv}`, run by the job,")
+    };
+    let then = match shell_code {
+        Some(c) => format!("; the job's shell then exited {c}"),
+        None => String::new(),
+    };
     d.push(Draft {
         kind: Kind::KilledBySignal,
-        message: format!(
-            "`{}` (pid {}) was killed by {name}{core}{by}",
-            v.t.summary(v.job).command,
-            v.main
-        ),
-        pid: v.main,
+        message: format!("{what} (pid {victim}) was killed by {name}{core}{by}{then}"),
+        pid: victim,
         evidence,
     });
 }

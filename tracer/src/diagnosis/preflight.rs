@@ -6,19 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::{
-    exec::{command_words, exec_failure, not_in_path, ExecContext},
+    exec::{command_words, exec_failure, not_in_path, ExecContext, SHELL_BUILTINS},
     Finding, Kind,
 };
 use crate::{facts::HostFacts, model::process::resolve};
-
-/// Words the shell runs itself (dash and bash builtins, keywords): never looked up.
-const BUILTINS: [&str; 52] = [
-    "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
-    "in", "function", "{", "}", "!", "[[", "]]", "time", "cd", "echo", "exit", "export", "set",
-    "unset", "test", "[", "true", "false", "read", "printf", "eval", "exec", "ulimit", "umask",
-    "trap", "wait", "kill", ":", ".", "source", "pwd", "type", "command", "alias", "shift",
-    "readonly", "local", "return", "getopts", "hash",
-];
 
 /// Command words checked per command line: the rest of a long pipeline adds noise.
 const MAX_WORDS: usize = 8;
@@ -50,7 +41,7 @@ pub fn check_command(command: &str, run: &RunEnv, facts: &mut dyn HostFacts) -> 
             || word.starts_with('$')
             || word.contains('`')
             || word.contains('*')
-            || BUILTINS.contains(&word.as_str())
+            || SHELL_BUILTINS.contains(&word.as_str())
         {
             continue;
         }

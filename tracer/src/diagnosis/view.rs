@@ -53,6 +53,13 @@ impl<'a> View<'a> {
                 _ => {}
             }
         }
+        // Delivery is the mailer's whole tree (exim forks its deliveries): none of its
+        // work is the job's, and its failures only ever explain output_lost.
+        for &pid in &job.members {
+            if t.procs.get(pid).is_some_and(|p| mailers.contains(&p.ppid)) {
+                mailers.insert(pid);
+            }
+        }
         let main = t.main_pid(job);
         let main_exit = t.procs.get(main).and_then(|p| p.exit);
         View {

@@ -1,6 +1,8 @@
 //! Job invocations: the subtree under one fork of a root (a scheduler daemon, a
-//! `--comm`/`--pid` root). Events are routed to their job; a job is finished when
-//! every process in it has exited.
+//! `--comm`/`--pid` root). Events are routed to their job. A job is finished when its
+//! leader (the daemon's child, which waits for the command and mails its output) has
+//! exited, or every process in it has: what it left behind (`nohup x &`, a delivery
+//! still going) is listed, not waited for.
 use std::collections::{HashMap, HashSet};
 
 use crate::{
@@ -41,6 +43,10 @@ pub struct JobSummary {
     pub command: String,
     pub uid: u32,
     pub exit: Option<ExitStatus>,
+    /// The command's environment when it started (for comparing runs).
+    pub env: Vec<String>,
+    /// Processes of the job still alive when it ended.
+    pub left_running: Vec<u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -201,7 +207,9 @@ impl Tracker {
         self.jobs[idx].timeline.push(ev);
         if is_exit {
             let job = &mut self.jobs[idx];
-            if job.live.remove(&pid) && job.live.is_empty() && job.end_ns.is_none() {
+            let was_live = job.live.remove(&pid);
+            let over = job.live.is_empty() || pid == job.leader_pid;
+            if was_live && over && job.end_ns.is_none() {
                 job.end_ns = Some(ts);
                 finished.push(idx);
             }
@@ -274,7 +282,11 @@ impl Tracker {
             .unwrap_or_default();
         let uid = p.map(|p| p.uid).unwrap_or(0);
         let exit = p.and_then(|p| p.exit);
+        let mut left_running: Vec<u32> = job.live.iter().copied().collect();
+        left_running.sort_unstable();
         JobSummary {
+            env: p.map(|p| p.env.clone()).unwrap_or_default(),
+            left_running,
             command: if command.is_empty() {
                 "(no command executed)".into()
             } else {
@@ -445,6 +457,8 @@ mod tests {
 
     #[test]
     fn a_job_still_running_is_not_finished() {
+        // The command (201) ended but its leader (200, the daemon's child that waits
+        // for it and mails its output) has not: the job is still running.
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
         t.push(ev(
@@ -463,8 +477,38 @@ mod tests {
                 clone_flags: 0,
             },
         ));
-        assert!(t.push(ev(200, 12, Body::Exit { status: None })).is_empty());
+        assert!(t.push(ev(201, 12, Body::Exit { status: None })).is_empty());
         assert!(!t.jobs()[0].finished());
+    }
+
+    #[test]
+    fn a_job_ends_with_its_leader_and_lists_what_it_left_running() {
+        // `nohup worker &`: the leader (200) exits, the worker (201) lives on.
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            100,
+            10,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            200,
+            11,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        assert_eq!(t.push(ev(200, 12, Body::Exit { status: None })), vec![0]);
+        let job = &t.jobs()[0];
+        assert_eq!(job.end_ns, Some(12));
+        assert_eq!(t.summary(job).left_running, vec![201]);
+        // What it left behind is still its story, but does not end it again.
+        assert!(t.push(ev(201, 20, Body::Exit { status: None })).is_empty());
+        assert_eq!(t.jobs()[0].end_ns, Some(12));
     }
 
     #[test]

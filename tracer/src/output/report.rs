@@ -32,6 +32,9 @@ pub struct JobReport {
     pub start_ns: u64,
     pub end_ns: Option<u64>,
     pub exit: Option<ExitStatus>,
+    /// Processes the job left running when it ended (`nohup x &`, a delivery).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_running: Vec<u32>,
     pub findings: Vec<Finding>,
     pub timeline: Vec<Event>,
 }
@@ -93,6 +96,7 @@ pub fn job_report(
         start_ns: job.start_ns,
         end_ns: job.end_ns,
         exit: s.exit,
+        left_running: s.left_running,
         findings,
         timeline: job.timeline.clone(),
     }
@@ -240,6 +244,8 @@ pub fn describe(ev: &Event) -> String {
             _ => format!("wait4 {}", res(result)),
         },
         Body::ExitGroup { code } => format!("exit_group({code})"),
+        // AT_EMPTY_PATH: a stat of an open descriptor.
+        Body::Stat { path, result } if path.is_empty() => format!("fstat(fd) {}", res(result)),
         Body::Stat { path, result } => format!("stat({}) {}", quote(path), res(result)),
         Body::FdExhausted {
             syscall, result, ..
@@ -306,6 +312,14 @@ pub fn write_job_text(
         )?;
     }
     writeln!(out, "  result:  {state}{took}")?;
+    if !j.left_running.is_empty() {
+        let pids: Vec<String> = j.left_running.iter().map(u32::to_string).collect();
+        writeln!(
+            out,
+            "  left running: pid {} (not waited for: the job ended with its leader)",
+            pids.join(", ")
+        )?;
+    }
     for f in &j.findings {
         writeln!(out, "  {RED}{}{RED:#}: {}", f.kind, f.message)?;
     }
@@ -316,28 +330,47 @@ pub fn write_job_text(
         .collect();
     let mut hidden = 0;
     let mut shown = 0;
-    for (i, ev) in j.timeline.iter().enumerate() {
+    // Repeats of one line by one process (PAM's config lookups) are shown once, ×N.
+    let mut i = 0;
+    while i < j.timeline.len() {
+        let ev = &j.timeline[i];
         if !evidence.contains(&i) && is_routine(ev) {
             hidden += 1;
+            i += 1;
             continue;
         }
+        let line = describe(ev);
+        let mut repeats = 1;
+        while let Some(next) = j.timeline.get(i + repeats) {
+            let same =
+                next.pid == ev.pid && !evidence.contains(&(i + repeats)) && describe(next) == line;
+            if !same {
+                break;
+            }
+            repeats += 1;
+        }
+        i += repeats;
         shown += 1;
         if shown > TEXT_TIMELINE_LIMIT {
             continue;
         }
         let rel = ev.ts_ns.saturating_sub(j.start_ns) as f64 / 1e6;
-        let line = describe(ev);
+        let times = if repeats > 1 {
+            format!(" ×{repeats}")
+        } else {
+            String::new()
+        };
         let flags = if ev.truncated { " [truncated]" } else { "" };
         if is_failure(ev) {
             writeln!(
                 out,
-                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {RED}{line}{RED:#}{flags}",
+                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {RED}{line}{RED:#}{times}{flags}",
                 ev.pid, ev.comm
             )?;
         } else {
             writeln!(
                 out,
-                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {line}{flags}",
+                "  {DIM}{rel:>10.3} ms{DIM:#} {:>7} {:<15} {line}{times}{flags}",
                 ev.pid, ev.comm
             )?;
         }
