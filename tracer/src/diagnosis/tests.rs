@@ -243,3 +243,277 @@ fn noise_paths() {
     assert!(!is_optional_probe("../data/in.csv", "ENOENT"));
     assert!(!is_optional_probe("/root/.curlrc", "EACCES"));
 }
+
+fn findings(t: &Tracker, job: usize) -> Vec<Finding> {
+    let mut facts = RecordedFacts::default();
+    diagnose(t, &t.jobs()[job], &mut facts, true)
+}
+
+fn connect(pid: u32, ts: u64, address: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Connect {
+            fd: 3,
+            address: address.into(),
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+#[test]
+fn routine_failures_of_a_failing_job_never_lead_its_findings() {
+    // The job fails: every rule runs, and the noise must not be what it names.
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        open(201, 10, "/usr/lib/locale/C.UTF-8/LC_CTYPE", -2),
+        open(201, 11, "/root/.curlrc", -2),
+        connect(201, 12, "unix:/var/run/nscd/socket", -2),
+        open(201, 13, "/srv/app/config.yml", -2),
+    ];
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "app --run",
+        &["PATH=/usr/bin:/bin"],
+        body,
+        1,
+    );
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "open_failed", "{f:#?}");
+    assert!(
+        f[0].message.contains("/srv/app/config.yml"),
+        "{}",
+        f[0].message
+    );
+    assert!(!f
+        .iter()
+        .any(|x| x.message.contains("curlrc") || x.message.contains("nscd")));
+}
+
+#[test]
+fn a_connect_the_job_recovered_from_is_not_the_cause() {
+    let mut t = Tracker::default();
+    t.push(root());
+    // IPv6 refused, then IPv4 to the same port works; later something else fails.
+    let body = vec![
+        connect(201, 10, "[::1]:5432", -111),
+        connect(201, 11, "127.0.0.1:5432", 0),
+        connect(201, 12, "10.0.0.9:6379", -111),
+    ];
+    cron_job(&mut t, 200, 1, "sync-db", &[], body, 1);
+    let f = findings(&t, 0);
+    let c: Vec<&Finding> = f.iter().filter(|x| x.kind == "connect_failed").collect();
+    assert_eq!(c.len(), 1, "{f:#?}");
+    assert!(c[0].message.contains("10.0.0.9:6379"), "{}", c[0].message);
+    // With only the recovered failure, no connect finding at all.
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        connect(201, 10, "[::1]:5432", -111),
+        connect(201, 11, "127.0.0.1:5432", 0),
+    ];
+    cron_job(&mut t, 200, 1, "sync-db", &[], body, 1);
+    assert!(!kinds(&t, 0).contains(&"connect_failed".to_string()));
+}
+
+#[test]
+fn an_env_path_walk_is_one_command_not_found() {
+    let mut t = Tracker::default();
+    t.push(root());
+    let mut body = Vec::new();
+    // `/usr/bin/env mytool` tries each PATH directory, then exits 127.
+    body.extend(exec_events(
+        201,
+        10,
+        &["/usr/bin/env", "mytool"],
+        &["PATH=/usr/bin:/bin"],
+        0,
+    ));
+    body.extend(exec_events(201, 20, &["/usr/bin/mytool"], &[], -2));
+    body.extend(exec_events(201, 30, &["/bin/mytool"], &[], -2));
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "/usr/bin/env mytool",
+        &["PATH=/usr/bin:/bin"],
+        body,
+        127,
+    );
+    let f = findings(&t, 0);
+    let nf: Vec<&Finding> = f.iter().filter(|x| x.kind == "command_not_found").collect();
+    assert_eq!(nf.len(), 1, "{f:#?}");
+    assert!(
+        nf[0]
+            .message
+            .contains("\"mytool\" not found in PATH=/usr/bin:/bin"),
+        "{}",
+        nf[0].message
+    );
+    assert!(!f.iter().any(|x| x.kind == "exec_failed"), "{f:#?}");
+}
+
+#[test]
+fn a_child_killed_under_its_shell_is_named() {
+    let mut t = Tracker::default();
+    t.push(root());
+    let mut body = vec![ev(
+        201,
+        5,
+        Body::Fork {
+            child_pid: 202,
+            clone_flags: 0,
+        },
+    )];
+    body.extend(exec_events(202, 6, &["/usr/bin/pg_dump", "db"], &[], 0));
+    let mut kill = ev(
+        999,
+        20,
+        Body::Signal {
+            target_pid: 202,
+            signal: 15,
+            signal_name: "SIGTERM",
+            code: 0,
+            result: 0,
+        },
+    );
+    kill.comm = "timeout".into();
+    body.push(kill);
+    body.push(ev(
+        202,
+        21,
+        Body::Exit {
+            status: Some(ExitStatus::signal(15, false)),
+        },
+    ));
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "pg_dump db > /backup/db.sql",
+        &[],
+        body,
+        143,
+    );
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "killed_by_signal", "{f:#?}");
+    assert!(
+        f[0].message
+            .contains("`/usr/bin/pg_dump db`, run by the job,"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].message.contains("SIGTERM (sent by pid 999 timeout)"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("exited 143"), "{}", f[0].message);
+}
+
+#[test]
+fn emfile_counts_only_when_the_job_failed_and_names_the_right_limit() {
+    let emfile = |pid, ts, syscall: &str| {
+        ev(
+            pid,
+            ts,
+            Body::FdExhausted {
+                syscall: syscall.into(),
+                nr: 0,
+                result: SysResult::new(-24),
+            },
+        )
+    };
+    let mut t = Tracker::default();
+    t.push(root());
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "probe-limits",
+        &[],
+        vec![emfile(201, 10, "dup")],
+        0,
+    );
+    assert!(kinds(&t, 0).is_empty(), "a job that carried on is fine");
+    let mut t = Tracker::default();
+    t.push(root());
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "watcher",
+        &[],
+        vec![emfile(201, 10, "inotify_init1")],
+        1,
+    );
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "fd_exhausted", "{f:#?}");
+    assert!(
+        f[0].message.contains("fs.inotify.max_user_instances"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn the_mailers_whole_tree_is_delivery_not_the_job() {
+    let mut t = Tracker::default();
+    t.push(root());
+    let fork = |p, ts, c| {
+        ev(
+            p,
+            ts,
+            Body::Fork {
+                child_pid: c,
+                clone_flags: 0,
+            },
+        )
+    };
+    t.push(fork(100, 1, 200));
+    t.push(fork(200, 2, 201));
+    for e in exec_events(201, 3, &["/bin/sh", "-c", "report --daily"], &[], 0) {
+        t.push(e);
+    }
+    t.push(exit(201, 10, 1));
+    // cron's child mails the output: sendmail forks a delivery that fails an open.
+    t.push(fork(200, 20, 210));
+    for e in exec_events(210, 21, &["/usr/sbin/sendmail", "-i", "root"], &[], 0) {
+        t.push(e);
+    }
+    t.push(fork(210, 22, 211));
+    t.push(open(211, 23, "/var/spool/exim4/input/x", -13));
+    t.push(exit(210, 24, 0));
+    t.push(exit(200, 30, 0));
+    let f = findings(&t, 0);
+    assert!(!f.iter().any(|x| x.message.contains("exim4")), "{f:#?}");
+    assert_eq!(f[0].kind, "nonzero_exit", "{f:#?}");
+    // The delivery still running did not keep the job open.
+    assert!(t.jobs()[0].finished());
+}
+
+#[test]
+fn wrappers_pass_the_command_position_on_and_builtins_are_never_missing() {
+    assert_eq!(
+        command_words("nohup sudo -u app timeout 5m backup --all & exec tool; . ./env.sh; time x"),
+        vec!["nohup", "sudo", "timeout", "backup", "exec", "tool", ".", "time", "x"]
+    );
+    // `source`, `command`, `.` exit 127 never because of themselves.
+    let mut t = Tracker::default();
+    t.push(root());
+    cron_job(
+        &mut t,
+        200,
+        1,
+        ". /etc/profile; command -v jt-nope",
+        &["PATH=/usr/bin:/bin"],
+        vec![],
+        127,
+    );
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "command_not_found", "{f:#?}");
+    assert!(!f[0].message.contains("\".\""), "{}", f[0].message);
+}
