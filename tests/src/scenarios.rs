@@ -125,8 +125,71 @@ pub fn scenarios() -> Vec<Scenario> {
             kinds: &["still_running"],
             message_has: vec!["had not exited when the trace ended".into()],
         },
+        Scenario {
+            name: "leaves a process behind (nohup ... &)",
+            command: format!("nohup sleep 20 >/dev/null 2>&1 & true # {LEFT_MARKER}"),
+            kinds: &[],
+            message_has: vec![],
+        },
+        Scenario {
+            name: "a refused address, then the same service answers",
+            command: format!(
+                "bash -c 'exec 3<>/dev/tcp/::1/{OPEN_PORT}' 2>/dev/null; bash -c 'exec 3<>/dev/tcp/127.0.0.1/{OPEN_PORT}' && exit 3 # jt-recovered"
+            ),
+            kinds: &["nonzero_exit"],
+            message_has: vec!["exited 3".into()],
+        },
+        Scenario {
+            name: "env looks a command up on cron's PATH",
+            command: "/usr/bin/env jt-offpath-tool --run".into(),
+            kinds: &["command_not_found"],
+            message_has: vec![
+                "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
+                format!("found at {TOOL}"),
+            ],
+        },
+        Scenario {
+            name: "the real command is killed under its shell",
+            command: "sleep 30 & p=$!; sleep 1; kill $p; wait $p # jt-killed-child".into(),
+            kinds: &["killed_by_signal", "nonzero_exit"],
+            message_has: vec![
+                "`sleep 30`, run by the job,".into(),
+                "SIGTERM".into(),
+                "exited 143".into(),
+            ],
+        },
+        // Healthy jobs of kinds seen on real hosts: no finding at all.
+        Scenario {
+            name: "an interpreter probing its optional files",
+            command: "python3 -c 'import json, os, email; print(json.dumps({}))' > /dev/null".into(),
+            kinds: &[],
+            message_has: vec![],
+        },
+        Scenario {
+            name: "an archive backup",
+            command: format!("tar czf {d}/backup.tgz -C /etc hostname passwd"),
+            kinds: &[],
+            message_has: vec![],
+        },
+        Scenario {
+            name: "run-parts of a directory of scripts",
+            command: format!("run-parts {d}/parts"),
+            kinds: &[],
+            message_has: vec![],
+        },
+        Scenario {
+            name: "a tree walk",
+            command: format!("find {d} /etc/cron.d -name '*.sh' > /dev/null"),
+            kinds: &[],
+            message_has: vec![],
+        },
     ]
 }
+
+/// Marker in the command of the job that leaves `sleep` behind.
+pub const LEFT_MARKER: &str = "jt-left-behind";
+/// A port the test listens on (IPv4 only) while the scenarios run.
+pub const OPEN_PORT: u16 = 47211;
 
 pub fn crontab() -> String {
     let mut s = String::from("# tracer diagnosis scenarios\nSHELL=/bin/sh\n");
@@ -229,6 +292,13 @@ impl ScenarioFiles {
             0o755,
         );
         write(&format!("{d}/crlf.sh"), b"#!/bin/sh\r\necho hi\r\n", 0o755);
+        std::fs::create_dir_all(format!("{d}/parts")).unwrap();
+        write(
+            &format!("{d}/parts/10-first"),
+            b"#!/bin/sh\nexit 0\n",
+            0o755,
+        );
+        write(&format!("{d}/parts/20-second"), b"#!/bin/sh\ntrue\n", 0o755);
         ScenarioFiles
     }
 }
@@ -379,7 +449,16 @@ impl Drop for NamespacedCron {
 /// exec'd `sleep` over the shell, so the command line no longer names the job).
 pub fn stop_running_jobs(report: &serde_json::Value, scheduler_pid: u32) {
     for job in report["jobs"].as_array().into_iter().flatten() {
-        if job["state"] != "running" || job["scheduler_pid"] != scheduler_pid {
+        if job["scheduler_pid"] != scheduler_pid {
+            continue;
+        }
+        // What a finished job left behind (`nohup sleep 20 &`) goes too.
+        for pid in job["left_running"].as_array().into_iter().flatten() {
+            if let Some(pid) = pid.as_i64() {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+        if job["state"] != "running" {
             continue;
         }
         for pid in job["pids"].as_array().into_iter().flatten() {
@@ -900,4 +979,22 @@ pub fn check_busybox_entry(report: &Value, pid: u32) {
     let e = &job["crontab_entry"];
     assert!(e["file"].as_str().unwrap_or("").ends_with("/root"), "{e}");
     assert_eq!(e["line"], 1, "{e}");
+}
+
+/// The job that left `sleep` running ended with its leader and lists what it left.
+pub fn check_left_behind(report: &Value, cron_pid: u32) {
+    let job = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| {
+            j["scheduler_pid"] == cron_pid
+                && j["command"].as_str().unwrap_or("").contains(LEFT_MARKER)
+        })
+        .expect("the nohup job");
+    assert_eq!(job["state"], "finished", "{job:#}");
+    assert!(
+        !job["left_running"].as_array().is_none_or(|v| v.is_empty()),
+        "{job:#}"
+    );
 }

@@ -35,6 +35,9 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     // Marks left at an earlier minute (while we waited) are not this minute's.
     scenarios::clear_markers();
     let _crontab = CrontabGuard::install(&scenarios::crontab());
+    // The service of the "refused, then answered" scenario: IPv4 only.
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", scenarios::OPEN_PORT))
+        .expect("bind the scenario's port");
     let tracer = Tracer::start(&["--format", "json", "--output", trace.to_str().unwrap()]);
     // `record --entry` waits for the entry's next run, then stops by itself.
     let entry_tracer = Tracer::start(&["--entry", "true jt-clean", "--format", "json"]);
@@ -71,6 +74,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     eprintln!("live report: {}", keep.display());
     check_scenarios(&live, Some(cron.pid));
     scenarios::check_entries(&live, cron.pid);
+    scenarios::check_left_behind(&live, cron.pid);
     check_trigger_path(&live, cron.pid, "true jt-clean");
     scenarios::check_no_mta(&live, no_mta.pid);
     scenarios::check_busybox(&live, busybox.pid);

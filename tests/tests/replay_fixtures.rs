@@ -52,6 +52,7 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     let failing_mta = failing_mta.unwrap();
     scenarios::check_no_mta(&report, no_mta.expect("the no-MTA cron's runs"));
     scenarios::check_entries(&report, failing_mta);
+    scenarios::check_left_behind(&report, failing_mta);
     scenarios::check_rule_files(&report);
     scenarios::check_doomed(&report, None, None);
     scenarios::check_stale(&report);

@@ -16,6 +16,24 @@ fn service(address: &str) -> &str {
     address.rsplit(':').next().unwrap_or(address)
 }
 
+/// Whether the failed connect at `i` was followed by a connect to the same service that
+/// worked (a retry, the other address family): the job got past it.
+pub(super) fn recovered(v: &View, i: usize) -> bool {
+    let Body::Connect {
+        address, result, ..
+    } = &v.tl[i].body
+    else {
+        return false;
+    };
+    if result.ok() {
+        return false;
+    }
+    let svc = service(address);
+    v.tl[i + 1..].iter().any(|e| {
+        matches!(&e.body, Body::Connect { address, result, .. } if result.ok() && service(address) == svc)
+    })
+}
+
 /// The job failed and a connection it made failed: refused, timed out, unreachable.
 /// A non-blocking connect (EINPROGRESS) is resolved by the SO_ERROR the program read.
 /// A failure the job got past (a retry, another address of the same service that then

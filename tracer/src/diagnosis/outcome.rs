@@ -82,12 +82,11 @@ pub(super) fn killed_by_signal(v: &View, d: &mut Vec<Draft>) {
     let what = if victim == v.main {
         format!("`{}`", v.t.summary(v.job).command)
     } else {
-        let argv =
-            v.t.procs
-                .get(victim)
-                .map(|p| p.argv.join(" "))
-                .unwrap_or_default();
-        format!("`{argv}`, run by the job,")
+        match v.t.procs.get(victim) {
+            Some(p) if p.execed => format!("`{}`, run by the job,", p.argv.join(" ")),
+            // Killed between its fork and its exec: it was still the job's shell.
+            _ => "a subshell of the job's shell".to_string(),
+        }
     };
     let then = match shell_code {
         Some(c) => format!("; the job's shell then exited {c}"),
@@ -115,7 +114,7 @@ pub(super) fn nonzero_exit(v: &View, d: &mut Vec<Draft>) {
         .iter()
         .enumerate()
         .rev()
-        .filter(|(i, _)| v.is_job_work(*i))
+        .filter(|(i, _)| v.is_job_work(*i) && !super::network::recovered(v, *i))
         .find_map(|(i, e)| notable_failure(e).map(|s| (i, s, e.pid)));
     let mut evidence: Vec<usize> = Vec::new();
     let tail = match last {
