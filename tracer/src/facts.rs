@@ -28,14 +28,29 @@ pub struct FileFact {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "question", rename_all = "snake_case")]
 pub enum Fact {
-    Locate { name: String, found: Option<String> },
-    File { path: String, fact: FileFact },
+    Locate {
+        name: String,
+        found: Option<String>,
+    },
+    File {
+        path: String,
+        fact: FileFact,
+    },
+    /// Where a relative path that failed from the job's cwd does exist: under one of
+    /// `near` (the job's script directories, its home) or a usual place for apps.
+    Relative {
+        rel: String,
+        near: Vec<String>,
+        found: Option<String>,
+    },
 }
 
 pub trait HostFacts {
     /// Where an executable named `name` is on this host, outside any job's PATH.
     fn locate(&mut self, name: &str) -> Option<String>;
     fn file(&mut self, path: &str) -> FileFact;
+    /// Where `rel` exists relative to another directory than the one it failed from.
+    fn locate_relative(&mut self, rel: &str, near: &[String]) -> Option<String>;
     /// Answers given since the last call (for the trace file).
     fn take_new(&mut self) -> Vec<Fact> {
         Vec::new()
@@ -131,6 +146,38 @@ impl HostFacts for LiveFacts {
         found
     }
 
+    fn locate_relative(&mut self, rel: &str, near: &[String]) -> Option<String> {
+        let key = format!("relative:{rel}|{}", near.join(":"));
+        if let Some(Fact::Relative { found, .. }) = self.cache.get(&key) {
+            return found.clone();
+        }
+        let mut dirs: Vec<PathBuf> = near.iter().map(PathBuf::from).collect();
+        // Where applications and their scripts usually live, one level down.
+        for base in ["/opt", "/srv", "/home", "/usr/local", "/var/www"] {
+            if let Ok(rd) = std::fs::read_dir(base) {
+                let mut found: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                found.sort();
+                dirs.extend(found.into_iter().filter(|p| p.is_dir()).take(200));
+            }
+        }
+        let found = dirs
+            .iter()
+            .map(|d| {
+                crate::model::process::resolve(Some(&d.display().to_string()), rel)
+                    .unwrap_or_default()
+            })
+            .find(|p| !p.is_empty() && Path::new(p).is_file());
+        self.remember(
+            key,
+            Fact::Relative {
+                rel: rel.to_string(),
+                near: near.to_vec(),
+                found: found.clone(),
+            },
+        );
+        found
+    }
+
     fn file(&mut self, path: &str) -> FileFact {
         let key = format!("file:{path}");
         if let Some(Fact::File { fact, .. }) = self.cache.get(&key) {
@@ -188,6 +235,7 @@ impl HostFacts for LiveFacts {
 pub struct RecordedFacts {
     locate: BTreeMap<String, Option<String>>,
     files: BTreeMap<String, FileFact>,
+    relative: BTreeMap<String, Option<String>>,
 }
 
 impl RecordedFacts {
@@ -198,6 +246,10 @@ impl RecordedFacts {
             }
             Fact::File { path, fact } => {
                 self.files.insert(path.clone(), fact.clone());
+            }
+            Fact::Relative { rel, near, found } => {
+                self.relative
+                    .insert(format!("{rel}|{}", near.join(":")), found.clone());
             }
         }
     }
@@ -210,6 +262,13 @@ impl HostFacts for RecordedFacts {
 
     fn file(&mut self, path: &str) -> FileFact {
         self.files.get(path).cloned().unwrap_or_default()
+    }
+
+    fn locate_relative(&mut self, rel: &str, near: &[String]) -> Option<String> {
+        self.relative
+            .get(&format!("{rel}|{}", near.join(":")))
+            .cloned()
+            .flatten()
     }
 }
 

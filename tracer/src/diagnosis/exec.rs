@@ -6,7 +6,10 @@ use super::{
     view::{basename, ExecTry, View},
     Draft, Kind,
 };
-use crate::{facts::HostFacts, model::event::Body};
+use crate::{
+    facts::HostFacts,
+    model::{event::Body, process::resolve},
+};
 
 /// The scheduler's child could not enter the job's directory ($HOME for cron).
 pub(super) fn chdir_failed(v: &View, d: &mut Vec<Draft>) {
@@ -94,6 +97,7 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
             scheduler: &v.job.scheduler,
             shown,
             uid: v.tl[i].uid,
+            near: v.near_dirs(pid),
         };
         let (kind, message) = exec_failure(filename, errno, &how, facts);
         d.push(Draft {
@@ -180,6 +184,8 @@ pub(super) struct ExecContext<'a> {
     /// The word as the job's command wrote it.
     pub shown: &'a str,
     pub uid: u32,
+    /// Where a relative path may have been meant to be taken from (see `near_dirs`).
+    pub near: Vec<String>,
 }
 
 /// The finding for an exec of `filename` that failed with `errno`, explained by what
@@ -194,16 +200,30 @@ pub(super) fn exec_failure(
     let err = crate::model::names::errno_name(errno);
     let shown = how.shown;
     match errno {
-        2 if !filename.starts_with('/') && filename.contains('/') => (
-            Kind::RelativePath,
-            format!(
-                "exec \"{filename}\" ENOENT with cwd={} ({} runs jobs in $HOME; use an absolute path or cd first)",
-                how.cwd.unwrap_or("?"),
-                how.scheduler
-            ),
-        ),
+        // A relative path is the cwd's fault only if the file is somewhere else.
+        2 if !filename.starts_with('/') && filename.contains('/') => {
+            match facts.locate_relative(filename, &how.near) {
+                Some(at) => (
+                    Kind::RelativePath,
+                    format!(
+                        "exec \"{filename}\" ENOENT with cwd={} (it is at {at}; {} runs jobs in $HOME: use an absolute path or cd first)",
+                        how.cwd.unwrap_or("?"),
+                        how.scheduler
+                    ),
+                ),
+                None => (
+                    Kind::ExecFailed,
+                    format!(
+                        "exec \"{filename}\" ENOENT with cwd={}: no such file there, nor anywhere usual on this host",
+                        how.cwd.unwrap_or("?")
+                    ),
+                ),
+            }
+        }
         2 => {
-            let f = facts.file(filename);
+            // What the host says of the file the job named, from the job's cwd.
+            let target = resolve(how.cwd, filename).unwrap_or_else(|| filename.to_string());
+            let f = facts.file(&target);
             match (&f.exists, &f.shebang) {
                 (true, Some(sb)) => {
                     let interp = sb.trim_start_matches("#!").trim_start();
@@ -236,26 +256,37 @@ pub(super) fn exec_failure(
             }
         }
         13 => {
-            let f = facts.file(filename);
+            let target = resolve(how.cwd, filename).unwrap_or_else(|| filename.to_string());
+            let f = facts.file(&target);
             let why = if f.is_dir {
                 "it is a directory".to_string()
             } else if f.exists && f.mode & 0o111 == 0 {
-                format!("it lacks the exec bit (mode {:04o}): chmod +x {filename}", f.mode)
+                format!(
+                    "it lacks the exec bit (mode {:04o}): chmod +x {filename}",
+                    f.mode
+                )
             } else if f.noexec_mount {
-                "it is on a filesystem mounted noexec: move it or run it with its interpreter".to_string()
+                "it is on a filesystem mounted noexec: move it or run it with its interpreter"
+                    .to_string()
             } else {
                 format!(
                     "permission denied for uid {} (a directory on its path may not be searchable)",
                     how.uid
                 )
             };
-            (Kind::NotExecutable, format!("\"{filename}\" cannot be executed: {why}"))
+            (
+                Kind::NotExecutable,
+                format!("\"{filename}\" cannot be executed: {why}"),
+            )
         }
         8 => (
             Kind::ExecFailed,
             format!("exec \"{filename}\" ENOEXEC: not a binary and no #! line"),
         ),
-        _ => (Kind::ExecFailed, format!("exec \"{filename}\" failed {err}")),
+        _ => (
+            Kind::ExecFailed,
+            format!("exec \"{filename}\" failed {err}"),
+        ),
     }
 }
 

@@ -4,7 +4,7 @@ use super::{
     view::View,
     Draft, Kind,
 };
-use crate::model::event::Body;
+use crate::{facts::HostFacts, model::event::Body};
 
 /// EMFILE/ENFILE in the job's own work, when the job then failed (a program that
 /// probes its limit and carries on is fine): the descriptor limit was hit. Calls with
@@ -101,6 +101,39 @@ pub(super) fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
     });
 }
 
+/// A dotfile is usually an optional setting (`~/.curlrc`), but not when it is the last
+/// thing a process failed before it exited non-zero (`~/.pgpass`, `.env`, a key):
+/// what the process did next decides, not the path's shape.
+fn needed_dotfile<'a>(v: &'a View) -> Option<(usize, &'a crate::model::event::Event)> {
+    for &pid in &v.job.members {
+        if v.mailers.contains(&pid) {
+            continue;
+        }
+        let failed =
+            v.t.procs
+                .get(pid)
+                .and_then(|p| p.exit)
+                .is_some_and(|s| !s.is_success());
+        let Some(exit_at) = v.exit_index(pid).filter(|_| failed) else {
+            continue;
+        };
+        let last_failure = v.tl[..exit_at]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(j, e)| e.pid == pid && v.is_job_work(*j))
+            .find(|(_, e)| e.body.result().is_some_and(|r| !r.ok()));
+        if let Some((j, e)) = last_failure {
+            if matches!(&e.body, Body::Open { path, result, .. }
+                if is_optional_probe(path, result.error.unwrap_or("")) && !is_noise_path(path))
+            {
+                return Some((j, e));
+            }
+        }
+    }
+    None
+}
+
 /// Calls whose EMFILE means a limit of their own.
 fn own_limit(syscall: &str) -> Option<&'static str> {
     match syscall {
@@ -114,7 +147,7 @@ fn own_limit(syscall: &str) -> Option<&'static str> {
 
 /// The job failed and a file it needed could not be opened (relative paths are
 /// explained by the cwd).
-pub(super) fn open_failed(v: &View, d: &mut Vec<Draft>) {
+pub(super) fn open_failed(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) {
     let found = v.tl.iter().enumerate().rev().find(|(i, e)| {
         v.is_job_work(*i)
             && matches!(&e.body, Body::Open { path, result, .. }
@@ -122,7 +155,9 @@ pub(super) fn open_failed(v: &View, d: &mut Vec<Draft>) {
                     && !is_optional_probe(path, result.error.unwrap_or(""))
                     && matches!(result.error, Some("ENOENT" | "EACCES" | "EPERM" | "EROFS" | "ENOSPC" | "ENOTDIR" | "EISDIR" | "ELOOP" | "EDQUOT")))
     });
-    let Some((i, e)) = found else { return };
+    let Some((i, e)) = found.or_else(|| needed_dotfile(v)) else {
+        return;
+    };
     let Body::Open {
         syscall,
         path,
@@ -134,11 +169,15 @@ pub(super) fn open_failed(v: &View, d: &mut Vec<Draft>) {
     };
     let err = result.error.unwrap_or("?");
     let relative = !path.starts_with('/');
-    if relative && err == "ENOENT" {
+    // The cwd is the cause only if the file is where the job must have meant it.
+    let elsewhere = (relative && err == "ENOENT")
+        .then(|| facts.locate_relative(path, &v.near_dirs(e.pid)))
+        .flatten();
+    if let Some(at) = elsewhere {
         d.push(Draft {
             kind: Kind::RelativePath,
             message: format!(
-                "{syscall}(\"{path}\") ENOENT with cwd={} ({} runs jobs in $HOME; the path is relative to it)",
+                "{syscall}(\"{path}\") ENOENT with cwd={} (it is at {at}; {} runs jobs in $HOME and the path is relative to it)",
                 v.cwd(e.pid).unwrap_or("?"),
                 v.job.scheduler
             ),
@@ -147,6 +186,11 @@ pub(super) fn open_failed(v: &View, d: &mut Vec<Draft>) {
         });
         return;
     }
+    let path = if relative {
+        format!("{path}\" from cwd=\"{}", v.cwd(e.pid).unwrap_or("?"))
+    } else {
+        path.clone()
+    };
     let who = format!("pid {} ({}, uid {})", e.pid, e.comm, e.uid);
     d.push(Draft {
         kind: Kind::OpenFailed,

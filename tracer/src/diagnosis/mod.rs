@@ -117,7 +117,7 @@ pub fn diagnose(t: &Tracker, job: &Job, facts: &mut dyn HostFacts, ended: bool) 
         // A failed open and a failed connect compete: the later one is closer to the
         // failure and is kept.
         let mut io = Vec::new();
-        files::open_failed(&v, &mut io);
+        files::open_failed(&v, facts, &mut io);
         network::connect_failed(&v, &mut io);
         if let Some(last) = io
             .into_iter()

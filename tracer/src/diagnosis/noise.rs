@@ -4,27 +4,38 @@
 use crate::model::event::{Body, Event};
 
 /// Paths a healthy program probes and may not find: never a cause.
+/// Not every file under /usr/lib: a script's data there is a real need; the loader's
+/// libraries and the interpreters' module searches are the probes.
 pub fn is_noise_path(path: &str) -> bool {
-    const PREFIXES: [&str; 14] = [
+    const PREFIXES: [&str; 16] = [
         "/usr/lib/locale",
         "/usr/share/locale",
         "/usr/lib/x86_64-linux-gnu/gconv",
         "/etc/ld.so",
-        "/lib/",
-        "/lib64/",
-        "/usr/lib/",
-        "/usr/lib64/",
         "/proc/",
         "/sys/",
         "/dev/",
         "/usr/share/terminfo",
         "/etc/terminfo",
         "/run/nscd",
+        "/usr/share/zoneinfo",
+        // Module searches of interpreters: a miss in one directory of many.
+        "/usr/lib/python",
+        "/usr/local/lib/python",
+        "/usr/lib/x86_64-linux-gnu/perl",
+        "/usr/share/perl",
+        "/usr/lib/ruby",
     ];
+    let base = path.rsplit('/').next().unwrap_or(path);
     PREFIXES.iter().any(|p| path.starts_with(p))
         || path.ends_with(".so")
         || path.contains(".so.")
+        || path.contains("/glibc-hwcaps/")
         || path.contains("/.terminfo")
+        || path.contains("/__pycache__/")
+        || path.ends_with(".pyc")
+        || path.ends_with(".pth")
+        || base == "pyvenv.cfg"
         || path == "/etc/nsswitch.conf"
         || path == "/etc/localtime"
 }

@@ -50,6 +50,7 @@ pub fn check_command(command: &str, run: &RunEnv, facts: &mut dyn HostFacts) -> 
             scheduler: run.scheduler,
             shown: &word,
             uid: run.uid,
+            near: Vec::new(),
         };
         let found = if word.contains('/') {
             if word.starts_with('/') {
@@ -150,6 +151,11 @@ mod tests {
                 name: "backup-tool".into(),
                 found: Some("/usr/local/bin/backup-tool".into()),
             },
+            Fact::Relative {
+                rel: "./elsewhere.sh".into(),
+                near: Vec::new(),
+                found: Some("/opt/app/elsewhere.sh".into()),
+            },
         ] {
             f.add(&fact);
         }
@@ -200,7 +206,13 @@ mod tests {
         assert!(msg.contains("no such file"), "{msg}");
         let (kind, msg) = k("./elsewhere.sh").unwrap();
         assert_eq!(kind, "relative_path");
-        assert!(msg.contains("cwd=/root"), "{msg}");
+        assert!(
+            msg.contains("cwd=/root") && msg.contains("/opt/app/elsewhere.sh"),
+            "{msg}"
+        );
+        // Nowhere else either: not the cwd's fault, just missing.
+        let (kind, _) = k("./nowhere.sh").unwrap();
+        assert_eq!(kind, "exec_failed");
     }
 
     #[test]

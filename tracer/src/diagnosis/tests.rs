@@ -517,3 +517,64 @@ fn wrappers_pass_the_command_position_on_and_builtins_are_never_missing() {
     assert_eq!(f[0].kind, "command_not_found", "{f:#?}");
     assert!(!f[0].message.contains("\".\""), "{}", f[0].message);
 }
+
+#[test]
+fn a_relative_path_is_the_cwds_fault_only_if_the_file_is_elsewhere() {
+    let run = |facts: &mut RecordedFacts| {
+        let mut t = Tracker::default();
+        t.push(root());
+        let mut body = exec_events(201, 5, &["/opt/app/run.sh"], &[], 0);
+        body.push(ev(
+            201,
+            8,
+            Body::Chdir {
+                path: "/root".into(),
+                result: SysResult::new(0),
+            },
+        ));
+        body.push(open(201, 10, "config.ini", -2));
+        cron_job(&mut t, 200, 1, "/opt/app/run.sh", &[], body, 2);
+        diagnose(&t, &t.jobs()[0], facts, true)
+    };
+    let mut facts = RecordedFacts::default();
+    facts.add(&crate::facts::Fact::Relative {
+        rel: "config.ini".into(),
+        near: vec!["/opt/app".into()],
+        found: Some("/opt/app/config.ini".into()),
+    });
+    let f = run(&mut facts);
+    assert_eq!(f[0].kind, "relative_path", "{f:#?}");
+    assert!(
+        f[0].message.contains("it is at /opt/app/config.ini"),
+        "{}",
+        f[0].message
+    );
+    // Not there either: the file is simply missing.
+    let f = run(&mut RecordedFacts::default());
+    assert_eq!(f[0].kind, "open_failed", "{f:#?}");
+}
+
+#[test]
+fn a_dotfile_is_a_cause_when_it_was_the_last_thing_that_failed() {
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        open(201, 10, "/root/.curlrc", -2),
+        open(201, 11, "/etc/hostname", 3),
+        open(201, 12, "/root/.pgpass", -2),
+    ];
+    cron_job(&mut t, 200, 1, "nightly-dump", &[], body, 2);
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "open_failed", "{f:#?}");
+    assert!(f[0].message.contains("/root/.pgpass"), "{}", f[0].message);
+    // A dotfile probe followed by another failure is still just a probe.
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        open(201, 10, "/root/.curlrc", -2),
+        connect(201, 11, "10.0.0.9:443", -111),
+    ];
+    cron_job(&mut t, 200, 1, "fetch", &[], body, 7);
+    let f = findings(&t, 0);
+    assert!(!f.iter().any(|x| x.message.contains(".curlrc")), "{f:#?}");
+}

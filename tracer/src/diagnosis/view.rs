@@ -139,6 +139,37 @@ impl<'a> View<'a> {
         v
     }
 
+    /// Directories a relative path of the job may have meant: those of the programs
+    /// and scripts it ran (outside the system's bin directories) and its home.
+    pub fn near_dirs(&self, pid: u32) -> Vec<String> {
+        const SYSTEM: [&str; 6] = [
+            "/bin",
+            "/sbin",
+            "/usr/bin",
+            "/usr/sbin",
+            "/usr/local/bin",
+            "/usr/local/sbin",
+        ];
+        let mut dirs: Vec<String> = self
+            .tl
+            .iter()
+            .filter_map(|e| match &e.body {
+                Body::ExecAttempt { argv, .. } => {
+                    argv.get(1).filter(|a| a.starts_with('/')).cloned()
+                }
+                Body::Exec { filename, .. } => Some(filename.clone()),
+                _ => None,
+            })
+            .filter(|f| f.starts_with('/'))
+            .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d.to_string()))
+            .filter(|d| !d.is_empty() && !SYSTEM.contains(&d.as_str()))
+            .collect();
+        dirs.extend(self.env_var(pid, "HOME"));
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
     pub fn exit_index(&self, pid: u32) -> Option<usize> {
         self.tl
             .iter()
