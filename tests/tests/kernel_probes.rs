@@ -94,12 +94,9 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
         missing["ppid"], leader,
         "the failed exec runs in a child of the job leader"
     );
-    let missing_pid = missing["pid"].clone();
-    let res = expect_event(&events, "exec result ENOENT", |e| {
-        e["event"] == "exec_result" && e["pid"] == missing_pid
-    });
-    assert_eq!(res["error"], "ENOENT");
-    assert_eq!(res["ret"], -2);
+    // The attempt carries its result: the model joins the two kernel records.
+    assert_eq!(missing["error"], "ENOENT");
+    assert_eq!(missing["ret"], -2);
 
     let cat = expect_event(&events, "exec of cat", |e| {
         e["event"] == "exec_attempt" && e["argv"] == serde_json::json!(["cat", "/etc/hostname"])

@@ -87,8 +87,10 @@ impl TryFrom<u32> for RecordKind {
 /// - `Getsockopt`: args = [fd, level, optname, 0]; data[0..4] = the int value read back.
 /// - `Execve`/`Execveat`: the result of an exec attempt; `ret` = 0 on success.
 /// - `FdExhausted`: any other syscall that failed with EMFILE/ENFILE; args = [raw nr, ..].
-/// - `Stat`: args = [dfd, flags, 0, 0]; data = path. Only for processes whose comm is a
-///   root's (the scheduler and its children before they exec).
+/// - `Stat`: args = [dfd, flags, failures_only, 0]; data = path. Every stat of a process
+///   whose comm is a root's (the scheduler and its children before they exec); for the
+///   job's processes (failures_only = 1) only `stat(path)` calls that failed: a shell's
+///   PATH search.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyscallKind {
@@ -116,8 +118,8 @@ pub enum SyscallKind {
     FdExhausted = 22,
     /// Internal: clone flags held between enter and the fork tracepoint; never emitted.
     Clone = 23,
-    /// newfstatat/statx by a scheduler process (not its jobs: too many), e.g. cron
-    /// checking for its MTA. data = path.
+    /// newfstatat/statx: all of a scheduler process's (cron checking for its MTA), a
+    /// job's only when `stat(path)` failed (a shell's PATH search). data = path.
     Stat = 24,
 }
 

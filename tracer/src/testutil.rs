@@ -43,6 +43,7 @@ pub fn exec_events(pid: u32, ts: u64, argv: &[&str], env: &[&str], ret: i64) -> 
             filename: argv[0].into(),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: env.iter().map(|s| s.to_string()).collect(),
+            result: None,
             argv_truncated: false,
             env_truncated: false,
             execveat: false,

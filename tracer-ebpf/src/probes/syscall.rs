@@ -233,20 +233,35 @@ enter_probe!(
     Data::None
 );
 
-/// Only the scheduler's own stats (cron looks for its MTA this way); a job's would flood.
+/// `args[2]` of a job's stat: keep it only if it failed (a PATH search miss).
+const STAT_FAILURES_ONLY: u64 = 1;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// The scheduler's stats, all of them (cron looks for its MTA this way), and a job's
+/// failed `stat(path)` calls: how bash and dash search PATH, so a command missing from
+/// PATH inside a script leaves a trace. A job's successful stats would flood (a tree
+/// walk makes millions); `lstat`, `fstat` and dirfd-relative calls are never a PATH
+/// search and are left at the first check.
 #[inline(always)]
-fn scheduler_stat(ctx: &TracePointContext, flags_arg: usize) -> u32 {
+fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
     let (tgid, _) = ids();
     if !is_tracked(tgid) {
         return 0;
     }
+    let (dirfd, flags) = (arg(ctx, 0), arg(ctx, flags_arg));
     let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0u8; 16]);
-    if unsafe { ROOT_COMMS.get(&comm) }.is_none() {
+    let keep = if unsafe { ROOT_COMMS.get(&comm) }.is_some() {
+        0
+    } else if dirfd as u32 == AT_FDCWD as u32 && flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) == 0
+    {
+        STAT_FAILURES_ONLY
+    } else {
         return 0;
-    }
+    };
     store_pending(
         SyscallKind::Stat,
-        [arg(ctx, 0), arg(ctx, flags_arg), 0, 0],
+        [dirfd, flags, keep, 0],
         Data::Str(arg(ctx, 1)),
     );
     0
@@ -254,12 +269,12 @@ fn scheduler_stat(ctx: &TracePointContext, flags_arg: usize) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_newfstatat(ctx: TracePointContext) -> u32 {
-    scheduler_stat(&ctx, 3)
+    stat_enter(&ctx, 3)
 }
 
 #[tracepoint]
 pub fn sys_enter_statx(ctx: TracePointContext) -> u32 {
-    scheduler_stat(&ctx, 2)
+    stat_enter(&ctx, 2)
 }
 
 #[tracepoint]
@@ -348,6 +363,10 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         let kind = (*p).syscall;
         if kind == SyscallKind::Clone as u32 {
             // Only needed by the fork probe, which has run by now.
+            let _ = PENDING.remove(&tid);
+            return 0;
+        }
+        if kind == SyscallKind::Stat as u32 && (*p).args[2] == STAT_FAILURES_ONLY && ret >= 0 {
             let _ = PENDING.remove(&tid);
             return 0;
         }

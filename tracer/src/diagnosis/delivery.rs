@@ -14,16 +14,13 @@ pub(super) fn output_lost(v: &View, d: &mut Vec<Draft>) {
         let attempt =
             v.tl.iter()
                 .position(|e| e.pid == pid && matches!(e.body, Body::ExecAttempt { .. }));
-        let result =
-            v.tl.iter()
-                .position(|e| e.pid == pid && matches!(e.body, Body::ExecResult { .. }));
         let filename = attempt
             .and_then(|i| match &v.tl[i].body {
                 Body::ExecAttempt { filename, .. } => Some(filename.clone()),
                 _ => None,
             })
             .unwrap_or_else(|| "sendmail".into());
-        let exec_err = result
+        let exec_err = attempt
             .and_then(|i| v.tl[i].body.result())
             .and_then(|r| r.error);
         let exit = v.t.procs.get(pid).and_then(|p| p.exit);
@@ -32,7 +29,7 @@ pub(super) fn output_lost(v: &View, d: &mut Vec<Draft>) {
             (None, Some(s)) if !s.is_success() => format!("{filename} {s}"),
             _ => continue,
         };
-        let mut evidence: Vec<usize> = attempt.into_iter().chain(result).collect();
+        let mut evidence: Vec<usize> = attempt.into_iter().collect();
         evidence.extend(v.exit_index(pid));
         d.push(Draft {
             kind: Kind::OutputLost,

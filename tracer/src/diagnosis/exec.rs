@@ -76,7 +76,7 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
     let walked = path_walks(v, &attempts, facts, d);
     found |= !walked.is_empty();
     for (k, a) in attempts.iter().enumerate() {
-        let (i, res, filename, argv, ret) = (a.at, a.result, a.filename, a.argv, a.ret);
+        let (i, filename, argv, ret) = (a.at, a.filename, a.argv, a.ret);
         if ret >= 0 || v.mailers.contains(&v.tl[i].pid) || walked.contains(&i) {
             continue;
         }
@@ -89,8 +89,7 @@ pub(super) fn exec_failures(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Dra
             continue;
         }
         let errno = ret.checked_neg().unwrap_or(0);
-        let mut evidence = vec![i];
-        evidence.extend(res);
+        let evidence = vec![i];
         let shown = argv.first().map(String::as_str).unwrap_or(filename);
         let how = ExecContext {
             cwd: v.cwd(pid),

@@ -41,7 +41,7 @@ pub(super) fn fd_exhausted(v: &View, d: &mut Vec<Draft>) {
         Body::Open { syscall, path, .. } => format!("{syscall}(\"{path}\")"),
         Body::Socket { family_name, .. } => format!("socket({family_name})"),
         Body::FdExhausted { syscall, .. } => format!("{syscall}()"),
-        Body::ExecResult { .. } => "execve".to_string(),
+        Body::ExecAttempt { filename, .. } => format!("execve(\"{filename}\")"),
         other => other.name().to_string(),
     };
     let mut evidence = vec![i];

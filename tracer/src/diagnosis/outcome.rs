@@ -20,7 +20,7 @@ fn notable_failure(e: &Event) -> Option<String> {
             Some(format!("connect({address}) {err}"))
         }
         Body::Chdir { path, .. } => Some(format!("chdir(\"{path}\") {err}")),
-        Body::ExecResult { .. } => Some(format!("execve {err}")),
+        Body::ExecAttempt { filename, .. } => Some(format!("execve(\"{filename}\") {err}")),
         Body::FdExhausted { syscall, .. } => Some(format!("{syscall}() {err}")),
         _ => None,
     }

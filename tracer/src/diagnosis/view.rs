@@ -10,7 +10,6 @@ use crate::model::{
 /// An exec attempt: its index, its result's index, what was asked, the result.
 pub(super) struct ExecTry<'a> {
     pub at: usize,
-    pub result: Option<usize>,
     pub filename: &'a str,
     pub argv: &'a [String],
     pub ret: i64,
@@ -114,29 +113,26 @@ impl<'a> View<'a> {
         })
     }
 
-    /// The exec attempts of the job, each with its result.
+    /// The exec attempts of the job, each with its result (0 while unknown).
     pub fn exec_attempts(&self) -> Vec<ExecTry<'a>> {
-        let mut v = Vec::new();
-        for (i, e) in self.tl.iter().enumerate() {
-            if let Body::ExecAttempt { filename, argv, .. } = &e.body {
-                let res = self.tl[i + 1..]
-                    .iter()
-                    .position(|r| r.pid == e.pid && matches!(r.body, Body::ExecResult { .. }))
-                    .map(|k| i + 1 + k);
-                let ret = res
-                    .and_then(|k| self.tl[k].body.result())
-                    .map(|r| r.ret)
-                    .unwrap_or(0);
-                v.push(ExecTry {
+        self.tl
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.body {
+                Body::ExecAttempt {
+                    filename,
+                    argv,
+                    result,
+                    ..
+                } => Some(ExecTry {
                     at: i,
-                    result: res,
                     filename: filename.as_str(),
                     argv: argv.as_slice(),
-                    ret,
-                });
-            }
-        }
-        v
+                    ret: result.map_or(0, |r| r.ret),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Directories a relative path of the job may have meant: those of the programs

@@ -174,6 +174,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                     filename: cstr(&r.filename, FILENAME_LEN),
                     argv: cstrs(&r.args, r.args_len.min(ARGS_LEN as u32), r.argc),
                     env: cstrs(&r.env, r.env_len.min(ENV_LEN as u32), r.envc),
+                    result: None,
                     argv_truncated: r.trunc & EXEC_ARGS_TRUNC != 0,
                     env_truncated: r.trunc & EXEC_ENV_TRUNC != 0,
                     execveat: r.is_execveat != 0,

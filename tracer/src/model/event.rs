@@ -111,11 +111,14 @@ pub enum Body {
         child_pid: u32,
         clone_flags: u64,
     },
-    /// execve/execveat was called (the result follows as `ExecResult`).
+    /// execve/execveat was called; `result` is joined in by the job model when the
+    /// call returns (decoding gives it as a separate `ExecResult`).
     ExecAttempt {
         filename: String,
         argv: Vec<String>,
         env: Vec<String>,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        result: Option<SysResult>,
         #[serde(skip_serializing_if = "is_false")]
         argv_truncated: bool,
         #[serde(skip_serializing_if = "is_false")]
@@ -123,7 +126,8 @@ pub enum Body {
         #[serde(skip_serializing_if = "is_false")]
         execveat: bool,
     },
-    /// The exec attempt's result.
+    /// An exec attempt's result, before the model joins it to its attempt; left alone
+    /// only when the attempt was not seen (it began before the trace).
     ExecResult {
         #[serde(flatten)]
         result: SysResult,
@@ -276,6 +280,7 @@ impl Body {
     /// The syscall result, for events that have one.
     pub fn result(&self) -> Option<SysResult> {
         match self {
+            Body::ExecAttempt { result, .. } => *result,
             Body::ExecResult { result }
             | Body::Open { result, .. }
             | Body::Socket { result, .. }

@@ -29,11 +29,38 @@ pub struct Job {
     pub timeline: Vec<Event>,
     /// Frozen when the job finishes.
     pub final_summary: Option<JobSummary>,
+    /// Per pid: the timeline index of its exec attempt still waiting for its result.
+    exec_pending: HashMap<u32, usize>,
 }
 
 impl Job {
     pub fn finished(&self) -> bool {
         self.end_ns.is_some()
+    }
+
+    /// Add an event to the timeline. An exec's result is the one event that is not
+    /// added: the kernel reports the attempt (at entry, with argv and env) and its
+    /// result (at exit) apart, and this is the one place they are joined, so every
+    /// rule and every output reads one `exec_attempt` that carries its result. A
+    /// result whose attempt came before the trace stays an `exec_result`.
+    fn append(&mut self, mut ev: Event) {
+        match &mut ev.body {
+            Body::ExecAttempt { .. } => {
+                self.exec_pending.insert(ev.pid, self.timeline.len());
+            }
+            Body::ExecResult { result } => {
+                if let Some(i) = self.exec_pending.remove(&ev.pid) {
+                    let attempt = &mut self.timeline[i];
+                    if let Body::ExecAttempt { result: joined, .. } = &mut attempt.body {
+                        *joined = Some(*result);
+                        attempt.dur_ns = Some(ev.ts_ns.saturating_sub(attempt.ts_ns));
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.timeline.push(ev);
     }
 }
 
@@ -115,6 +142,7 @@ impl Tracker {
             live: HashSet::from([leader]),
             timeline: Vec::new(),
             final_summary: None,
+            exec_pending: HashMap::new(),
         });
         self.pid_job.insert(leader, idx);
         idx
@@ -139,10 +167,10 @@ impl Tracker {
                     self.roots.insert(ev.pid, ev.comm.clone());
                 } else if self.roots.contains_key(&ev.ppid) {
                     let idx = self.new_job(ev.ppid, ev.pid, ev.ts_ns, true);
-                    self.jobs[idx].timeline.push(ev);
+                    self.jobs[idx].append(ev);
                 } else if let Some(&idx) = self.pid_job.get(&ev.ppid) {
                     self.add_member(idx, ev.pid);
-                    self.jobs[idx].timeline.push(ev);
+                    self.jobs[idx].append(ev);
                 }
                 return None;
             }
@@ -166,7 +194,7 @@ impl Tracker {
                         self.new_job(ev.pid, child, ev.ts_ns, false)
                     }
                 };
-                self.jobs[idx].timeline.push(ev);
+                self.jobs[idx].append(ev);
                 let held = self.orphans.remove(&child)?;
                 self.orphan_count -= held.len();
                 return Some(held);
@@ -204,7 +232,7 @@ impl Tracker {
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
-        self.jobs[idx].timeline.push(ev);
+        self.jobs[idx].append(ev);
         if is_exit {
             let job = &mut self.jobs[idx];
             let was_live = job.live.remove(&pid);
@@ -389,6 +417,59 @@ mod tests {
             fin.extend(t.push(e));
         }
         fin
+    }
+
+    #[test]
+    fn an_exec_attempt_carries_its_result_and_a_result_without_attempt_stays() {
+        let mut t = Tracker::default();
+        for e in [
+            snapshot_root(100),
+            ev(
+                100,
+                10,
+                Body::Fork {
+                    child_pid: 200,
+                    clone_flags: 0,
+                },
+            ),
+        ] {
+            t.push(e);
+        }
+        // A failed attempt, then one that worked (a PATH search miss and its hit).
+        for e in exec_events(200, 20, &["/usr/local/bin/x"], &[], -2)
+            .into_iter()
+            .chain(exec_events(200, 30, &["/usr/bin/x"], &[], 0))
+        {
+            t.push(e);
+        }
+        // A result whose attempt the trace never saw.
+        t.push(ev(
+            200,
+            40,
+            Body::ExecResult {
+                result: SysResult::new(-13),
+            },
+        ));
+        let tl = &t.jobs()[0].timeline;
+        let shape: Vec<(&str, Option<i64>)> = tl
+            .iter()
+            .map(|e| (e.body.name(), e.body.result().map(|r| r.ret)))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("fork", None),
+                ("exec_attempt", Some(-2)),
+                ("exec_attempt", Some(0)),
+                ("exec", None),
+                ("exec_result", Some(-13)),
+            ]
+        );
+        assert_eq!(
+            tl[1].dur_ns,
+            Some(2),
+            "the attempt's duration reaches its result"
+        );
     }
 
     #[test]

@@ -310,6 +310,7 @@ mod tests {
                 filename: "/bin/sh".into(),
                 argv: vec!["/bin/sh".into(), "-c".into(), "x".into()],
                 env: vec!["PATH=/usr/bin:/bin".into()],
+                result: None,
                 argv_truncated: false,
                 env_truncated: false,
                 execveat: false,

@@ -171,14 +171,16 @@ pub fn describe(ev: &Event) -> String {
             filename,
             argv,
             env,
+            result,
             argv_truncated,
             env_truncated,
             ..
         } => format!(
-            "execve({}, {}{}) env: {} vars{}",
+            "execve({}, {}{}) {} env: {} vars{}",
             quote(filename),
             argv_text(argv),
             if *argv_truncated { " ...truncated" } else { "" },
+            result.as_ref().map_or("= ?".to_string(), res),
             env.len(),
             if *env_truncated { " (truncated)" } else { "" }
         ),
