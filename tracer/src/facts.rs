@@ -58,9 +58,10 @@ pub trait HostFacts {
 }
 
 /// Places commands live that a job's PATH (cron's is /usr/bin:/bin) often lacks.
-const SEARCH_DIRS: [&str; 10] = [
+const SEARCH_DIRS: [&str; 11] = [
     "/usr/local/sbin",
     "/usr/local/bin",
+    "/usr/local/go/bin",
     "/usr/sbin",
     "/usr/bin",
     "/sbin",

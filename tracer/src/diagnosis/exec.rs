@@ -175,6 +175,162 @@ fn path_walks(
     explained
 }
 
+/// A command the job's shell did not find on PATH, from the shell's own search: bash
+/// and dash look a command up by `stat`ing DIR/NAME in each PATH directory (failed
+/// stats are all the kernel keeps of a job's), and exec only what they found. bash
+/// then forks a child that exits 127 without exec'ing; dash exits 127 itself for a
+/// `-c` command and otherwise goes on. Either 127 confirms the miss, whatever the job's
+/// exit: a script may go on and exit 0. A search not followed by a 127 may be a
+/// `command -v NAME` probe; it is named only when NAME is installed somewhere cron's
+/// PATH does not reach, which is the runbook's case (`/usr/local/go/bin`).
+/// Returns the pids whose misses it named (the searching shell and its child).
+pub(super) fn path_search_misses(
+    v: &View,
+    facts: &mut dyn HostFacts,
+    d: &mut Vec<Draft>,
+) -> HashSet<u32> {
+    let mut explained = HashSet::new();
+    for &pid in &v.job.members {
+        if v.mailers.contains(&pid) {
+            continue;
+        }
+        for search in stat_searches(v, pid) {
+            let path = v.env_var(pid, "PATH");
+            let path_dirs: Option<Vec<&str>> = path.as_deref().map(|p| {
+                p.split(':')
+                    .filter(|d| d.starts_with('/'))
+                    .map(|d| d.trim_end_matches('/'))
+                    .collect()
+            });
+            let whole_path = path_dirs.as_ref().is_some_and(|want| {
+                !want.is_empty()
+                    && want.iter().all(|w| search.dirs.contains(w))
+                    && search.dirs.iter().all(|d| want.contains(d))
+            });
+            let confirmed = confirm_127(v, pid, *search.at.last().unwrap_or(&0));
+            let located = if confirmed.is_none() && whole_path && search.dirs.len() >= 2 {
+                facts.locate(search.name)
+            } else {
+                None
+            };
+            if confirmed.is_none() && located.is_none() {
+                continue;
+            }
+            let runner = shell_role(v.t.procs.get(pid).map_or(&[][..], |p| &p.argv[..]));
+            let shown_path = path.clone().unwrap_or_else(|| search.dirs.join(":"));
+            let went_on = match v.main_exit {
+                Some(s) if s.is_success() => "; the job went on and exited 0",
+                _ => "",
+            };
+            let how = match confirmed {
+                Some(c) if c != pid => format!("its child pid {c} exited 127 without exec"),
+                Some(_) => "it exited 127".to_string(),
+                None => "a lookup with no exec after it".to_string(),
+            };
+            let mut evidence = search.at.clone();
+            evidence.extend(confirmed.and_then(|c| v.exit_index(c)));
+            d.push(Draft {
+                kind: Kind::CommandNotFound,
+                message: format!(
+                    "{} (looked up by {runner}, pid {pid}: {how}{went_on})",
+                    not_in_path(search.name, &shown_path, facts)
+                ),
+                pid,
+                evidence,
+            });
+            explained.insert(pid);
+            explained.extend(confirmed);
+        }
+    }
+    explained
+}
+
+/// How a shell process is named in a message: the script it runs (`/opt/backup.sh`,
+/// `bash /opt/backup.sh`), or `sh -c` for a crontab command line.
+fn shell_role(argv: &[String]) -> String {
+    const SHELLS: [&str; 6] = ["sh", "bash", "dash", "zsh", "ksh", "mksh"];
+    let first = argv.first().map(String::as_str).unwrap_or("the shell");
+    if !SHELLS.contains(&basename(first)) {
+        return first.to_string();
+    }
+    match argv.get(1).map(String::as_str) {
+        Some("-c") => format!("{} -c", basename(first)),
+        Some(script) if !script.starts_with('-') => format!("{} running {script}", basename(first)),
+        _ => basename(first).to_string(),
+    }
+}
+
+/// One run of a shell's PATH search: failed stats of DIR/NAME for one NAME.
+struct StatSearch<'a> {
+    name: &'a str,
+    dirs: Vec<&'a str>,
+    /// Timeline indices of the stats.
+    at: Vec<usize>,
+}
+
+/// The failed `stat(DIR/NAME)` runs of one process, in order: a new run starts when
+/// NAME changes or a directory repeats.
+fn stat_searches<'a>(v: &View<'a>, pid: u32) -> Vec<StatSearch<'a>> {
+    let mut out: Vec<StatSearch<'a>> = Vec::new();
+    for (i, e) in v.tl.iter().enumerate() {
+        if e.pid != pid || !v.is_job_work(i) {
+            continue;
+        }
+        let Body::Stat { path, result } = &e.body else {
+            continue;
+        };
+        if !matches!(result.error, Some("ENOENT" | "ENOTDIR")) {
+            continue;
+        }
+        let Some((dir, name)) = path.rsplit_once('/') else {
+            continue;
+        };
+        if !path.starts_with('/') || name.is_empty() || name.starts_with('.') {
+            continue;
+        }
+        let dir = if dir.is_empty() { "/" } else { dir };
+        match out.last_mut() {
+            Some(s) if s.name == name && !s.dirs.contains(&dir) && s.at.last() < Some(&i) => {
+                s.dirs.push(dir);
+                s.at.push(i);
+            }
+            _ => out.push(StatSearch {
+                name,
+                dirs: vec![dir],
+                at: vec![i],
+            }),
+        }
+    }
+    out
+}
+
+/// After a search ending at timeline index `after`: the pid whose exit 127 says the
+/// command was not found: the searching shell's first child forked after it, if that
+/// child never exec'd and exited 127 (bash), or the shell itself, if it exited 127
+/// with no exec after the search (dash running a `-c` command).
+fn confirm_127(v: &View, pid: u32, after: usize) -> Option<u32> {
+    let exited_127 =
+        |p: u32| v.t.procs.get(p).and_then(|p| p.exit).and_then(|s| s.code) == Some(127);
+    let execs_after = |p: u32, from: usize| {
+        v.tl[from..]
+            .iter()
+            .any(|e| e.pid == p && matches!(e.body, Body::ExecAttempt { .. }))
+    };
+    let next_fork = v.tl[after..]
+        .iter()
+        .enumerate()
+        .find_map(|(k, e)| match e.body {
+            Body::Fork { child_pid, .. } if e.pid == pid => Some((after + k, child_pid)),
+            _ => None,
+        });
+    if let Some((at, child)) = next_fork {
+        if exited_127(child) && !execs_after(child, at) {
+            return Some(child);
+        }
+    }
+    (exited_127(pid) && !execs_after(pid, after)).then_some(pid)
+}
+
 /// What an exec failure's message names besides the file.
 pub(super) struct ExecContext<'a> {
     /// The directory a relative path was taken from.
@@ -377,6 +533,8 @@ pub(super) fn command_words(cmd: &str) -> Vec<String> {
 
 /// The shell exited 127 and no exec failed: it did not find a command in PATH
 /// (dash searches PATH itself, so there is no failed execve to see).
+/// (A fallback for traces without the shell's failed stats: `path_search_misses`
+/// names the command from the search itself.)
 pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) {
     // The shell that reported it: the main process, or any job shell exiting 127.
     let mut shells: Vec<u32> = vec![v.main];

@@ -108,7 +108,8 @@ pub fn diagnose(t: &Tracker, job: &Job, facts: &mut dyn HostFacts, ended: bool) 
     let mut d: Vec<Draft> = Vec::new();
     exec::chdir_failed(&v, &mut d);
     let exec_found = exec::exec_failures(&v, facts, &mut d);
-    if !exec_found {
+    let searched = exec::path_search_misses(&v, facts, &mut d);
+    if !exec_found && searched.is_empty() {
         exec::command_not_found(&v, facts, &mut d);
     }
     exec::no_exec(&v, &mut d);

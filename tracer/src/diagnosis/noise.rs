@@ -75,9 +75,11 @@ pub fn is_routine(ev: &Event) -> bool {
                 .any(|p| path.starts_with(p))
                     && result.ok()
         }
-        // The scheduler's own stats (PAM's config walk, fstat of open files) are traced
-        // only to see it look for its mailer; one that worked says nothing.
-        Body::Stat { result, .. } => result.ok(),
+        // The scheduler's stats are traced to see it look for its mailer, a job's
+        // failed ones to see its shell search PATH; what matters is a finding's
+        // evidence and shown as such, the rest (PAM's config walk, a search that went
+        // on to find the command in a later directory) says nothing.
+        Body::Stat { .. } => true,
         // Queries (no new limit) and limits other than NOFILE.
         Body::Rlimit { resource, soft, .. } => *resource != "NOFILE" || soft.is_none(),
         Body::Getsockopt { value, .. } => value.unwrap_or(0) == 0,

@@ -108,6 +108,18 @@ pub(super) fn nonzero_exit(v: &View, d: &mut Vec<Draft>) {
     if code == 0 {
         return;
     }
+    // 126 and 127 are the shell saying the command could not be run or found: the
+    // exec finding already says that, and why.
+    let exec_kinds = [
+        Kind::CommandNotFound,
+        Kind::NotExecutable,
+        Kind::BadInterpreter,
+        Kind::RelativePath,
+        Kind::ExecFailed,
+    ];
+    if matches!(code, 126 | 127) && d.iter().any(|f| exec_kinds.contains(&f.kind)) {
+        return;
+    }
     let exit_i = v.exit_index(v.main);
     let end = exit_i.unwrap_or(v.tl.len());
     let last = v.tl[..end]

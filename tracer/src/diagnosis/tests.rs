@@ -203,7 +203,8 @@ fn a_failed_exec_followed_by_a_hit_is_a_path_search_not_a_finding() {
             },
         ),
     );
-    body.push(exit(202, 30, 0));
+    body.push(exit(202, 30, 1));
+    // The job fails (so the exec rules run), but not because of the search.
     cron_job(
         &mut t,
         200,
@@ -211,9 +212,186 @@ fn a_failed_exec_followed_by_a_hit_is_a_path_search_not_a_finding() {
         "tool",
         &["PATH=/usr/local/bin:/usr/bin"],
         body,
+        1,
+    );
+    assert_eq!(kinds(&t, 0), vec!["nonzero_exit"]);
+}
+
+fn stat(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Stat {
+            path: path.into(),
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+fn fork(pid: u32, ts: u64, child: u32) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Fork {
+            child_pid: child,
+            clone_flags: 0,
+        },
+    )
+}
+
+/// `/opt/backup.sh` (pid 202, run by cron's `sh -c`) looks NAME up on PATH with
+/// failed stats in `dirs`, then runs `after` (events of 202 and its children), and
+/// the job exits `code`.
+fn script_search(name: &str, dirs: &[&str], after: Vec<Event>, code: i32) -> Tracker {
+    let mut t = Tracker::default();
+    t.push(root());
+    let mut body = vec![fork(201, 5, 202)];
+    body.extend(exec_events(
+        202,
+        6,
+        &["/opt/backup.sh"],
+        &["PATH=/usr/bin:/bin"],
+        0,
+    ));
+    for (k, d) in dirs.iter().enumerate() {
+        body.push(stat(202, 10 + k as u64, &format!("{d}/{name}"), -2));
+    }
+    body.extend(after);
+    body.push(exit(202, 40, code));
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "/opt/backup.sh",
+        &["PATH=/usr/bin:/bin"],
+        body,
+        code,
+    );
+    t
+}
+
+fn findings_with(t: &Tracker, facts: &[crate::facts::Fact]) -> Vec<Finding> {
+    let mut rec = RecordedFacts::default();
+    for f in facts {
+        rec.add(f);
+    }
+    diagnose(t, &t.jobs()[0], &mut rec, true)
+}
+
+#[test]
+fn a_command_a_script_did_not_find_on_path_is_named_even_when_the_job_exits_0() {
+    // bash: the search in the script's shell, then a child that exits 127 unexec'd.
+    let t = script_search(
+        "pg_dumpall",
+        &["/usr/bin", "/bin"],
+        vec![fork(202, 20, 203), exit(203, 21, 127)],
         0,
     );
-    assert!(kinds(&t, 0).is_empty(), "{:?}", kinds(&t, 0));
+    let at = crate::facts::Fact::Locate {
+        name: "pg_dumpall".into(),
+        found: Some("/usr/local/pgsql/bin/pg_dumpall".into()),
+    };
+    let f = findings_with(&t, &[at]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind, "command_not_found");
+    let m = &f[0].message;
+    for want in [
+        "\"pg_dumpall\" not found in PATH=/usr/bin:/bin",
+        "found at /usr/local/pgsql/bin/pg_dumpall",
+        "looked up by /opt/backup.sh, pid 202",
+        "child pid 203 exited 127",
+        "went on and exited 0",
+    ] {
+        assert!(m.contains(want), "{m} lacks {want}");
+    }
+    // The stats and the child's exit are the evidence.
+    let tl = &t.jobs()[0].timeline;
+    let shown: Vec<&str> = f[0].evidence.iter().map(|&i| tl[i].body.name()).collect();
+    assert_eq!(shown, vec!["stat", "stat", "exit"]);
+}
+
+#[test]
+fn a_lookup_without_127_is_named_only_when_the_command_is_installed_off_path() {
+    // dash, or `command -v NAME`: the search and nothing after it.
+    let t = script_search("jq", &["/usr/bin", "/bin"], vec![], 0);
+    assert!(
+        findings_with(&t, &[]).is_empty(),
+        "a probe for an absent tool"
+    );
+    let at = crate::facts::Fact::Locate {
+        name: "jq".into(),
+        found: Some("/usr/local/bin/jq".into()),
+    };
+    let f = findings_with(&t, &[at]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.contains("found at /usr/local/bin/jq"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].message.contains("a lookup with no exec after it"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn a_partial_search_or_a_test_of_one_file_is_not_a_missing_command() {
+    // `[ -x /usr/bin/jq ]`: one stat, no 127, even with jq installed elsewhere.
+    let at = crate::facts::Fact::Locate {
+        name: "jq".into(),
+        found: Some("/usr/local/bin/jq".into()),
+    };
+    let t = script_search("jq", &["/usr/bin"], vec![], 1);
+    assert_eq!(
+        findings_with(&t, std::slice::from_ref(&at))
+            .iter()
+            .map(|f| f.kind.as_str())
+            .collect::<Vec<_>>(),
+        vec!["nonzero_exit"]
+    );
+    // A child exiting 127 after it ran something (exec'd) is not the search's doing.
+    let mut after = vec![fork(202, 20, 203)];
+    after.extend(exec_events(203, 21, &["/usr/bin/other"], &[], 0));
+    after.push(exit(203, 25, 127));
+    let t = script_search("nothere", &["/usr/bin", "/bin"], after, 1);
+    let k: Vec<String> = findings_with(&t, &[]).into_iter().map(|f| f.kind).collect();
+    assert_eq!(k, vec!["nonzero_exit"]);
+}
+
+#[test]
+fn a_dash_c_command_not_found_names_the_command_from_its_search() {
+    // `sh -c 'mytool --x'`: dash searches, then exits 127 itself.
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        stat(201, 10, "/usr/bin/mytool", -2),
+        stat(201, 11, "/bin/mytool", -2),
+    ];
+    cron_job(
+        &mut t,
+        200,
+        1,
+        "FOO=1 mytool --x",
+        &["PATH=/usr/bin:/bin"],
+        body,
+        127,
+    );
+    let f = findings(&t, 0);
+    assert_eq!(f.len(), 1, "no nonzero_exit beside it: {f:#?}");
+    assert!(
+        f[0].message
+            .contains("\"mytool\" not found in PATH=/usr/bin:/bin"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].message
+            .contains("looked up by sh -c, pid 201: it exited 127"),
+        "{}",
+        f[0].message
+    );
 }
 
 #[test]
