@@ -22,7 +22,9 @@ pub const LONG_MARKER: &str = "jt-still-running";
 pub struct Scenario {
     pub name: &'static str,
     pub command: String,
-    /// Finding kinds expected, in order of their leading position (empty: clean).
+    /// Exactly the finding kinds expected, in order (empty: clean). A job that writes
+    /// an error message on this cron (sendmail is /bin/false) also loses it:
+    /// `output_lost` is part of what it must say.
     pub kinds: &'static [&'static str],
     /// Text each of the leading finding's message must contain.
     pub message_has: Vec<String>,
@@ -41,7 +43,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "command not in cron's PATH",
             command: "jt-offpath-tool --run".into(),
-            kinds: &["command_not_found"],
+            kinds: &["command_not_found", "output_lost"],
             message_has: vec![
                 "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
                 format!("found at {TOOL}"),
@@ -50,7 +52,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "script without its exec bit",
             command: format!("{d}/noexec.sh"),
-            kinds: &["not_executable"],
+            kinds: &["not_executable", "output_lost"],
             message_has: vec![
                 "lacks the exec bit (mode 0644)".into(),
                 format!("chmod +x {d}/noexec.sh"),
@@ -59,19 +61,19 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "./relative.sh from the wrong directory",
             command: "./relative.sh".into(),
-            kinds: &["relative_path"],
+            kinds: &["relative_path", "output_lost"],
             message_has: vec!["exec \"./relative.sh\" ENOENT with cwd=/root".into()],
         },
         Scenario {
             name: "script reading config.ini by relative path",
             command: format!("{d}/readconf.sh"),
-            kinds: &["relative_path", "nonzero_exit"],
+            kinds: &["relative_path", "nonzero_exit", "output_lost"],
             message_has: vec!["(\"config.ini\") ENOENT with cwd=/root".into()],
         },
         Scenario {
             name: "EMFILE under ulimit -n 16",
             command: format!("{d}/emfile.sh"),
-            kinds: &["fd_exhausted", "nonzero_exit"],
+            kinds: &["fd_exhausted", "nonzero_exit", "output_lost"],
             message_has: vec![
                 "failed EMFILE after 13 successful opens".into(),
                 "NOFILE limit 16 (set by prlimit64".into(),
@@ -80,13 +82,13 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "connect to a closed port, exit 1",
             command: format!("{d}/connect.sh"),
-            kinds: &["connect_failed", "nonzero_exit"],
+            kinds: &["connect_failed", "nonzero_exit", "output_lost"],
             message_has: vec![format!("connect to 127.0.0.1:{port} failed ECONNREFUSED")],
         },
         Scenario {
             name: "non-blocking connect (curl) to a closed port",
             command: format!("curl -sS http://127.0.0.1:{port}/jt-curl"),
-            kinds: &["connect_failed", "nonzero_exit"],
+            kinds: &["connect_failed", "nonzero_exit", "output_lost"],
             message_has: vec![
                 format!("connect to 127.0.0.1:{port} failed ECONNREFUSED"),
                 "SO_ERROR".into(),
@@ -95,7 +97,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "#! interpreter missing",
             command: format!("{d}/badinterp.sh"),
-            kinds: &["bad_interpreter"],
+            kinds: &["bad_interpreter", "output_lost"],
             message_has: vec![
                 "#!/usr/bin/jt-no-such-interpreter".into(),
                 "does not exist".into(),
@@ -104,7 +106,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "CRLF #! line",
             command: format!("{d}/crlf.sh"),
-            kinds: &["bad_interpreter"],
+            kinds: &["bad_interpreter", "output_lost"],
             message_has: vec!["CRLF".into(), format!("dos2unix {d}/crlf.sh")],
         },
         Scenario {
@@ -142,7 +144,7 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "env looks a command up on cron's PATH",
             command: "/usr/bin/env jt-offpath-tool --run".into(),
-            kinds: &["command_not_found"],
+            kinds: &["command_not_found", "output_lost"],
             message_has: vec![
                 "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
                 format!("found at {TOOL}"),
@@ -151,14 +153,42 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "the real command is killed under its shell",
             command: "sleep 30 & p=$!; sleep 1; kill $p; wait $p # jt-killed-child".into(),
-            kinds: &["killed_by_signal", "nonzero_exit"],
+            kinds: &["killed_by_signal", "nonzero_exit", "output_lost"],
             message_has: vec![
                 "`sleep 30`, run by the job,".into(),
                 "SIGTERM".into(),
                 "exited 143".into(),
             ],
         },
+        Scenario {
+            name: "a bash script calls a tool outside cron's PATH, then exits 0",
+            command: format!("{d}/offpath-bash.sh 2>/dev/null"),
+            kinds: &["command_not_found"],
+            message_has: vec![
+                "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
+                format!("found at {TOOL}"),
+                format!("looked up by {d}/offpath-bash.sh"),
+                "exited 127 without exec".into(),
+                "went on and exited 0".into(),
+            ],
+        },
+        Scenario {
+            name: "a sh (dash) script calls a tool outside cron's PATH",
+            command: format!("{d}/offpath-dash.sh 2>/dev/null"),
+            kinds: &["command_not_found", "nonzero_exit"],
+            message_has: vec![
+                "\"jt-offpath-tool\" not found in PATH=/usr/bin:/bin".into(),
+                format!("found at {TOOL}"),
+                format!("looked up by {d}/offpath-dash.sh"),
+            ],
+        },
         // Healthy jobs of kinds seen on real hosts: no finding at all.
+        Scenario {
+            name: "a script probing for an optional tool (command -v)",
+            command: format!("{d}/probe.sh"),
+            kinds: &[],
+            message_has: vec![],
+        },
         Scenario {
             name: "an interpreter probing its optional files",
             command: "python3 -c 'import json, os, email; print(json.dumps({}))' > /dev/null".into(),
@@ -292,6 +322,21 @@ impl ScenarioFiles {
             0o755,
         );
         write(&format!("{d}/crlf.sh"), b"#!/bin/sh\r\necho hi\r\n", 0o755);
+        write(
+            &format!("{d}/offpath-bash.sh"),
+            b"#!/bin/bash\njt-offpath-tool --run\nls / > /dev/null\nexit 0\n",
+            0o755,
+        );
+        write(
+            &format!("{d}/offpath-dash.sh"),
+            b"#!/bin/sh\njt-offpath-tool --run || exit 5\n",
+            0o755,
+        );
+        write(
+            &format!("{d}/probe.sh"),
+            b"#!/bin/sh\nif command -v jt-absent-tool > /dev/null; then jt-absent-tool; fi\nexit 0\n",
+            0o755,
+        );
         std::fs::create_dir_all(format!("{d}/parts")).unwrap();
         write(
             &format!("{d}/parts/10-first"),
@@ -333,6 +378,27 @@ impl NamespacedCron {
                 cron_d.display()
             ),
             "mta-false",
+        )
+    }
+
+    /// A cron with a working MTA: exim delivers the jobs' output into a private
+    /// /var/mail (its spool and logs are private too, nothing of the host's mail is
+    /// touched), and the cron reads only `dir`'s crontabs (see `MailingCronFiles`).
+    pub fn start_with_mta(dir: &Path) -> NamespacedCron {
+        assert!(
+            Path::new("/usr/sbin/exim4").exists(),
+            "exim is not installed: apt-get install exim4-daemon-light (cargo xtask test does this)"
+        );
+        let d = dir.display();
+        Self::spawn(
+            &format!(
+                "for m in /var/spool/exim4 /var/log/exim4 /var/mail; do mount -t tmpfs jt-mail $m; done; \
+                 chown Debian-exim:Debian-exim /var/spool/exim4 /var/log/exim4; chmod 750 /var/spool/exim4; \
+                 chown root:mail /var/mail; chmod 2775 /var/mail; \
+                 mount --bind {d}/crontab /etc/crontab; mount --bind {d}/cron.d /etc/cron.d; \
+                 mount --bind {d}/spool /var/spool/cron/crontabs"
+            ),
+            "mta-ok",
         )
     }
 
@@ -495,21 +561,13 @@ pub fn check_scenarios(report: &Value, scheduler_pid: Option<u32>) {
             }
             continue;
         }
-        if kinds.first() != sc.kinds.first() {
+        // Exactly these kinds: an extra finding on a failing job is a false alarm too.
+        if kinds != sc.kinds {
             failures.push(format!(
-                "{}: leading finding {:?}, expected {:?}; all: {findings:#?}",
-                sc.name,
-                kinds.first(),
-                sc.kinds[0]
+                "{}: findings {kinds:?}, expected {:?}; all: {findings:#?}",
+                sc.name, sc.kinds
             ));
             continue;
-        }
-        let mut at = 0;
-        for k in sc.kinds {
-            match kinds[at..].iter().position(|x| x == k) {
-                Some(p) => at += p + 1,
-                None => failures.push(format!("{}: missing {k} (in order) in {kinds:?}", sc.name)),
-            }
         }
         let msg = findings[0]["message"].as_str().unwrap_or("");
         for want in &sc.message_has {
@@ -814,6 +872,113 @@ impl Drop for PrivateCronFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A job whose output is mailed by a working MTA: no finding.
+pub const MAILED_COMMAND: &str = "echo jt-mailed-output";
+/// The non-root user whose jobs the mailing cron runs (Debian's `daemon`, uid 1, home
+/// /usr/sbin: no user is added to the host).
+pub const JOB_USER: &str = "daemon";
+/// A healthy job of that user.
+pub const USER_OK_COMMAND: &str = "ls /usr/sbin > /dev/null # jt-user-ok";
+/// A job of that user writing where only root may.
+pub const USER_DENIED_COMMAND: &str = "echo x > /var/lib/jt-user-denied # jt-user-denied";
+
+/// The mailing cron's files: root's crontab with the mailed job, and the crontab of
+/// `JOB_USER` (owned by it, mode 0600, as `crontab -e` leaves it).
+pub struct MailingCronFiles(pub std::path::PathBuf);
+
+impl MailingCronFiles {
+    pub fn create() -> MailingCronFiles {
+        let dir = std::env::temp_dir().join(format!("jt-mailing-cron-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["cron.d", "spool"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        write(
+            dir.join("crontab").to_str().unwrap(),
+            b"SHELL=/bin/sh\n",
+            0o644,
+        );
+        write(
+            dir.join("spool/root").to_str().unwrap(),
+            format!("* * * * * {MAILED_COMMAND}\n").as_bytes(),
+            0o600,
+        );
+        let user = dir.join(format!("spool/{JOB_USER}"));
+        write(
+            user.to_str().unwrap(),
+            format!("* * * * * {USER_OK_COMMAND}\n* * * * * {USER_DENIED_COMMAND}\n").as_bytes(),
+            0o600,
+        );
+        let uid = user_id(JOB_USER).unwrap_or_else(|| panic!("no user {JOB_USER} on this host"));
+        std::os::unix::fs::chown(&user, Some(uid), None).unwrap();
+        MailingCronFiles(dir)
+    }
+}
+
+impl Drop for MailingCronFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn user_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| f.get(2)?.parse().ok())?
+        })
+}
+
+/// The mailing cron's jobs: mailed output and the user's healthy job are clean, the
+/// user's denied write is named; each ran as the right user.
+pub fn check_mailing(report: &Value, pid: u32) {
+    let jobs: Vec<&Value> = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["scheduler_pid"] == pid)
+        .collect();
+    let job = |cmd: &str| {
+        *jobs
+            .iter()
+            .find(|j| j["command"] == cmd)
+            .unwrap_or_else(|| panic!("the mailing cron ran no `{cmd}`: {jobs:#?}"))
+    };
+    let mailed = job(MAILED_COMMAND);
+    assert_eq!(mailed["findings"], serde_json::json!([]), "{mailed:#}");
+    assert_eq!(mailed["exit"]["code"], 0, "{mailed:#}");
+    // The output really went to the MTA: cron ran sendmail, and it succeeded.
+    let sendmail = mailed["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "exec_attempt" && e["filename"] == "/usr/sbin/sendmail")
+        .unwrap_or_else(|| panic!("no sendmail in the mailed job: {mailed:#}"));
+    assert_eq!(sendmail["ret"], 0, "{sendmail:#}");
+
+    let ok = job(USER_OK_COMMAND);
+    assert_eq!(ok["user"], JOB_USER, "{ok:#}");
+    assert_eq!(ok["findings"], serde_json::json!([]), "{ok:#}");
+    assert_eq!(ok["exit"]["code"], 0, "{ok:#}");
+
+    let denied = job(USER_DENIED_COMMAND);
+    assert_eq!(denied["user"], JOB_USER);
+    let kinds: Vec<&str> = denied["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["open_failed", "nonzero_exit"], "{denied:#}");
+    let msg = denied["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/var/lib/jt-user-denied") && msg.contains("EACCES"),
+        "{msg}"
+    );
 }
 
 fn findings_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {

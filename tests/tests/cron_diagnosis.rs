@@ -19,10 +19,12 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     let _files = scenarios::ScenarioFiles::create();
     let rules = scenarios::RuleFiles::create();
     let private = scenarios::PrivateCronFiles::create();
+    let mailing_files = scenarios::MailingCronFiles::create();
     let _run_files = scenarios::RunFilesGuard::new();
     let cron = scenarios::NamespacedCron::start(&rules.0);
     let no_mta = scenarios::NamespacedCron::start_without_mta();
     let mut doomed = scenarios::NamespacedCron::start_private(&private.0);
+    let mailing = scenarios::NamespacedCron::start_with_mta(&mailing_files.0);
     let busybox = scenarios::BusyboxCrond::start();
     let dir = TempDir::new("diagnosis");
     let trace = dir.0.join("cron-scenarios.jtrace");
@@ -77,6 +79,7 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     scenarios::check_left_behind(&live, cron.pid);
     check_trigger_path(&live, cron.pid, "true jt-clean");
     scenarios::check_no_mta(&live, no_mta.pid);
+    scenarios::check_mailing(&live, mailing.pid);
     scenarios::check_busybox(&live, busybox.pid);
     scenarios::check_busybox_entry(&live, busybox.pid);
     assert_eq!(
