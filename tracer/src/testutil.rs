@@ -1,6 +1,15 @@
 //! Builders shared by the unit tests.
 use crate::model::event::{Body, Event, SysResult};
 
+/// A property test's case count: `default`, or PROPTEST_CASES for a longer run (an
+/// explicit count in `ProptestConfig` would otherwise win over the variable).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// An event of `pid` at `ts` with neutral header fields.
 pub fn ev(pid: u32, ts: u64, body: Body) -> Event {
     Event {

@@ -8,6 +8,15 @@
 //! with the writer, so a mistake shared by the writer and the reader shows up too.
 use std::time::{Duration, Instant};
 
+/// `default` cases, or PROPTEST_CASES for a longer run (an explicit count in
+/// `ProptestConfig` would otherwise win over the variable).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use tracer::{commands::replay, tracefile, Format};
@@ -374,7 +383,7 @@ fn trailer(far: bool) -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(96), ..ProptestConfig::default() })]
 
     #[test]
     fn valid_frames_with_malformed_payloads_never_panic(

@@ -645,7 +645,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::testutil::proptest_cases(200), ..ProptestConfig::default() })]
 
         /// Any schedule, zone and window: starts are in the window, in order, and
         /// each stands for a wall-clock minute the schedule matches.

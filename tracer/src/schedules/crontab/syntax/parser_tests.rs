@@ -611,7 +611,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::testutil::proptest_cases(300), ..ProptestConfig::default() })]
 
         /// Crontab-like noise through every reader: no panic, and every entry's
         /// schedule answers a next-match query.
