@@ -2,13 +2,15 @@
 //! dropped because the ring buffer was full, a tracked-process map full, a user string
 //! that could not be read or did not fit. The loader leaves the log level at 0 unless
 //! the user asks (-v), so each call costs one global load and compare. The per-kind
-//! `LOST` counters stay the source of truth; these lines say when and who.
-use aya_log_ebpf::{info, warn};
+//! `LOST` counters stay the source of truth (the live loop says each loss, summed, at
+//! default verbosity); these lines, one per record, say who, and only at -v: in a
+//! storm they would be thousands.
+use aya_log_ebpf::info;
 
 /// `slot` is a record kind, or one of tracer-common's special `LOST_*` slots.
 #[inline(always)]
 pub fn record_dropped(slot: u32, tgid: u32) {
-    warn!(
+    info!(
         &(),
         "record dropped (lost slot {}) for pid {}: ring buffer or map full", slot, tgid
     );

@@ -113,6 +113,10 @@ enum Cmd {
         /// run and its job ended (or it was missed), then report and exit (repeatable).
         #[arg(long = "entry", value_name = "PATTERN")]
         entries: Vec<String>,
+        /// Size of the kernel's event ring buffer in MiB (a power of two, 1 to 1024).
+        /// Raise it when the run reports events_lost (bursts of thousands of processes).
+        #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = record::parse_ring_mb)]
+        ring_mb: u32,
     },
     /// Every crontab entry, its next runs, its environment, and what is wrong already.
     ///
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
             output,
             force,
             entries,
+            ring_mb,
         } => {
             let opts = record::RecordOptions {
                 duration,
@@ -238,6 +243,7 @@ fn main() -> ExitCode {
                 output,
                 force,
                 entries,
+                ring_mb,
                 trigger: None,
             };
             match record::run(opts) {

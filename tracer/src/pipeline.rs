@@ -17,7 +17,7 @@ use crate::{
     output::report::{self, Report, Stats},
     schedules::ScheduleView,
     secrets,
-    tracefile::{Synthetic, TraceWriter},
+    tracefile::{LostEvents, Synthetic, TraceWriter},
     Format,
 };
 
@@ -46,6 +46,8 @@ pub struct Pipeline {
     forced_entry: Option<(u32, EntryRef)>,
     /// What redaction replaced, per rule (counts only).
     pub redactions: secrets::Counts,
+    /// Records the kernel dropped, as the counters were seen to grow.
+    losses: Vec<LostEvents>,
 }
 
 impl Pipeline {
@@ -73,7 +75,16 @@ impl Pipeline {
             entry_filter: None,
             forced_entry: None,
             redactions: secrets::Counts::new(),
+            losses: Vec::new(),
         }
+    }
+
+    /// The kernel dropped records between two polls of its counters.
+    pub fn lost(&mut self, l: LostEvents) {
+        if let Some(w) = self.writer.as_mut() {
+            w.lost(&l);
+        }
+        self.losses.push(l);
     }
 
     /// Redactions made outside the pipeline (processes found in `/proc`, crontabs).
@@ -272,6 +283,26 @@ impl Pipeline {
         if let Some(f) = &self.entry_filter {
             host.retain(|h| self.schedules.concerns(h, f));
         }
+        // Whatever the filter: a loss may concern any job, the followed ones too.
+        let mut losses = self.losses.clone();
+        losses.extend(diagnosis::loss::unpolled(
+            &self.losses,
+            &stats.lost_by_kind,
+            self.start_ns,
+            end_ns,
+        ));
+        let jobs: Vec<_> = self
+            .tracker
+            .jobs()
+            .iter()
+            .map(|j| (j, self.tracker.summary(j).command))
+            .collect();
+        host.extend(diagnosis::loss::events_lost(
+            &losses,
+            &jobs,
+            self.start_ns,
+            |ns| self.schedules.wall_text(ns),
+        ));
         let mut rep = report::build(
             &self.tracker,
             &self.users,

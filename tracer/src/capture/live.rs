@@ -4,6 +4,10 @@
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -21,7 +25,7 @@ use crate::{
     diagnosis::schedule::Target,
     pipeline::Pipeline,
     secrets,
-    tracefile::Synthetic,
+    tracefile::{LostEvents, Synthetic},
 };
 
 pub struct LoopOptions<'a> {
@@ -91,6 +95,16 @@ pub fn run(
         what: format!("cannot poll the ring buffer: {e}"),
         fix: "retry".into(),
     })?;
+    // The first Ctrl-C or SIGTERM stops the loop and lets the report be written; from
+    // then on (draining, diagnosing, detaching) a second one exits at once. The trace
+    // file stays readable up to its last whole frame.
+    let second = Arc::new(AtomicBool::new(false));
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        if let Err(e) = signal_hook::flag::register_conditional_shutdown(sig, code, second.clone())
+        {
+            log::warn!("a second Ctrl-C will not exit at once: {e}");
+        }
+    }
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
         let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
@@ -98,15 +112,22 @@ pub fn run(
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last_scan = Instant::now();
         let mut seen: HashMap<String, Fingerprint> = HashMap::new();
+        let mut losses = LossPoll::new(loaded);
+        let stop_said = |why: &str| {
+            eprintln!("tracer: {why}: finishing the report (Ctrl-C again to exit at once)");
+        };
         loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let Ok(mut guard) = guard else { break };
-                    drain(guard.get_inner_mut(), pipe, redact);
-                    guard.clear_ready();
+                    // A batch per turn: under a storm the ring is never empty, and the
+                    // signals, the deadline and the timer must still get their turn.
+                    if drain(guard.get_inner_mut(), pipe, redact, DRAIN_BATCH) {
+                        guard.clear_ready();
+                    }
                 }
-                _ = recv(&mut term) => break,
-                _ = recv(&mut int) => break,
+                _ = recv(&mut term) => { stop_said("SIGTERM"); break }
+                _ = recv(&mut int) => { stop_said("interrupted"); break }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
                 _ = tick.tick() => {
                     if let Some(w) = pipe.writer.as_mut() {
@@ -115,7 +136,8 @@ pub fn run(
                     loaded.flush_kernel_log();
                     let now = monotonic_ns();
                     // Decide on what the kernel has written by now, not on a backlog.
-                    drain(ring.get_mut(), pipe, redact);
+                    drain(ring.get_mut(), pipe, redact, DRAIN_BATCH);
+                    losses.poll(loaded, pipe, now, true);
                     pipe.tick(now);
                     if let Some(pid) = o.until_exit {
                         let mut status = 0;
@@ -140,12 +162,65 @@ pub fn run(
                 }
             }
         }
+        second.store(true, Ordering::SeqCst);
         // What the kernel wrote before we stopped listening.
-        drain(ring.get_mut(), pipe, redact);
+        drain(ring.get_mut(), pipe, redact, usize::MAX);
         loaded.flush_kernel_log();
+        losses.poll(loaded, pipe, monotonic_ns(), false);
     });
     drop(ring);
     Ok(())
+}
+
+/// Records drained per turn of the event loop.
+const DRAIN_BATCH: usize = 4096;
+
+/// The kernel's lost-record counters, read at every tick: a loss is said when it
+/// happens and goes into the pipeline (and the trace) with the time it happened in.
+struct LossPoll {
+    seen: std::collections::BTreeMap<String, u64>,
+    since_ns: u64,
+}
+
+impl LossPoll {
+    fn new(loaded: &loader::Loaded) -> Self {
+        LossPoll {
+            seen: loaded.lost().into_iter().collect(),
+            since_ns: monotonic_ns(),
+        }
+    }
+
+    fn poll(&mut self, loaded: &loader::Loaded, pipe: &mut Pipeline, now: u64, live: bool) {
+        let mut by_kind = std::collections::BTreeMap::new();
+        for (k, total) in loaded.lost() {
+            let before = self.seen.insert(k.clone(), total).unwrap_or(0);
+            if total > before {
+                by_kind.insert(k, total - before);
+            }
+        }
+        let l = LostEvents {
+            since_ns: self.since_ns,
+            ts_ns: now,
+            by_kind,
+        };
+        self.since_ns = now;
+        if l.total() == 0 {
+            return;
+        }
+        if live {
+            eprintln!(
+                "tracer: warning: the kernel dropped {} records in the last {:.1} s ({}): the jobs running now may be incomplete (raise --ring-mb, or follow fewer processes)",
+                l.total(),
+                (l.ts_ns - l.since_ns) as f64 / 1e9,
+                l.by_kind
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        pipe.lost(l);
+    }
 }
 
 async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
@@ -282,8 +357,17 @@ fn reread_crontabs(pipe: &mut Pipeline, redact: bool, seen: &mut HashMap<String,
     }
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline, redact: bool) {
-    while let Some(item) = ring.next() {
+/// Up to `max` records; returns whether the ring is empty.
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    pipe: &mut Pipeline,
+    redact: bool,
+    max: usize,
+) -> bool {
+    for _ in 0..max {
+        let Some(item) = ring.next() else {
+            return true;
+        };
         let new_root = pipe.kernel_record(&item);
         drop(item);
         // A scheduler that started while we trace: its argv and cwd come from /proc
@@ -311,4 +395,5 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline,
             }
         }
     }
+    false
 }

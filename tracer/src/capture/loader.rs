@@ -238,6 +238,8 @@ pub struct LoadOptions {
     pub self_tgid: u32,
     /// aya-log level for the kernel programs (0 off: they then skip every log call).
     pub kernel_log_level: u8,
+    /// The event ring buffer's size (a power of two of pages).
+    pub ring_bytes: u32,
 }
 
 pub struct Loaded {
@@ -313,6 +315,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         .override_global("FORK_CHILD_PID_OFF", &child_off, true)
         .override_global("EXIT_GROUP_DEAD_OFF", &group_dead_off, true)
         .override_global(aya_log::LEVEL, &opts.kernel_log_level, true)
+        .map_max_entries("EVENTS", opts.ring_bytes)
         .load(EBPF_OBJECT)
         .map_err(|e| {
             err(

@@ -37,6 +37,18 @@ pub struct RecordOptions {
     pub entries: Vec<String>,
     /// `tracer trigger`: run this entry now as cron would, follow only it.
     pub trigger: Option<(EntryRef, Plan)>,
+    /// The kernel's ring buffer, in MiB.
+    pub ring_mb: u32,
+}
+
+pub const DEFAULT_RING_MB: u32 = 16;
+
+/// `--ring-mb`: the kernel takes a power-of-two number of pages.
+pub fn parse_ring_mb(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) && n.is_power_of_two() => Ok(n),
+        _ => Err("give a power of two from 1 to 1024 (MiB), e.g. --ring-mb 64".into()),
+    }
 }
 
 /// The longest `--duration`: a year and a day. Longer is a typo (1e18) or a wish to
@@ -328,6 +340,7 @@ fn run_attached(
             trace_all: opts.all,
             self_tgid: self_pid,
             kernel_log_level: kernel_log_level(),
+            ring_bytes: opts.ring_mb << 20,
         },
     )?;
     for m in &loaded.missing_optional {

@@ -153,6 +153,7 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
             }
             Entry::Synthetic(s) => pipe.synthetic(s),
             Entry::Schedules(l) => pipe.schedule_view(l.view.clone(), l.ts_ns),
+            Entry::Lost(l) => pipe.lost(l.clone()),
             Entry::Fact(_) => {}
         }
     }

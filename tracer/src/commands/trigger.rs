@@ -177,6 +177,7 @@ pub fn run(opts: TriggerOptions) -> ExitCode {
         output: opts.output,
         force: opts.force,
         entries: Vec::new(),
+        ring_mb: record::DEFAULT_RING_MB,
         trigger: Some((entry, plan)),
     });
     match r {

@@ -1,6 +1,6 @@
 //! Getting from the scheduler's fork to the job's program: the directory, the exec
 //! itself, the shell's PATH search.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{
     view::{basename, ExecTry, View},
@@ -190,11 +190,12 @@ pub(super) fn path_search_misses(
     d: &mut Vec<Draft>,
 ) -> HashSet<u32> {
     let mut explained = HashSet::new();
+    let mut searches = stat_searches(v);
     for &pid in &v.job.members {
         if v.mailers.contains(&pid) {
             continue;
         }
-        for search in stat_searches(v, pid) {
+        for search in searches.remove(&pid).unwrap_or_default() {
             let path = v.env_var(pid, "PATH");
             let path_dirs: Option<Vec<&str>> = path.as_deref().map(|p| {
                 p.split(':')
@@ -268,18 +269,16 @@ struct StatSearch<'a> {
     at: Vec<usize>,
 }
 
-/// The failed `stat(DIR/NAME)` runs of one process, in order: a new run starts when
-/// NAME changes or a directory repeats.
-fn stat_searches<'a>(v: &View<'a>, pid: u32) -> Vec<StatSearch<'a>> {
-    let mut out: Vec<StatSearch<'a>> = Vec::new();
+/// The failed `stat(DIR/NAME)` runs of each process, in order (one pass over the
+/// timeline: a storm's job has thousands of processes): a new run starts when NAME
+/// changes or a directory repeats.
+fn stat_searches<'a>(v: &View<'a>) -> HashMap<u32, Vec<StatSearch<'a>>> {
+    let mut out: HashMap<u32, Vec<StatSearch<'a>>> = HashMap::new();
     for (i, e) in v.tl.iter().enumerate() {
-        if e.pid != pid || !v.is_job_work(i) {
-            continue;
-        }
         let Body::Stat { path, result } = &e.body else {
             continue;
         };
-        if !matches!(result.error, Some("ENOENT" | "ENOTDIR")) {
+        if !matches!(result.error, Some("ENOENT" | "ENOTDIR")) || !v.is_job_work(i) {
             continue;
         }
         let Some((dir, name)) = path.rsplit_once('/') else {
@@ -289,12 +288,13 @@ fn stat_searches<'a>(v: &View<'a>, pid: u32) -> Vec<StatSearch<'a>> {
             continue;
         }
         let dir = if dir.is_empty() { "/" } else { dir };
-        match out.last_mut() {
-            Some(s) if s.name == name && !s.dirs.contains(&dir) && s.at.last() < Some(&i) => {
+        let runs = out.entry(e.pid).or_default();
+        match runs.last_mut() {
+            Some(s) if s.name == name && !s.dirs.contains(&dir) => {
                 s.dirs.push(dir);
                 s.at.push(i);
             }
-            _ => out.push(StatSearch {
+            _ => runs.push(StatSearch {
                 name,
                 dirs: vec![dir],
                 at: vec![i],

@@ -14,6 +14,7 @@ mod delivery;
 mod env;
 mod exec;
 mod files;
+pub mod loss;
 mod network;
 pub mod noise;
 mod outcome;
@@ -66,6 +67,7 @@ pub enum Kind {
     NonzeroExit,
     OutputLost,
     StillRunning,
+    EventsLost,
 }
 
 impl Kind {
@@ -90,6 +92,7 @@ impl Kind {
             Kind::NonzeroExit => "nonzero_exit",
             Kind::OutputLost => "output_lost",
             Kind::StillRunning => "still_running",
+            Kind::EventsLost => "events_lost",
         }
     }
 }

@@ -161,6 +161,11 @@ impl ScheduleCheck {
             .collect()
     }
 
+    /// An event time as the wall-clock time it was (RFC 3339, UTC).
+    pub fn wall_text(&self, mono: u64) -> String {
+        self.wall(mono).to_string()
+    }
+
     fn wall(&self, mono: u64) -> Timestamp {
         let ns = mono as i128 + self.mono_to_wall_ns as i128;
         Timestamp::from_nanosecond(ns).unwrap_or(Timestamp::UNIX_EPOCH)

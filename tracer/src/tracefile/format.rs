@@ -10,7 +10,7 @@ pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 1;
+pub const FORMAT_MINOR: u32 = 2;
 pub(super) const FRAME_HEAD: usize = 4 + 1 + 1 + 2 + 4 + 4;
 /// Frames larger than this are damage, not data.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -21,6 +21,8 @@ pub(super) const ENTRY_KERNEL: u8 = 1;
 pub(super) const ENTRY_SYNTHETIC: u8 = 2;
 pub(super) const ENTRY_FACT: u8 = 3;
 pub(super) const ENTRY_SCHEDULES: u8 = 4;
+/// Format 1.2: events the kernel dropped, as the live loop saw the counters grow.
+pub(super) const ENTRY_LOST: u8 = 5;
 /// Write a block when it grows past this, or a second has passed.
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -87,6 +89,23 @@ pub struct LateSchedules {
     pub view: ScheduleView,
 }
 
+/// Records the kernel dropped (ring buffer or a map full) between two polls of its
+/// counters while recording: the loss happened in `since_ns..ts_ns`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LostEvents {
+    pub since_ns: u64,
+    pub ts_ns: u64,
+    /// Per kind (`fork`, `exec_attempt`, `syscall`, `tracked_map_full`, ...).
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+impl LostEvents {
+    pub fn total(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+}
+
 /// An entry of an event block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Entry {
@@ -96,6 +115,8 @@ pub enum Entry {
     Fact(Fact),
     /// The crontabs of a daemon that started during the recording, as it saw them.
     Schedules(LateSchedules),
+    /// Events the kernel dropped while recording (format 1.2).
+    Lost(LostEvents),
 }
 
 pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {

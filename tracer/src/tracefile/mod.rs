@@ -23,8 +23,8 @@ mod reader;
 mod writer;
 
 pub use format::{
-    CaptureOptions, Entry, LateSchedules, Synthetic, TraceHeader, Trailer, FORMAT_MAJOR,
-    FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
+    CaptureOptions, Entry, LateSchedules, LostEvents, Synthetic, TraceHeader, Trailer,
+    FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
 pub use reader::{read, Damage, ReadError, TraceContents};
 pub use writer::{create_file, CreateError, TraceWriter};
@@ -203,18 +203,14 @@ mod tests {
             .open("/dev/full")
             .unwrap();
         let mut w = TraceWriter::new(Path::new("/dev/full"), full, &header());
-        let first = w.error.clone().expect("the header write failed");
+        let first = w.error().expect("the header write failed");
         assert!(first.contains("No space left on device"), "{first}");
         for i in 0..10_000 {
             w.kernel_record(&[i as u8; 72]);
         }
         w.flush();
-        assert_eq!(
-            w.error.as_deref(),
-            Some(first.as_str()),
-            "the first error is kept"
-        );
-        assert_eq!(w.bytes_written, 0);
+        assert_eq!(w.error(), Some(first.clone()), "the first error is kept");
+        assert_eq!(w.bytes_written(), 0);
         assert_eq!(w.finish(&Trailer::default()), Some(first));
     }
 

@@ -218,6 +218,10 @@ fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
                     out.push(Entry::Fact(f));
                 }
             }
+            ENTRY_LOST => match serde_json::from_slice(&data) {
+                Ok(l) => out.push(Entry::Lost(l)),
+                Err(e) => return Err(format!("lost-events entry is not valid JSON: {e}")),
+            },
             // A newer writer's entry kind: skip it.
             _ => {}
         }

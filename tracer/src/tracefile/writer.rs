@@ -1,10 +1,15 @@
 //! Writing a trace as it is recorded: flushed and synced often, so a crash loses at
-//! most the last second.
+//! most the last second, by a thread of its own, so the disk never slows the drain.
 use std::{
     fs::{File, OpenOptions},
     io::Write,
     os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::{
+        mpsc::{sync_channel, SyncSender},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
     time::Instant,
 };
 
@@ -184,69 +189,127 @@ fn open_error(path: &Path, e: std::io::Error) -> CreateError {
     refuse(path, e, fix)
 }
 
+/// What the disk side has done: bytes safely written, and the first error.
+#[derive(Default)]
+struct DiskState {
+    bytes_written: u64,
+    error: Option<String>,
+}
+
+/// Frames waiting for the disk thread; when the disk falls this far behind, the
+/// event loop waits for it.
+const DISK_QUEUE_FRAMES: usize = 64;
+
 pub struct TraceWriter {
     path: PathBuf,
-    file: Option<File>,
     block: BytesMut,
     last_flush: Instant,
     pub kernel_records: u64,
     pub synthetic_events: u64,
-    pub bytes_written: u64,
-    /// The first write error (already said on stderr); writing stops there, the live
-    /// analysis goes on.
-    pub error: Option<String>,
+    /// Frames go to a thread that writes and syncs them, so a slow disk or a long
+    /// fsync never holds up draining the kernel's ring buffer. None once writing
+    /// has stopped (the first error).
+    disk: Option<SyncSender<BytesMut>>,
+    thread: Option<JoinHandle<()>>,
+    state: Arc<Mutex<DiskState>>,
+}
+
+/// Write one frame and sync it. On failure the file is cut back to its last whole
+/// frame, the error is said once and kept, and false is returned: nothing more is
+/// written, and the live analysis goes on.
+fn write_frame(f: &mut File, bytes: &[u8], path: &Path, state: &Mutex<DiskState>) -> bool {
+    let r = f.write_all(bytes).and_then(|_| f.sync_data());
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    match r {
+        Ok(()) => {
+            st.bytes_written += bytes.len() as u64;
+            true
+        }
+        Err(e) => {
+            // Part of the frame may be on disk: cut it off, so the file ends at the
+            // last whole frame (if even that fails, the reader stops at the partial
+            // frame all the same).
+            let _ = f.set_len(st.bytes_written).and_then(|_| f.sync_data());
+            let msg = format!(
+                "writing {} failed after {} bytes: {e}; the file is intact up to there and replays up to there",
+                path.display(),
+                st.bytes_written
+            );
+            eprintln!("tracer: warning: {msg}; the live analysis goes on");
+            st.error = Some(msg);
+            false
+        }
+    }
 }
 
 impl TraceWriter {
-    pub fn new(path: &Path, file: File, header: &TraceHeader) -> Self {
-        let mut w = TraceWriter {
+    /// The header is written (and synced) before this returns, so a file that cannot
+    /// be written is known at once; later frames are written by the disk thread.
+    pub fn new(path: &Path, mut file: File, header: &TraceHeader) -> Self {
+        let state = Arc::new(Mutex::new(DiskState::default()));
+        let json = serde_json::to_vec(header).expect("header serialises");
+        let mut first = BytesMut::from(&MAGIC[..]);
+        first.extend_from_slice(&frame(TAG_HEADER, &json));
+        let (disk, thread) = if write_frame(&mut file, &first, path, &state) {
+            let (tx, rx) = sync_channel::<BytesMut>(DISK_QUEUE_FRAMES);
+            let (st, p) = (state.clone(), path.to_path_buf());
+            let t = std::thread::Builder::new()
+                .name("trace-disk".into())
+                .spawn(move || {
+                    let mut ok = true;
+                    // After an error the queue is still received, so senders never block.
+                    for frame in rx {
+                        ok = ok && write_frame(&mut file, &frame, &p, &st);
+                    }
+                })
+                .ok();
+            (t.is_some().then_some(tx), t)
+        } else {
+            (None, None)
+        };
+        TraceWriter {
             path: path.to_path_buf(),
-            file: Some(file),
             block: BytesMut::new(),
             last_flush: Instant::now(),
             kernel_records: 0,
             synthetic_events: 0,
-            bytes_written: 0,
-            error: None,
-        };
-        let json = serde_json::to_vec(header).expect("header serialises");
-        let mut first = BytesMut::from(&MAGIC[..]);
-        first.extend_from_slice(&frame(TAG_HEADER, &json));
-        w.write_raw(&first);
-        w
+            disk,
+            thread,
+            state,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn write_raw(&mut self, bytes: &[u8]) {
-        let Some(f) = self.file.as_mut() else { return };
-        let r = f.write_all(bytes).and_then(|_| f.sync_data());
-        match r {
-            Ok(()) => self.bytes_written += bytes.len() as u64,
-            Err(e) => {
-                // Part of the frame may be on disk: cut it off, so the file ends at
-                // the last whole frame (if even that fails, the reader stops at the
-                // partial frame all the same).
-                let _ = f.set_len(self.bytes_written).and_then(|_| f.sync_data());
-                let msg = format!(
-                    "writing {} failed after {} bytes: {e}; the file is intact up to there and replays up to there",
-                    self.path.display(),
-                    self.bytes_written
-                );
-                // Said once, when it happens; nothing more is written and the live
-                // analysis goes on.
-                eprintln!("tracer: warning: {msg}; the live analysis goes on");
-                self.error = Some(msg);
-                self.file = None;
-            }
+    /// The first write error, once the disk thread has met it.
+    pub fn error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .clone()
+    }
+
+    /// Bytes written and synced so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes_written
+    }
+
+    fn write_raw(&mut self, bytes: BytesMut) {
+        let Some(tx) = &self.disk else { return };
+        if self.error().is_some() || tx.send(bytes).is_err() {
+            self.disk = None;
         }
     }
 
     /// One entry of the current block: `kind:u8 len:u32 data`.
     fn entry(&mut self, kind: u8, data: &[u8]) {
-        if self.file.is_none() {
+        if self.disk.is_none() {
             return;
         }
         self.block.put_u8(kind);
@@ -275,6 +338,11 @@ impl TraceWriter {
         self.entry(ENTRY_SCHEDULES, &json);
     }
 
+    pub fn lost(&mut self, l: &LostEvents) {
+        let json = serde_json::to_vec(l).expect("lost events serialise");
+        self.entry(ENTRY_LOST, &json);
+    }
+
     pub fn fact(&mut self, f: &Fact) {
         let json = serde_json::to_vec(f).expect("fact serialises");
         self.entry(ENTRY_FACT, &json);
@@ -300,14 +368,34 @@ impl TraceWriter {
         }
         let block = std::mem::take(&mut self.block);
         let f = frame(TAG_EVENTS, &block);
-        self.write_raw(&f);
+        self.write_raw(f);
     }
 
+    /// The last block and the trailer, then waits for the disk: the file is whole
+    /// when this returns. Returns the write error, if writing stopped early.
     pub fn finish(mut self, trailer: &Trailer) -> Option<String> {
         self.flush();
         let json = serde_json::to_vec(trailer).expect("trailer serialises");
         let f = frame(TAG_TRAILER, &json);
-        self.write_raw(&f);
-        self.error
+        self.write_raw(f);
+        self.close()
+    }
+
+    /// Stop writing: what is queued reaches the disk, nothing more is added.
+    fn close(&mut self) -> Option<String> {
+        self.disk = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.error()
+    }
+}
+
+impl Drop for TraceWriter {
+    /// A writer dropped without `finish` (an error path) still leaves every whole
+    /// frame it was given on disk.
+    fn drop(&mut self) {
+        self.flush();
+        self.close();
     }
 }
