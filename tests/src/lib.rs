@@ -80,6 +80,8 @@ impl Tracer {
     pub fn start(args: &[&str]) -> Tracer {
         let mut child = Command::new(tracer_bin())
             .arg("record")
+            // The tests read the events of healthy jobs too.
+            .arg("--timelines")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

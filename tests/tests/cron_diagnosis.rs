@@ -94,7 +94,13 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
 
     // The same file, replayed offline, gives the same jobs and findings.
     let out = std::process::Command::new(tracer_bin())
-        .args(["replay", trace.to_str().unwrap(), "--format", "json"])
+        .args([
+            "replay",
+            trace.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timelines",
+        ])
         .output()
         .unwrap();
     assert_eq!(

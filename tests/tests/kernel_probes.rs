@@ -304,7 +304,7 @@ fn a_recording_killed_with_sigkill_keeps_what_it_flushed() {
     let out = Command::new(tracer_tests::tracer_bin())
         .arg("replay")
         .arg(&trace)
-        .args(["--format", "json"])
+        .args(["--format", "json", "--timelines"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -590,7 +590,7 @@ fn a_disk_that_fills_while_recording_is_said_once_and_the_file_replays_to_the_cu
     let out = Command::new(tracer_tests::tracer_bin())
         .arg("replay")
         .arg(&trace)
-        .args(["--format", "json"])
+        .args(["--format", "json", "--timelines"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,6 +19,7 @@ fn replay(path: &Path, extra: &[&str]) -> Output {
     Command::new(tracer_bin())
         .arg("replay")
         .arg(path)
+        .arg("--timelines")
         .args(extra)
         .output()
         .expect("run tracer replay")
@@ -56,6 +57,15 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     scenarios::check_rule_files(&report);
     scenarios::check_doomed(&report, None, None);
     scenarios::check_stale(&report);
+    let mailing = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["command"] == scenarios::MAILED_COMMAND)
+        .expect("the working-MTA cron's mailed job")["scheduler_pid"]
+        .as_u64()
+        .unwrap();
+    scenarios::check_mailing(&report, mailing as u32);
     assert_eq!(report["stats"]["lost_events"], 0);
     scenarios::check_no_secrets(
         "the fixture trace",
@@ -63,6 +73,47 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
         true,
     );
     scenarios::check_no_secrets("its replay", &out.stdout, true);
+}
+
+/// Without --timelines a job with no finding is its summary and event count; a job
+/// with findings keeps its timeline (the evidence points into it); nothing else
+/// changes.
+#[test]
+fn json_keeps_the_timelines_of_jobs_with_findings_only_unless_asked() {
+    let whole = json(&replay(&fixture(), &["--format", "json"]));
+    let out = Command::new(tracer_bin())
+        .arg("replay")
+        .arg(fixture())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let brief = json(&out);
+    let (jw, jb) = (
+        whole["jobs"].as_array().unwrap(),
+        brief["jobs"].as_array().unwrap(),
+    );
+    assert_eq!(jw.len(), jb.len());
+    let mut clean = 0;
+    for (w, b) in jw.iter().zip(jb) {
+        assert_eq!(w["findings"], b["findings"]);
+        assert_eq!(w["command"], b["command"]);
+        let n = w["timeline"].as_array().map_or(0, Vec::len) as u64;
+        assert_eq!(w["events"], n, "{}", w["command"]);
+        assert_eq!(b["events"], n, "{}", b["command"]);
+        if b["findings"].as_array().unwrap().is_empty() && b["state"] == "finished" {
+            clean += 1;
+            assert!(b.get("timeline").is_none(), "{}", b["command"]);
+        } else {
+            assert_eq!(b["timeline"], w["timeline"], "{}", b["command"]);
+        }
+    }
+    assert!(clean > 10, "the fixture has healthy jobs: {clean}");
+    assert!(
+        out.stdout.len() < serde_json::to_vec_pretty(&whole).unwrap().len(),
+        "summarised: {} bytes",
+        out.stdout.len()
+    );
 }
 
 #[test]

@@ -117,6 +117,12 @@ enum Cmd {
         /// Raise it when the run reports events_lost (bursts of thousands of processes).
         #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = record::parse_ring_mb)]
         ring_mb: u32,
+        /// Keep every job's timeline in the JSON report. By default a finished job
+        /// with no finding is reported by its summary and event count, and its
+        /// timeline is let go as soon as it ends, so a long attach stays small (text
+        /// output prints each job whole as it ends either way).
+        #[arg(long)]
+        timelines: bool,
     },
     /// Every crontab entry, its next runs, its environment, and what is wrong already.
     ///
@@ -197,6 +203,10 @@ enum Cmd {
         /// host's PATH (e.g. ./backup=/etc/cron.d/backup). Repeatable.
         #[arg(long = "crontab", value_name = "PATH")]
         crontabs: Vec<String>,
+        /// Keep every job's timeline in the JSON report (by default a job with no
+        /// finding gives its event count only).
+        #[arg(long)]
+        timelines: bool,
     },
     /// Convert a trace for other tools: JSON lines for jq, or a visual timeline.
     #[command(
@@ -232,6 +242,7 @@ fn main() -> ExitCode {
             force,
             entries,
             ring_mb,
+            timelines,
         } => {
             let opts = record::RecordOptions {
                 duration,
@@ -244,6 +255,7 @@ fn main() -> ExitCode {
                 force,
                 entries,
                 ring_mb,
+                timelines,
                 trigger: None,
             };
             match record::run(opts) {
@@ -260,12 +272,14 @@ fn main() -> ExitCode {
             format,
             job,
             crontabs,
+            timelines,
         } => {
             match replay::run(&replay::ReplayOptions {
                 path: file,
                 format,
                 job,
                 crontabs,
+                timelines,
             }) {
                 Ok(r) if r.damage.is_some() => ExitCode::from(EXIT_DAMAGED),
                 Ok(r) if r.report.has_findings() => ExitCode::from(EXIT_FINDINGS),

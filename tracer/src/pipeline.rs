@@ -48,6 +48,9 @@ pub struct Pipeline {
     pub redactions: secrets::Counts,
     /// Records the kernel dropped, as the counters were seen to grow.
     losses: Vec<LostEvents>,
+    /// Keep the timeline of a finished job with no finding (--timelines); otherwise it
+    /// is let go once the job is diagnosed and printed, so a long attach stays small.
+    keep_timelines: bool,
 }
 
 impl Pipeline {
@@ -76,6 +79,25 @@ impl Pipeline {
             forced_entry: None,
             redactions: secrets::Counts::new(),
             losses: Vec::new(),
+            keep_timelines: true,
+        }
+    }
+
+    /// Let go of the timelines of finished jobs without findings (the report gives
+    /// their event counts).
+    pub fn summarise_clean_jobs(mut self, yes: bool) -> Self {
+        self.keep_timelines = !yes;
+        self
+    }
+
+    fn retire_if_clean(&mut self, idx: usize) {
+        let clean = self
+            .findings
+            .get(idx)
+            .is_some_and(|f| f.as_ref().is_some_and(Vec::is_empty));
+        let done = self.tracker.jobs().get(idx).is_some_and(|j| j.finished());
+        if !self.keep_timelines && clean && done {
+            self.tracker.retire(idx);
         }
     }
 
@@ -209,6 +231,7 @@ impl Pipeline {
             if self.print && self.format == Format::Text {
                 self.print_job(idx);
             }
+            self.retire_if_clean(idx);
         }
     }
 
@@ -274,6 +297,9 @@ impl Pipeline {
         self.tracker.close();
         for idx in 0..self.tracker.jobs().len() {
             self.diagnose(idx, true);
+            if self.format == Format::Json {
+                self.retire_if_clean(idx);
+            }
         }
         let findings: Vec<Vec<Finding>> = (0..self.tracker.jobs().len())
             .map(|i| self.findings_of(i))

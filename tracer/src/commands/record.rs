@@ -39,6 +39,8 @@ pub struct RecordOptions {
     pub trigger: Option<(EntryRef, Plan)>,
     /// The kernel's ring buffer, in MiB.
     pub ring_mb: u32,
+    /// Keep the timelines of jobs without findings (`--timelines`).
+    pub timelines: bool,
 }
 
 pub const DEFAULT_RING_MB: u32 = 16;
@@ -438,7 +440,8 @@ fn run_attached(
         start_ns,
         Box::new(LiveFacts::default()),
     )
-    .with_schedules(header.schedules.clone(), mono_to_wall_ns);
+    .with_schedules(header.schedules.clone(), mono_to_wall_ns)
+    .summarise_clean_jobs(!opts.timelines);
     pipe.note_redactions(Some(&start_redactions));
     for s in &header.snapshot {
         pipe.synthetic(s);

@@ -19,6 +19,8 @@ pub struct ReplayOptions {
     pub job: Option<u64>,
     /// `--crontab PATH` or `LOCAL=PATH`: this machine's file in place of the recorded one.
     pub crontabs: Vec<String>,
+    /// Keep the timelines of jobs without findings in the JSON report.
+    pub timelines: bool,
 }
 
 /// Put this machine's crontab files in place of (or beside) the recorded ones.
@@ -129,6 +131,11 @@ pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
 
 /// Feed a trace's contents through a pipeline (no printing) and return the report.
 pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
+    analyse_with(c, format, quiet, true)
+}
+
+/// `analyse`, keeping the timelines of jobs without findings only if `timelines`.
+pub fn analyse_with(c: &TraceContents, format: Format, quiet: bool, timelines: bool) -> Report {
     let users = UserNames::from_map(c.header.users.clone());
     // Every recorded answer up front: the live run asked when a job finished and wrote
     // the answer just after the event that finished it.
@@ -139,7 +146,8 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
         }
     }
     let mut pipe = Pipeline::new(users, format, false, c.header.start_ns, Box::new(facts))
-        .with_schedules(c.header.schedules.clone(), c.header.mono_to_wall_ns);
+        .with_schedules(c.header.schedules.clone(), c.header.mono_to_wall_ns)
+        .summarise_clean_jobs(!timelines);
     if quiet {
         pipe = pipe.quiet();
     }
@@ -191,9 +199,10 @@ pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
         eprintln!("tracer: warning: {d}");
     }
     let report = match opts.job {
-        None => analyse(&c, opts.format, false),
+        None => analyse_with(&c, opts.format, false, opts.timelines),
         Some(id) => {
-            let mut rep = analyse(&c, opts.format, true);
+            // The one job asked for is shown whole.
+            let mut rep = analyse_with(&c, opts.format, true, true);
             if !rep.jobs.iter().any(|j| j.id == id) {
                 return Err(format!(
                     "{}: no job {id} (the trace has jobs 1..={})",

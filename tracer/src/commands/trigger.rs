@@ -178,6 +178,7 @@ pub fn run(opts: TriggerOptions) -> ExitCode {
         force: opts.force,
         entries: Vec::new(),
         ring_mb: record::DEFAULT_RING_MB,
+        timelines: true,
         trigger: Some((entry, plan)),
     });
     match r {

@@ -31,6 +31,9 @@ pub struct Job {
     pub final_summary: Option<JobSummary>,
     /// Per pid: the timeline index of its exec attempt still waiting for its result.
     exec_pending: HashMap<u32, usize>,
+    /// Events not kept in `timeline` (see `Tracker::retire`).
+    pub dropped_events: u64,
+    retired: bool,
 }
 
 impl Job {
@@ -44,6 +47,10 @@ impl Job {
     /// rule and every output reads one `exec_attempt` that carries its result. A
     /// result whose attempt came before the trace stays an `exec_result`.
     fn append(&mut self, mut ev: Event) {
+        if self.retired {
+            self.dropped_events += 1;
+            return;
+        }
         match &mut ev.body {
             Body::ExecAttempt { .. } => {
                 self.exec_pending.insert(ev.pid, self.timeline.len());
@@ -143,6 +150,8 @@ impl Tracker {
             timeline: Vec::new(),
             final_summary: None,
             exec_pending: HashMap::new(),
+            dropped_events: 0,
+            retired: false,
         });
         self.pid_job.insert(leader, idx);
         idx
@@ -247,6 +256,18 @@ impl Tracker {
             self.jobs[idx].final_summary = Some(s);
         }
         None
+    }
+
+    /// A finished job's timeline is let go (its summary and counts stay): what a long
+    /// attach keeps of a job with nothing to report. Its later events are only counted.
+    pub fn retire(&mut self, idx: usize) {
+        let Some(job) = self.jobs.get_mut(idx) else {
+            return;
+        };
+        job.dropped_events += job.timeline.len() as u64;
+        job.timeline = Vec::new();
+        job.exec_pending = HashMap::new();
+        job.retired = true;
     }
 
     /// Keep an event of a pid we have not met yet; its fork may still be on its way.
@@ -469,6 +490,34 @@ mod tests {
             tl[1].dur_ns,
             Some(2),
             "the attempt's duration reaches its result"
+        );
+    }
+
+    #[test]
+    fn a_retired_job_keeps_its_summary_and_counts_what_it_let_go() {
+        let mut t = Tracker::default();
+        cron_run(&mut t);
+        let n = t.jobs()[0].timeline.len() as u64;
+        let before = t.summary(&t.jobs()[0]);
+        t.retire(0);
+        t.push(ev(
+            200,
+            99,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        let job = &t.jobs()[0];
+        assert!(job.timeline.is_empty());
+        assert_eq!(
+            job.dropped_events,
+            n + 1,
+            "later events are counted, not kept"
+        );
+        let after = t.summary(job);
+        assert_eq!(
+            (after.command, after.exit, after.env),
+            (before.command, before.exit, before.env)
         );
     }
 

@@ -36,6 +36,10 @@ pub struct JobReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_running: Vec<u32>,
     pub findings: Vec<Finding>,
+    /// Every event of the job, kept or not.
+    pub events: u64,
+    /// Left out (empty) for a job without findings unless --timelines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Event>,
 }
 
@@ -98,6 +102,7 @@ pub fn job_report(
         exit: s.exit,
         left_running: s.left_running,
         findings,
+        events: job.timeline.len() as u64 + job.dropped_events,
         timeline: job.timeline.clone(),
     }
 }
@@ -137,8 +142,11 @@ pub fn build(
 }
 
 pub fn write_json(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, r)?;
-    writeln!(out)
+    // Buffered: stdout is line-buffered, and a pretty document is one write per line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut out, r)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 const BOLD: Style = Style::new().bold();
@@ -376,6 +384,13 @@ pub fn write_job_text(
                 ev.pid, ev.comm
             )?;
         }
+    }
+    if j.timeline.is_empty() && j.events > 0 {
+        writeln!(
+            out,
+            "  {DIM}({} events; a job with no finding keeps no timeline: --timelines keeps it){DIM:#}",
+            j.events
+        )?;
     }
     if shown > TEXT_TIMELINE_LIMIT {
         writeln!(
