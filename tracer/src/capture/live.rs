@@ -11,10 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{unix::AsyncFd, Interest},
-    signal::unix::SignalKind,
-};
+use tokio::io::{unix::AsyncFd, Interest};
 
 use crate::{
     capture::{
@@ -95,19 +92,9 @@ pub fn run(
         what: format!("cannot poll the ring buffer: {e}"),
         fix: "retry".into(),
     })?;
-    // The first Ctrl-C or SIGTERM stops the loop and lets the report be written; from
-    // then on (draining, diagnosing, detaching) a second one exits at once. The trace
-    // file stays readable up to its last whole frame.
-    let second = Arc::new(AtomicBool::new(false));
-    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
-        if let Err(e) = signal_hook::flag::register_conditional_shutdown(sig, code, second.clone())
-        {
-            log::warn!("a second Ctrl-C will not exit at once: {e}");
-        }
-    }
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut stop_rx = watch_signals(loaded.links.clone(), stopping.clone());
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
-        let mut int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
         let deadline = o.duration.map(|d| tokio::time::Instant::now() + d);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut last_scan = Instant::now();
@@ -126,8 +113,10 @@ pub fn run(
                         guard.clear_ready();
                     }
                 }
-                _ = recv(&mut term) => { stop_said("SIGTERM"); break }
-                _ = recv(&mut int) => { stop_said("interrupted"); break }
+                sig = stop_rx.recv() => {
+                    stop_said(if sig == Some(libc::SIGTERM) { "SIGTERM" } else { "interrupted" });
+                    break
+                }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
                 _ = tick.tick() => {
                     if let Some(w) = pipe.writer.as_mut() {
@@ -162,9 +151,12 @@ pub fn run(
                 }
             }
         }
-        second.store(true, Ordering::SeqCst);
-        // What the kernel wrote before we stopped listening.
-        drain(ring.get_mut(), pipe, redact, usize::MAX);
+        stopping.store(true, Ordering::SeqCst);
+        // What the kernel wrote before we stopped listening, and not what a storm goes
+        // on writing while we finish (the probes stay attached until the report is out).
+        let stop = Instant::now();
+        drain_to(ring.get_mut(), pipe, monotonic_ns());
+        log::debug!("drained what came before the stop in {:?}", stop.elapsed());
         loaded.flush_kernel_log();
         losses.poll(loaded, pipe, monotonic_ns(), false);
     });
@@ -223,13 +215,42 @@ impl LossPoll {
     }
 }
 
-async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-    match s {
-        Some(s) => {
-            s.recv().await;
+/// Ctrl-C and SIGTERM, watched by a thread of their own: the first one stops the
+/// event loop (sent on the returned channel) and the report is written; a second one,
+/// or a first one once the run is stopping anyway, exits at once, whatever the main
+/// thread is doing (draining, diagnosing, detaching). The probes are let go by a child
+/// (see `release_in_background`); the trace file is readable up to its last whole
+/// frame.
+fn watch_signals(
+    links: loader::Links,
+    stopping: Arc<AtomicBool>,
+) -> tokio::sync::mpsc::UnboundedReceiver<i32> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot watch for Ctrl-C ({e}): stop with SIGKILL");
+            return rx;
         }
-        None => std::future::pending().await,
-    }
+    };
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen == 1 && !stopping.load(Ordering::SeqCst) {
+                let _ = tx.send(sig);
+                continue;
+            }
+            eprintln!("tracer: exiting now (a trace file is readable up to its last flush)");
+            if !loader::release_in_background() {
+                loader::detach_all(&links);
+            }
+            // SAFETY: _exit ends the process without running anything of ours.
+            unsafe { libc::_exit(128 + sig) };
+        }
+    });
+    rx
 }
 
 /// Daemons the kernel cannot spot by comm (busybox crond), or started between the
@@ -355,6 +376,35 @@ fn reread_crontabs(pipe: &mut Pipeline, redact: bool, seen: &mut HashMap<String,
         log::info!("crontabs of {} changed: reread", v.who());
         pipe.schedule_view(v, now);
     }
+}
+
+/// Longest the drain at the stop may take, whatever the kernel goes on writing.
+const FINAL_DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// The records written up to `stop_ns` (their header time): the ring holds at most its
+/// size of them, so this ends; a record written after the stop ends it at once.
+fn drain_to(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline, stop_ns: u64) {
+    let began = Instant::now();
+    let mut after = 0u64;
+    while began.elapsed() < FINAL_DRAIN_LIMIT {
+        let Some(item) = ring.next() else { return };
+        // Header: kind u32, flags u32, ts_ns u64.
+        let ts = item
+            .get(8..16)
+            .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+            .unwrap_or(0);
+        if ts > stop_ns {
+            // Later than the stop: not part of this recording. Records of different
+            // CPUs interleave, so a few more are looked at before giving up.
+            after += 1;
+            if after > 64 {
+                return;
+            }
+            continue;
+        }
+        let _ = pipe.kernel_record(&item);
+    }
+    log::warn!("stopped draining after {FINAL_DRAIN_LIMIT:?}: the rest of the ring buffer is not in the report");
 }
 
 /// Up to `max` records; returns whether the ring is empty.

@@ -8,7 +8,7 @@ use std::{
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{trace_point::TracePointLink, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
@@ -243,6 +243,9 @@ pub struct LoadOptions {
 }
 
 pub struct Loaded {
+    /// The attachments, owned apart from the programs so that they can be let go in
+    /// parallel (see `detach_all`); shared with the signal watcher for the same reason.
+    pub links: Links,
     pub ebpf: Ebpf,
     /// The kernel programs' log lines, when asked for (-v or RUST_LOG).
     kernel_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
@@ -325,6 +328,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         })?;
 
     let mut loaded_programs = std::collections::HashSet::new();
+    let mut links = Vec::new();
     let mut attached = 0;
     let mut missing_optional = Vec::new();
     for a in &all {
@@ -367,7 +371,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
                 )
             })?;
         }
-        prog.attach(a.category, a.name).map_err(|e| {
+        let attach_err = |e: aya::programs::ProgramError| {
             err(
                 format!(
                     "attaching {} to tracepoint {}/{} failed: {e}",
@@ -375,7 +379,9 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
                 ),
                 "needs CAP_PERFMON (or root) and an accessible tracefs",
             )
-        })?;
+        };
+        let id = prog.attach(a.category, a.name).map_err(attach_err)?;
+        links.push(prog.take_link(id).map_err(attach_err)?);
         attached += 1;
         log::debug!("attached {} to {}/{}", a.program, a.category, a.name);
     }
@@ -391,11 +397,83 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         None
     };
     Ok(Loaded {
+        links: std::sync::Arc::new(std::sync::Mutex::new(links)),
         ebpf,
         kernel_log,
         attached,
         missing_optional,
     })
+}
+
+/// The tracepoint attachments of one run.
+pub type Links = std::sync::Arc<std::sync::Mutex<Vec<TracePointLink>>>;
+
+/// Let go of every attachment, several at a time: the kernel waits for an RCU grace
+/// period as each tracepoint loses its last probe, and one after the other that is
+/// seconds for the fifty of a run; side by side the waits overlap.
+pub fn detach_all(links: &Links) {
+    let all = match links.try_lock() {
+        Ok(mut l) => std::mem::take(&mut *l),
+        // Being let go by the other side already.
+        Err(_) => return,
+    };
+    const THREADS: usize = 16;
+    let per = all.len().div_ceil(THREADS).max(1);
+    let mut all = all;
+    let mut chunks = Vec::new();
+    while !all.is_empty() {
+        let rest = all.split_off(per.min(all.len()));
+        chunks.push(std::mem::replace(&mut all, rest));
+    }
+    std::thread::scope(|s| {
+        for c in chunks {
+            s.spawn(move || drop(c));
+        }
+    });
+}
+
+/// The kernel lets go of a tracepoint probe only after an RCU grace period, under a
+/// lock shared by all of them: seconds for a run's fifty, which a runbook would wait
+/// for. A child that holds the descriptors takes that wait instead: the tracer exits
+/// at once and the probes go a moment later (what they still write goes to a ring
+/// buffer nobody reads). Returns false if no child could be made.
+pub fn release_in_background() -> bool {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child only closes descriptors, sleeps and exits (async-signal-safe
+    // calls, all a child of a threaded process may make).
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            // Not the terminal's or a pipe reader's to wait for.
+            libc::close(0);
+            libc::close(1);
+            libc::close(2);
+            // Hold the descriptors until the tracer is gone, so that its copies are
+            // never the last ones; then this exit is the one that waits. Bounded, in
+            // case the tracer outlives its report (it never should).
+            let nap = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            for _ in 0..6000 {
+                if libc::getppid() != parent {
+                    break;
+                }
+                libc::nanosleep(&nap, std::ptr::null_mut());
+            }
+            libc::_exit(0)
+        },
+        -1 => false,
+        _ => true,
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        if !release_in_background() {
+            detach_all(&self.links);
+        }
+    }
 }
 
 impl Loaded {

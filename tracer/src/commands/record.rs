@@ -495,6 +495,7 @@ fn run_attached(
             &mut known,
         )?;
     }
+    let stopped = Instant::now();
     let lost = loaded.lost();
     // One end time for the report and the trailer, so a replay says the same.
     let end_ns = monotonic_ns();
@@ -508,6 +509,7 @@ fn run_attached(
         duration_ns: began.elapsed().as_nanos() as u64,
         ..Default::default()
     });
+    log::debug!("report out {:?} after the stop", stopped.elapsed());
     if let Some(w) = pipe.writer.take() {
         let trailer = Trailer {
             kernel_records: w.kernel_records,
@@ -518,7 +520,9 @@ fn run_attached(
             redactions: rep.stats.redactions.clone(),
         };
         let path = w.path().display().to_string();
-        match w.finish(&trailer) {
+        let finished = w.finish(&trailer);
+        log::debug!("trace file done {:?} after the stop", stopped.elapsed());
+        match finished {
             None => eprintln!("tracer: wrote {path}"),
             // The cause was said when it happened.
             Some(_) => eprintln!(

@@ -122,13 +122,24 @@ fn path_walks(
     d: &mut Vec<Draft>,
 ) -> Vec<usize> {
     let mut explained = Vec::new();
-    let mut pids: Vec<u32> = attempts.iter().map(|a| v.tl[a.at].pid).collect();
-    pids.dedup();
-    for pid in pids {
+    // Each process's attempts, grouped in one pass (in order of first attempt).
+    let mut order: Vec<u32> = Vec::new();
+    let mut by_pid: HashMap<u32, Vec<&ExecTry>> = HashMap::new();
+    for a in attempts {
+        let pid = v.tl[a.at].pid;
+        by_pid
+            .entry(pid)
+            .or_insert_with(|| {
+                order.push(pid);
+                Vec::new()
+            })
+            .push(a);
+    }
+    for pid in order {
         if v.mailers.contains(&pid) {
             continue;
         }
-        let mine: Vec<&ExecTry> = attempts.iter().filter(|a| v.tl[a.at].pid == pid).collect();
+        let mine = &by_pid[&pid];
         let Some(first_fail) = mine.iter().position(|a| a.ret == -(libc::ENOENT as i64)) else {
             continue;
         };
@@ -191,6 +202,7 @@ pub(super) fn path_search_misses(
 ) -> HashSet<u32> {
     let mut explained = HashSet::new();
     let mut searches = stat_searches(v);
+    let fe = ForksAndExecs::of(v);
     for &pid in &v.job.members {
         if v.mailers.contains(&pid) {
             continue;
@@ -208,7 +220,7 @@ pub(super) fn path_search_misses(
                     && want.iter().all(|w| search.dirs.contains(w))
                     && search.dirs.iter().all(|d| want.contains(d))
             });
-            let confirmed = confirm_127(v, pid, *search.at.last().unwrap_or(&0));
+            let confirmed = confirm_127(v, &fe, pid, *search.at.last().unwrap_or(&0));
             let located = if confirmed.is_none() && whole_path && search.dirs.len() >= 2 {
                 facts.locate(search.name)
             } else {
@@ -304,31 +316,55 @@ fn stat_searches<'a>(v: &View<'a>) -> HashMap<u32, Vec<StatSearch<'a>>> {
     out
 }
 
+/// Per process, in timeline order: the forks it made (index, child) and its exec
+/// attempts (index). One pass, so each confirmation is a lookup, not a scan: a
+/// storm's job has thousands of searches.
+#[derive(Default)]
+struct ForksAndExecs {
+    forks: HashMap<u32, Vec<(usize, u32)>>,
+    execs: HashMap<u32, Vec<usize>>,
+}
+
+impl ForksAndExecs {
+    fn of(v: &View) -> Self {
+        let mut x = ForksAndExecs::default();
+        for (i, e) in v.tl.iter().enumerate() {
+            match e.body {
+                Body::Fork { child_pid, .. } => {
+                    x.forks.entry(e.pid).or_default().push((i, child_pid))
+                }
+                Body::ExecAttempt { .. } => x.execs.entry(e.pid).or_default().push(i),
+                _ => {}
+            }
+        }
+        x
+    }
+
+    fn execs_after(&self, pid: u32, at: usize) -> bool {
+        self.execs
+            .get(&pid)
+            .is_some_and(|v| v.last().is_some_and(|&last| last > at))
+    }
+
+    fn next_fork(&self, pid: u32, after: usize) -> Option<(usize, u32)> {
+        let f = self.forks.get(&pid)?;
+        f.get(f.partition_point(|&(i, _)| i <= after)).copied()
+    }
+}
+
 /// After a search ending at timeline index `after`: the pid whose exit 127 says the
 /// command was not found: the searching shell's first child forked after it, if that
 /// child never exec'd and exited 127 (bash), or the shell itself, if it exited 127
 /// with no exec after the search (dash running a `-c` command).
-fn confirm_127(v: &View, pid: u32, after: usize) -> Option<u32> {
+fn confirm_127(v: &View, fe: &ForksAndExecs, pid: u32, after: usize) -> Option<u32> {
     let exited_127 =
         |p: u32| v.t.procs.get(p).and_then(|p| p.exit).and_then(|s| s.code) == Some(127);
-    let execs_after = |p: u32, from: usize| {
-        v.tl[from..]
-            .iter()
-            .any(|e| e.pid == p && matches!(e.body, Body::ExecAttempt { .. }))
-    };
-    let next_fork = v.tl[after..]
-        .iter()
-        .enumerate()
-        .find_map(|(k, e)| match e.body {
-            Body::Fork { child_pid, .. } if e.pid == pid => Some((after + k, child_pid)),
-            _ => None,
-        });
-    if let Some((at, child)) = next_fork {
-        if exited_127(child) && !execs_after(child, at) {
+    if let Some((at, child)) = fe.next_fork(pid, after) {
+        if exited_127(child) && !fe.execs_after(child, at) {
             return Some(child);
         }
     }
-    (exited_127(pid) && !execs_after(pid, after)).then_some(pid)
+    (exited_127(pid) && !fe.execs_after(pid, after)).then_some(pid)
 }
 
 /// What an exec failure's message names besides the file.

@@ -3,7 +3,7 @@
 //! leader (the daemon's child, which waits for the command and mails its output) has
 //! exited, or every process in it has: what it left behind (`nohup x &`, a delivery
 //! still going) is listed, not waited for.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
     model::event::{Body, Event, ExitStatus},
@@ -31,9 +31,43 @@ pub struct Job {
     pub final_summary: Option<JobSummary>,
     /// Per pid: the timeline index of its exec attempt still waiting for its result.
     exec_pending: HashMap<u32, usize>,
-    /// Events not kept in `timeline` (see `Tracker::retire`).
+    /// Events not kept in `timeline` (see `Tracker::retire` and `TIMELINE_SOFT_CAP`).
     pub dropped_events: u64,
+    /// Of those, the ones a long-running job's cap let go, per event kind.
+    pub capped: BTreeMap<&'static str, u64>,
     retired: bool,
+}
+
+/// Past this many events in one job's timeline, routine successes (opens, stats,
+/// sockets, connects that worked) are counted, not kept; what the rules and a person
+/// need (the tree, execs, ids, limits, exits, every failure) still is.
+pub const TIMELINE_SOFT_CAP: usize = 20_000;
+/// Past this many, only failures and ends are kept; past twice this, nothing.
+pub const TIMELINE_HARD_CAP: usize = 200_000;
+
+/// Whether a job whose timeline holds `len` events keeps `ev`.
+fn keeps(len: usize, ev: &Event) -> bool {
+    if len < TIMELINE_SOFT_CAP {
+        return true;
+    }
+    if len >= 2 * TIMELINE_HARD_CAP {
+        return false;
+    }
+    let failed = ev.body.result().is_some_and(|r| !r.ok());
+    let ended_badly = matches!(&ev.body, Body::Exit { status: Some(s) } if !s.is_success());
+    if len >= TIMELINE_HARD_CAP {
+        return failed || ended_badly;
+    }
+    let routine_success = matches!(
+        ev.body,
+        Body::Open { .. }
+            | Body::Stat { .. }
+            | Body::Socket { .. }
+            | Body::Connect { .. }
+            | Body::Getsockopt { .. }
+            | Body::Wait { .. }
+    ) && !failed;
+    !routine_success
 }
 
 impl Job {
@@ -49,6 +83,14 @@ impl Job {
     fn append(&mut self, mut ev: Event) {
         if self.retired {
             self.dropped_events += 1;
+            return;
+        }
+        // An exec result joins its attempt whatever the cap (it adds no event).
+        let joins =
+            matches!(ev.body, Body::ExecResult { .. }) && self.exec_pending.contains_key(&ev.pid);
+        if !joins && !keeps(self.timeline.len(), &ev) {
+            self.dropped_events += 1;
+            *self.capped.entry(ev.body.name()).or_default() += 1;
             return;
         }
         match &mut ev.body {
@@ -151,6 +193,7 @@ impl Tracker {
             final_summary: None,
             exec_pending: HashMap::new(),
             dropped_events: 0,
+            capped: BTreeMap::new(),
             retired: false,
         });
         self.pid_job.insert(leader, idx);
@@ -268,6 +311,12 @@ impl Tracker {
         job.timeline = Vec::new();
         job.exec_pending = HashMap::new();
         job.retired = true;
+        // Its exited processes go too; one still running (left behind) stays known.
+        for pid in job.members.clone() {
+            if self.procs.forget(pid) && self.pid_job.get(&pid) == Some(&idx) {
+                self.pid_job.remove(&pid);
+            }
+        }
     }
 
     /// Keep an event of a pid we have not met yet; its fork may still be on its way.
@@ -500,25 +549,72 @@ mod tests {
         let n = t.jobs()[0].timeline.len() as u64;
         let before = t.summary(&t.jobs()[0]);
         t.retire(0);
-        t.push(ev(
-            200,
-            99,
-            Body::Exit {
-                status: Some(ExitStatus::code(0)),
-            },
-        ));
         let job = &t.jobs()[0];
         assert!(job.timeline.is_empty());
-        assert_eq!(
-            job.dropped_events,
-            n + 1,
-            "later events are counted, not kept"
-        );
+        assert_eq!(job.dropped_events, n);
+        // Its exited processes are forgotten; the root is not.
+        assert!(t.procs.get(200).is_none() && t.procs.get(201).is_none());
+        assert!(t.procs.get(100).is_some());
         let after = t.summary(job);
         assert_eq!(
             (after.command, after.exit, after.env),
             (before.command, before.exit, before.env)
         );
+    }
+
+    #[test]
+    fn a_long_job_keeps_failures_and_its_tree_past_the_cap_and_counts_the_rest() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(ev(
+            100,
+            1,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        let open = |ts, ret| {
+            ev(
+                200,
+                ts,
+                Body::Open {
+                    syscall: "openat",
+                    dfd: -100,
+                    path: "/var/lib/x".into(),
+                    flags: 0,
+                    mode: 0,
+                    result: SysResult::new(ret),
+                },
+            )
+        };
+        let total = TIMELINE_SOFT_CAP as u64 + 10_000;
+        for i in 0..total {
+            // One failure in a thousand.
+            t.push(open(10 + i, if i % 1000 == 999 { -13 } else { 3 }));
+        }
+        t.push(ev(
+            200,
+            total + 20,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        let job = &t.jobs()[0];
+        let kept_failures = job
+            .timeline
+            .iter()
+            .filter(|e| e.body.result().is_some_and(|r| !r.ok()))
+            .count() as u64;
+        assert_eq!(kept_failures, total / 1000, "every failure is kept");
+        assert!(matches!(
+            job.timeline.last().unwrap().body,
+            Body::Fork { child_pid: 201, .. }
+        ));
+        let dropped = job.capped.get("open").copied().unwrap_or(0);
+        assert_eq!(dropped, 10_000 - 10, "successes past the cap are counted");
+        assert_eq!(job.timeline.len() as u64 + job.dropped_events, total + 2);
     }
 
     #[test]

@@ -65,6 +65,23 @@ impl ProcessTable {
         self.procs.get(&pid)
     }
 
+    /// Forget an exited process (its job is reported and frozen).
+    pub fn forget(&mut self, pid: u32) -> bool {
+        if self.procs.get(&pid).is_some_and(Process::exited) {
+            self.procs.remove(&pid);
+            return true;
+        }
+        false
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
     pub fn apply(&mut self, ev: &Event) {
         match &ev.body {
             Body::Snapshot {

@@ -38,6 +38,9 @@ pub struct JobReport {
     pub findings: Vec<Finding>,
     /// Every event of the job, kept or not.
     pub events: u64,
+    /// Events a long job's timeline cap let go, per kind (see `TIMELINE_SOFT_CAP`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub timeline_capped: BTreeMap<String, u64>,
     /// Left out (empty) for a job without findings unless --timelines.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Event>,
@@ -103,6 +106,11 @@ pub fn job_report(
         left_running: s.left_running,
         findings,
         events: job.timeline.len() as u64 + job.dropped_events,
+        timeline_capped: job
+            .capped
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
         timeline: job.timeline.clone(),
     }
 }
@@ -384,6 +392,18 @@ pub fn write_job_text(
                 ev.pid, ev.comm
             )?;
         }
+    }
+    if !j.timeline_capped.is_empty() {
+        let kinds: Vec<String> = j
+            .timeline_capped
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "  {DIM}(a long job: past its first events, routine successes were counted, not kept: {}){DIM:#}",
+            kinds.join(", ")
+        )?;
     }
     if j.timeline.is_empty() && j.events > 0 {
         writeln!(
