@@ -260,7 +260,7 @@ pub(super) fn path_search_misses(
 
 /// How a shell process is named in a message: the script it runs (`/opt/backup.sh`,
 /// `bash /opt/backup.sh`), or `sh -c` for a crontab command line.
-fn shell_role(argv: &[String]) -> String {
+pub(super) fn shell_role(argv: &[String]) -> String {
     const SHELLS: [&str; 6] = ["sh", "bash", "dash", "zsh", "ksh", "mksh"];
     let first = argv.first().map(String::as_str).unwrap_or("the shell");
     if !SHELLS.contains(&basename(first)) {

@@ -19,6 +19,8 @@ mod network;
 pub mod noise;
 mod outcome;
 pub mod preflight;
+#[cfg(test)]
+mod rules_tests;
 pub mod schedule;
 #[cfg(test)]
 mod tests;

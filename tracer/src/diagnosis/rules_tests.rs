@@ -1,0 +1,707 @@
+//! Each rule's conditions pinned one by one: written against what cargo-mutants
+//! found the first tests let through (a rule removed, a condition inverted, a guard
+//! made always true), so that breaking any of them fails a test here.
+use super::{
+    exec::{exec_failure, shell_role, ExecContext},
+    noise::{is_noise_path, is_optional_probe, is_routine},
+    *,
+};
+use crate::{
+    facts::{Fact, FileFact, RecordedFacts},
+    model::event::{Body, Event, ExitStatus, SysResult},
+    model::job::Tracker,
+    testutil::{ev, exec_events, snapshot_root},
+};
+
+fn exit(pid: u32, ts: u64, code: i32) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Exit {
+            status: Some(ExitStatus::code(code)),
+        },
+    )
+}
+
+fn fork(pid: u32, ts: u64, child: u32) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Fork {
+            child_pid: child,
+            clone_flags: 0,
+        },
+    )
+}
+
+fn open(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Open {
+            syscall: "openat",
+            dfd: -100,
+            path: path.into(),
+            flags: 0,
+            mode: 0,
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+fn connect(pid: u32, ts: u64, fd: i32, address: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Connect {
+            fd,
+            address: address.into(),
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+fn stat(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Stat {
+            path: path.into(),
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+fn nofile(pid: u32, ts: u64, soft: u64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Rlimit {
+            syscall: "prlimit64",
+            target_pid: 0,
+            resource: "NOFILE",
+            soft: Some(soft),
+            hard: Some(soft),
+            result: SysResult::new(0),
+        },
+    )
+}
+
+/// cron 100 forks `leader` (uid `uid`), which forks `leader+1` running `sh -c cmd`
+/// with `env`; `body` are events of the job; the shell exits `code`.
+fn run(
+    t: &mut Tracker,
+    leader: u32,
+    ts: u64,
+    cmd: &str,
+    env: &[&str],
+    body: Vec<Event>,
+    code: i32,
+) {
+    let sh = leader + 1;
+    t.push(fork(100, ts, leader));
+    t.push(fork(leader, ts + 1, sh));
+    for e in exec_events(sh, ts + 2, &["/bin/sh", "-c", cmd], env, 0) {
+        t.push(e);
+    }
+    for e in body {
+        t.push(e);
+    }
+    t.push(exit(sh, ts + 50, code));
+    t.push(exit(leader, ts + 60, 0));
+}
+
+fn tracker() -> Tracker {
+    let mut t = Tracker::default();
+    t.push(snapshot_root(100));
+    t
+}
+
+fn diagnosed(t: &Tracker, job: usize, facts: &[Fact]) -> Vec<Finding> {
+    let mut rec = RecordedFacts::default();
+    for f in facts {
+        rec.add(f);
+    }
+    diagnose(t, &t.jobs()[job], &mut rec, true)
+}
+
+fn kinds(f: &[Finding]) -> Vec<&str> {
+    f.iter().map(|x| x.kind.as_str()).collect()
+}
+
+// ---- delivery -------------------------------------------------------------------
+
+/// The job's shell, then cron's child (200) mailing through `/usr/sbin/sendmail`
+/// (pid 210), whose exec returns `exec_ret` and which exits `code`.
+fn mailed(exec_ret: i64, code: i32) -> Tracker {
+    let mut t = tracker();
+    t.push(fork(100, 1, 200));
+    t.push(fork(200, 2, 201));
+    for e in exec_events(201, 3, &["/bin/sh", "-c", "report"], &[], 0) {
+        t.push(e);
+    }
+    t.push(exit(201, 10, 0));
+    t.push(fork(200, 20, 210));
+    for e in exec_events(
+        210,
+        21,
+        &["/usr/sbin/sendmail", "-i", "root"],
+        &[],
+        exec_ret,
+    ) {
+        t.push(e);
+    }
+    t.push(exit(210, 30, code));
+    t.push(exit(200, 40, 0));
+    t
+}
+
+#[test]
+fn output_lost_names_a_failing_mailer_and_a_missing_one_and_not_a_working_one() {
+    let f = diagnosed(&mailed(0, 1), 0, &[]);
+    assert_eq!(kinds(&f), ["output_lost"], "{f:#?}");
+    assert!(
+        f[0].message.contains("/usr/sbin/sendmail exit 1"),
+        "{}",
+        f[0].message
+    );
+    let t = mailed(0, 1);
+    let tl = &t.jobs()[0].timeline;
+    let shown: Vec<(&str, u32)> = f[0]
+        .evidence
+        .iter()
+        .map(|&i| (tl[i].body.name(), tl[i].pid))
+        .collect();
+    assert_eq!(shown, [("exec_attempt", 210), ("exit", 210)]);
+
+    let f = diagnosed(&mailed(-2, 127), 0, &[]);
+    assert_eq!(kinds(&f), ["output_lost"]);
+    assert!(
+        f[0].message.contains("could not be run (ENOENT)"),
+        "{}",
+        f[0].message
+    );
+
+    assert!(
+        diagnosed(&mailed(0, 0), 0, &[]).is_empty(),
+        "mail that went out"
+    );
+}
+
+#[test]
+fn no_mta_is_cron_failing_to_find_sendmail_not_the_job_failing_to() {
+    let job = |who: u32| {
+        let mut t = tracker();
+        t.push(fork(100, 1, 200));
+        t.push(fork(200, 2, 201));
+        for e in exec_events(201, 3, &["/bin/sh", "-c", "report"], &[], 0) {
+            t.push(e);
+        }
+        t.push(stat(who, 9, "/usr/sbin/sendmail", -2));
+        t.push(exit(201, 10, 0));
+        t.push(exit(200, 40, 0));
+        t
+    };
+    let f = diagnosed(&job(200), 0, &[]);
+    assert_eq!(kinds(&f), ["output_lost"]);
+    assert!(
+        f[0].message.contains("/usr/sbin/sendmail does not exist"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        diagnosed(&job(201), 0, &[]).is_empty(),
+        "the job's own lookup"
+    );
+}
+
+// ---- noise ----------------------------------------------------------------------
+
+#[test]
+fn noise_paths_by_each_shape() {
+    for p in [
+        "/usr/lib/x86_64-linux-gnu/libfoo.so",
+        "/lib/libc.so.6",
+        "/usr/lib/glibc-hwcaps/x86-64-v3/libm.so.6",
+        "/root/.terminfo/x/xterm",
+        "/opt/app/__pycache__/m.cpython-311.pyc",
+        "/opt/app/m.pyc",
+        "/usr/lib/python3/dist-packages/distutils-precedence.pth",
+        "/opt/venv/pyvenv.cfg",
+        "/etc/nsswitch.conf",
+        "/etc/localtime",
+        "/usr/share/zoneinfo/UTC",
+    ] {
+        assert!(is_noise_path(p), "{p}");
+    }
+    for p in [
+        "/etc/app.conf",
+        "/usr/lib/myapp/data.csv",
+        "/opt/app/pyvenv.cfg.bak",
+    ] {
+        assert!(!is_noise_path(p), "{p}");
+    }
+    // "." and ".." are not dotfiles.
+    assert!(!is_optional_probe("/srv/./data.csv", "ENOENT"));
+    assert!(!is_optional_probe("/srv/a/../data.csv", "ENOENT"));
+}
+
+#[test]
+fn routine_events_are_the_ones_a_timeline_reader_can_skip() {
+    let e = |body| ev(5, 1, body);
+    let socket = |family_name| Body::Socket {
+        family: 0,
+        family_name,
+        sock_type: 1,
+        protocol: 0,
+        result: SysResult::new(3),
+    };
+    let routine = [
+        open(5, 1, "/etc/pam.d/cron", 3),
+        open(5, 1, "/usr/lib/locale/C/LC_CTYPE", -2),
+        stat(5, 1, "/usr/bin/x", -2),
+        e(Body::Getsockopt {
+            fd: 3,
+            level: 1,
+            optname: 4,
+            value: Some(0),
+            result: SysResult::new(0),
+        }),
+        connect(5, 1, 3, "unix:/var/run/nscd/socket", -2),
+        e(socket("AF_UNIX")),
+        e(Body::Wait {
+            waited_for: -1,
+            status: None,
+            result: SysResult::new(-10),
+        }),
+        e(Body::Rlimit {
+            syscall: "prlimit64",
+            target_pid: 0,
+            resource: "CORE",
+            soft: Some(0),
+            hard: None,
+            result: SysResult::new(0),
+        }),
+    ];
+    for r in &routine {
+        assert!(is_routine(r), "{r:?}");
+    }
+    let telling = [
+        open(5, 1, "/etc/pam.d/cron", -13),
+        open(5, 1, "/etc/app.conf", 3),
+        e(Body::Getsockopt {
+            fd: 3,
+            level: 1,
+            optname: 4,
+            value: Some(111),
+            result: SysResult::new(0),
+        }),
+        connect(5, 1, 3, "127.0.0.1:5432", -111),
+        e(socket("AF_INET")),
+        e(Body::Wait {
+            waited_for: -1,
+            status: None,
+            result: SysResult::new(7),
+        }),
+        nofile(5, 1, 16),
+        exit(5, 1, 0),
+    ];
+    for r in &telling {
+        assert!(!is_routine(r), "{r:?}");
+    }
+}
+
+// ---- env ------------------------------------------------------------------------
+
+#[test]
+fn env_mismatch_compares_only_an_earlier_good_run_of_the_same_command_and_user() {
+    let good = ["PATH=/usr/local/bin:/usr/bin:/bin"];
+    let bad = ["PATH=/usr/bin:/bin"];
+    // Same command, earlier run fine, this one fails with another PATH.
+    let mut t = tracker();
+    run(&mut t, 200, 1, "backup", &good, vec![], 0);
+    run(&mut t, 300, 100, "backup", &bad, vec![], 1);
+    let f = diagnosed(&t, 1, &[]);
+    assert_eq!(kinds(&f), ["env_mismatch", "nonzero_exit"], "{f:#?}");
+    assert!(
+        f[0].message
+            .contains("PATH was /usr/local/bin:/usr/bin:/bin in job 1"),
+        "{}",
+        f[0].message
+    );
+    let tl = &t.jobs()[1].timeline;
+    let at = f[0].evidence[0];
+    assert!(matches!(tl[at].body, Body::ExecAttempt { .. }) && tl[at].pid == 301);
+    // The later run is not compared by the earlier one.
+    let mut t = tracker();
+    run(&mut t, 200, 1, "backup", &bad, vec![], 1);
+    run(&mut t, 300, 100, "backup", &good, vec![], 0);
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["nonzero_exit"]);
+    // Another command, or an earlier run that failed too: nothing to compare.
+    for (cmd, code) in [("restore", 0), ("backup", 2)] {
+        let mut t = tracker();
+        run(&mut t, 200, 1, cmd, &good, vec![], code);
+        run(&mut t, 300, 100, "backup", &bad, vec![], 1);
+        assert_eq!(
+            kinds(&diagnosed(&t, 1, &[])),
+            ["nonzero_exit"],
+            "{cmd} {code}"
+        );
+    }
+    // Another user's run of the same command.
+    let mut t = tracker();
+    run(&mut t, 200, 1, "backup", &good, vec![], 0);
+    let mut other = fork(100, 100, 300);
+    other.uid = 0;
+    t.push(other);
+    t.push(fork(300, 101, 301));
+    for mut e in exec_events(301, 102, &["/bin/sh", "-c", "backup"], &bad, 0) {
+        e.uid = 1000;
+        t.push(e);
+    }
+    t.push(exit(301, 150, 1));
+    t.push(exit(300, 160, 0));
+    assert!(!kinds(&diagnosed(&t, 1, &[])).contains(&"env_mismatch"));
+}
+
+// ---- files ----------------------------------------------------------------------
+
+#[test]
+fn emfile_names_the_limit_set_by_an_ancestor_and_counts_only_the_failing_processs_opens() {
+    let mut t = tracker();
+    let mut body = vec![nofile(201, 5, 16), fork(201, 6, 202)];
+    body.extend(exec_events(202, 7, &["/usr/bin/worker"], &[], 0));
+    // Opens by the shell are not the worker's.
+    body.extend((0..5).map(|k| open(201, 10 + k, "/etc/hostname", 3)));
+    body.extend((0..13).map(|k| open(202, 20 + k, "/srv/in", 3)));
+    body.push(open(202, 40, "/srv/in", -24));
+    body.push(exit(202, 45, 1));
+    run(&mut t, 200, 1, "jobs", &[], body, 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert_eq!(f[0].kind, "fd_exhausted", "{f:#?}");
+    let m = &f[0].message;
+    assert!(m.contains("after 13 successful opens in pid 202"), "{m}");
+    assert!(
+        m.contains("NOFILE limit 16 (set by prlimit64 in pid 201)"),
+        "{m}"
+    );
+    let tl = &t.jobs()[0].timeline;
+    assert!(
+        matches!(tl[f[0].evidence[0]].body, Body::Rlimit { .. }),
+        "the limit's setting is evidence"
+    );
+
+    let mut t = tracker();
+    run(
+        &mut t,
+        200,
+        1,
+        "jobs",
+        &[],
+        vec![open(201, 5, "/srv/in", -23)],
+        1,
+    );
+    let f = diagnosed(&t, 0, &[]);
+    assert!(
+        f[0].message.contains("whole system ran out"),
+        "{}",
+        f[0].message
+    );
+}
+
+// ---- network --------------------------------------------------------------------
+
+#[test]
+fn a_connect_is_recovered_only_by_a_later_success_to_the_same_service() {
+    let case = |events: Vec<Event>| {
+        let mut t = tracker();
+        run(&mut t, 200, 1, "sync", &[], events, 1);
+        diagnosed(&t, 0, &[])
+    };
+    // Another service answering later does not excuse the failure.
+    let f = case(vec![
+        connect(201, 5, 3, "127.0.0.1:5432", -111),
+        connect(201, 6, 4, "127.0.0.1:6379", 0),
+    ]);
+    assert_eq!(kinds(&f), ["connect_failed", "nonzero_exit"], "{f:#?}");
+    assert!(
+        f[1].message
+            .contains("last failing call before it: connect(127.0.0.1:5432)"),
+        "{}",
+        f[1].message
+    );
+    // A success before the failure does not either.
+    let f = case(vec![
+        connect(201, 5, 3, "127.0.0.1:5432", 0),
+        connect(201, 6, 4, "127.0.0.1:5432", -111),
+    ]);
+    assert_eq!(kinds(&f), ["connect_failed", "nonzero_exit"]);
+    // The same service answering after (IPv6 refused, IPv4 fine): not the cause, and
+    // not the last failing call either.
+    let f = case(vec![
+        connect(201, 5, 3, "[::1]:5432", -111),
+        connect(201, 6, 4, "127.0.0.1:5432", 0),
+    ]);
+    assert_eq!(kinds(&f), ["nonzero_exit"]);
+    assert!(!f[0].message.contains("connect"), "{}", f[0].message);
+    // nscd's socket missing is every libc program's probe.
+    let f = case(vec![connect(201, 5, 3, "unix:/var/run/nscd/socket", -2)]);
+    assert_eq!(kinds(&f), ["nonzero_exit"]);
+}
+
+#[test]
+fn a_non_blocking_connect_fails_through_so_error() {
+    let so_error = |v| {
+        ev(
+            201,
+            7,
+            Body::Getsockopt {
+                fd: 3,
+                level: 1,
+                optname: 4,
+                value: Some(v),
+                result: SysResult::new(0),
+            },
+        )
+    };
+    let mut t = tracker();
+    run(
+        &mut t,
+        200,
+        1,
+        "curl x",
+        &[],
+        vec![connect(201, 5, 3, "127.0.0.1:9", -115), so_error(111)],
+        7,
+    );
+    let f = diagnosed(&t, 0, &[]);
+    assert_eq!(f[0].kind, "connect_failed", "{f:#?}");
+    assert!(
+        f[0].message
+            .contains("failed ECONNREFUSED (non-blocking connect"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(f[0].evidence.len(), 2);
+    let mut t = tracker();
+    run(
+        &mut t,
+        200,
+        1,
+        "curl x",
+        &[],
+        vec![connect(201, 5, 3, "127.0.0.1:9", -115), so_error(0)],
+        7,
+    );
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["nonzero_exit"]);
+}
+
+// ---- exec -----------------------------------------------------------------------
+
+#[test]
+fn an_exec_failure_is_explained_by_what_the_host_says_of_the_file() {
+    let how = ExecContext {
+        cwd: Some("/root"),
+        scheduler: "cron",
+        shown: "x",
+        uid: 1000,
+        near: vec![],
+    };
+    let says = |path: &str, fact: FileFact, errno: i64| {
+        let mut f = RecordedFacts::default();
+        f.add(&Fact::File {
+            path: path.into(),
+            fact,
+        });
+        exec_failure(path, errno, &how, &mut f)
+    };
+    let (k, m) = says(
+        "/opt/tool",
+        FileFact {
+            exists: true,
+            mode: 0o755,
+            ..Default::default()
+        },
+        2,
+    );
+    assert_eq!(
+        (k, m.contains("program loader")),
+        (Kind::ExecFailed, true),
+        "{m}"
+    );
+    let (k, m) = says("/opt/tool", FileFact::default(), 8);
+    assert_eq!(
+        (k, m.contains("ENOEXEC: not a binary and no #! line")),
+        (Kind::ExecFailed, true),
+        "{m}"
+    );
+    let (k, m) = says(
+        "/opt/dir",
+        FileFact {
+            exists: true,
+            is_dir: true,
+            mode: 0o755,
+            ..Default::default()
+        },
+        13,
+    );
+    assert_eq!(
+        (k, m.contains("it is a directory")),
+        (Kind::NotExecutable, true),
+        "{m}"
+    );
+    let (_, m) = says(
+        "/mnt/x.sh",
+        FileFact {
+            exists: true,
+            mode: 0o755,
+            noexec_mount: true,
+            ..Default::default()
+        },
+        13,
+    );
+    assert!(m.contains("mounted noexec"), "{m}");
+    let (_, m) = says(
+        "/srv/x.sh",
+        FileFact {
+            exists: true,
+            mode: 0o755,
+            ..Default::default()
+        },
+        13,
+    );
+    assert!(m.contains("permission denied for uid 1000"), "{m}");
+    let (_, m) = says("/srv/x.sh", FileFact::default(), 7);
+    assert!(m.contains("failed E2BIG"), "{m}");
+}
+
+#[test]
+fn a_shell_is_named_by_what_it_runs() {
+    let s = |a: &[&str]| shell_role(&a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        s(&["/bin/bash", "/opt/backup.sh"]),
+        "bash running /opt/backup.sh"
+    );
+    assert_eq!(s(&["/bin/sh", "-c", "x"]), "sh -c");
+    assert_eq!(s(&["/opt/backup.sh"]), "/opt/backup.sh");
+    assert_eq!(s(&["bash", "-e", "/opt/x.sh"]), "bash");
+    assert_eq!(s(&[]), "the shell");
+}
+
+#[test]
+fn a_shell_search_is_failed_stats_of_one_name_over_distinct_absolute_directories() {
+    let located = Fact::Locate {
+        name: "jq".into(),
+        found: Some("/usr/local/bin/jq".into()),
+    };
+    let case = |stats: Vec<Event>| {
+        let mut t = tracker();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(
+            202,
+            5,
+            &["/opt/s.sh"],
+            &["PATH=/usr/bin:/bin"],
+            0,
+        ));
+        body.extend(stats);
+        body.push(exit(202, 40, 0));
+        run(
+            &mut t,
+            200,
+            1,
+            "/opt/s.sh",
+            &["PATH=/usr/bin:/bin"],
+            body,
+            0,
+        );
+        kinds(&diagnosed(&t, 0, std::slice::from_ref(&located))).len()
+    };
+    let miss = |p: &str| stat(202, 10, p, -2);
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), miss("/bin/jq")]),
+        1,
+        "the search"
+    );
+    let notdir = stat(202, 11, "/bin/jq", -20);
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), notdir]),
+        1,
+        "ENOTDIR is a miss too"
+    );
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), stat(202, 11, "/bin/jq", -13)]),
+        0,
+        "EACCES is not a search"
+    );
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), miss("/usr/bin/jq")]),
+        0,
+        "one directory twice"
+    );
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), miss("/bin/yq")]),
+        0,
+        "two names"
+    );
+    assert_eq!(
+        case(vec![miss("/usr/bin/.jq"), miss("/bin/.jq")]),
+        0,
+        "dotfiles"
+    );
+    assert_eq!(
+        case(vec![miss("usr/bin/jq"), miss("bin/jq")]),
+        0,
+        "relative paths"
+    );
+    // Another process's stat does not extend the search.
+    assert_eq!(
+        case(vec![miss("/usr/bin/jq"), stat(201, 11, "/bin/jq", -2)]),
+        0,
+        "two processes"
+    );
+}
+
+#[test]
+fn a_confirming_127_is_the_next_child_of_the_searching_shell_that_never_execd() {
+    let case = |after: Vec<Event>| {
+        let mut t = tracker();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(
+            202,
+            5,
+            &["/opt/s.sh"],
+            &["PATH=/usr/bin:/bin"],
+            0,
+        ));
+        body.push(stat(202, 10, "/usr/bin/nothere", -2));
+        body.push(stat(202, 11, "/bin/nothere", -2));
+        body.extend(after);
+        body.push(exit(202, 40, 0));
+        run(
+            &mut t,
+            200,
+            1,
+            "/opt/s.sh",
+            &["PATH=/usr/bin:/bin"],
+            body,
+            0,
+        );
+        diagnosed(&t, 0, &[])
+            .iter()
+            .filter(|f| f.message.contains("looked up by /opt/s.sh"))
+            .count()
+    };
+    assert_eq!(case(vec![fork(202, 20, 203), exit(203, 21, 127)]), 1);
+    // The 127 of a child of another process, or of a later child, does not confirm.
+    assert_eq!(case(vec![fork(201, 20, 203), exit(203, 21, 127)]), 0);
+    assert_eq!(
+        case(vec![
+            fork(202, 20, 203),
+            exit(203, 21, 0),
+            fork(202, 22, 204),
+            exit(204, 23, 127)
+        ]),
+        0
+    );
+}
