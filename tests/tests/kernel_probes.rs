@@ -609,3 +609,91 @@ fn a_disk_that_fills_while_recording_is_said_once_and_the_file_replays_to_the_cu
     );
     assert!(!ran(&replayed, "/bin/true jt-diskfull-after"));
 }
+
+/// `record --follow --log FILE`: a JSON line per job as it ends; SIGHUP reopens FILE
+/// after it was moved away (log rotation); the summary is the last line. The shipped
+/// systemd unit runs exactly this.
+#[test]
+fn follow_writes_a_line_per_job_and_sighup_reopens_the_log() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("follow");
+    let log = dir.0.join("jobs.jsonl");
+    let rotated = dir.0.join("jobs.jsonl.1");
+    let root = dir.0.join("jt-follow");
+    std::fs::write(
+        &root,
+        "#!/bin/sh\nfor w in \"$@\"; do /bin/sh -c \"$w\"; done\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&root)
+        .status()
+        .unwrap();
+    let tracer = Tracer::start(&[
+        "--comm",
+        "jt-follow",
+        "--follow",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    let lines = |p: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    let jobs_in = |p: &std::path::Path, want: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let n = lines(p).iter().filter(|l| l["type"] == "job").count();
+            if n >= want || std::time::Instant::now() > deadline {
+                return n;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let ok = Command::new(&root)
+        .args(["true jt-f-1", "true jt-f-2", "true jt-f-3"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(jobs_in(&log, 3), 3, "{:#?}", lines(&log));
+    // logrotate moves the file away, then reloads the unit.
+    std::fs::rename(&log, &rotated).unwrap();
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGHUP) };
+    thread::sleep(Duration::from_millis(300));
+    let _ = Command::new(&root)
+        .args(["true jt-g-1", "exit 3 # jt-g-2"])
+        .status()
+        .unwrap();
+    assert_eq!(jobs_in(&log, 2), 2, "the reopened file: {:#?}", lines(&log));
+    let done = tracer.stop_with(libc::SIGINT);
+    assert_eq!(done.code, Some(1), "a job failed: {:?}", done.stderr);
+    assert!(
+        done.stdout.is_empty(),
+        "lines go to the file: {}",
+        done.stdout
+    );
+    let old = lines(&rotated);
+    assert_eq!(old.len(), 3, "{old:#?}");
+    assert!(old.iter().all(|l| l["findings"] == serde_json::json!([])));
+    let new = lines(&log);
+    let failed = new
+        .iter()
+        .find(|l| l["command"] == "exit 3 # jt-g-2")
+        .unwrap_or_else(|| panic!("{new:#?}"));
+    assert_eq!(failed["findings"][0]["kind"], "nonzero_exit");
+    assert!(failed["timeline"].as_array().is_some_and(|t| !t.is_empty()));
+    let last = new.last().unwrap();
+    assert_eq!(last["type"], "summary", "{new:#?}");
+    assert_eq!(last["jobs"], 5, "{last}");
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/tracer-follow.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/tracer record --follow --log "));
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+}

@@ -123,6 +123,16 @@ enum Cmd {
         /// output prints each job whole as it ends either way).
         #[arg(long)]
         timelines: bool,
+        /// Print one JSON document per line as things happen, for journald, Vector or
+        /// Fluent Bit: each job when it ends, each host-level finding when it is found,
+        /// a summary at the end. Jobs are let go once printed, so memory stays flat for
+        /// a run of days (run it from a systemd unit: dist/tracer-follow.service).
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: append the lines to FILE (created 0600) instead of stdout;
+        /// SIGHUP reopens it, after logrotate has moved it away.
+        #[arg(long, value_name = "FILE", requires = "follow")]
+        log: Option<PathBuf>,
     },
     /// Every crontab entry, its next runs, its environment, and what is wrong already.
     ///
@@ -243,6 +253,8 @@ fn main() -> ExitCode {
             entries,
             ring_mb,
             timelines,
+            follow,
+            log,
         } => {
             let opts = record::RecordOptions {
                 duration,
@@ -256,6 +268,7 @@ fn main() -> ExitCode {
                 entries,
                 ring_mb,
                 timelines,
+                follow: follow.then_some(log),
                 trigger: None,
             };
             match record::run(opts) {

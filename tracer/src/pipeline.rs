@@ -14,7 +14,10 @@ use crate::{
     model::event::Event,
     model::job::Tracker,
     model::users::UserNames,
-    output::report::{self, Report, Stats},
+    output::{
+        follow::Follow,
+        report::{self, Report, Stats},
+    },
     schedules::ScheduleView,
     secrets,
     tracefile::{LostEvents, Synthetic, TraceWriter},
@@ -51,6 +54,10 @@ pub struct Pipeline {
     /// Keep the timeline of a finished job with no finding (--timelines); otherwise it
     /// is let go once the job is diagnosed and printed, so a long attach stays small.
     keep_timelines: bool,
+    /// `record --follow`: JSON Lines as things happen; every job is let go once out.
+    follow: Option<Follow>,
+    /// Host findings already sent as lines (kind, message).
+    followed: HashSet<(String, String)>,
 }
 
 impl Pipeline {
@@ -80,6 +87,44 @@ impl Pipeline {
             redactions: secrets::Counts::new(),
             losses: Vec::new(),
             keep_timelines: true,
+            follow: None,
+            followed: HashSet::new(),
+        }
+    }
+
+    /// Print JSON Lines as things happen instead of a report at the end.
+    pub fn follow(mut self, f: Follow) -> Self {
+        self.follow = Some(f);
+        self
+    }
+
+    fn follow_job(&mut self, idx: usize) {
+        if self.follow.is_none() || !self.job_wanted(idx) || !self.printed.insert(idx) {
+            return;
+        }
+        let job = &self.tracker.jobs()[idx];
+        let jr = report::job_report(
+            &self.tracker,
+            job,
+            &self.users,
+            self.findings_of(idx),
+            self.entries.get(idx).cloned().flatten(),
+        );
+        if let Some(f) = self.follow.as_mut() {
+            f.line("job", &jr);
+        }
+        // Out is out: a day-long follow keeps no timeline.
+        self.tracker.retire(idx);
+    }
+
+    fn follow_findings(&mut self, found: &[Finding]) {
+        let Some(f) = self.follow.as_mut() else {
+            return;
+        };
+        for x in found {
+            if self.followed.insert((x.kind.clone(), x.message.clone())) {
+                f.line("finding", x);
+            }
         }
     }
 
@@ -105,6 +150,21 @@ impl Pipeline {
     pub fn lost(&mut self, l: LostEvents) {
         if let Some(w) = self.writer.as_mut() {
             w.lost(&l);
+        }
+        if self.follow.is_some() {
+            let jobs: Vec<_> = self
+                .tracker
+                .jobs()
+                .iter()
+                .map(|j| (j, self.tracker.summary(j).command))
+                .collect();
+            let found = diagnosis::loss::events_lost(
+                std::slice::from_ref(&l),
+                &jobs,
+                self.start_ns,
+                |ns| self.schedules.wall_text(ns),
+            );
+            self.follow_findings(&found);
         }
         self.losses.push(l);
     }
@@ -162,6 +222,10 @@ impl Pipeline {
     /// Time passes (live): runs due by now that no daemon started are printed.
     pub fn tick(&mut self, now_ns: u64) {
         let missed = self.schedules.advance(&self.tracker, now_ns);
+        if self.follow.is_some() {
+            self.follow_findings(&missed);
+            return;
+        }
         if self.print && self.format == Format::Text && !missed.is_empty() {
             let mut out = anstream::stdout().lock();
             for f in &missed {
@@ -228,7 +292,9 @@ impl Pipeline {
         let finished = self.tracker.push(ev);
         for idx in finished {
             self.diagnose(idx, false);
-            if self.print && self.format == Format::Text {
+            if self.follow.is_some() {
+                self.follow_job(idx);
+            } else if self.print && self.format == Format::Text {
                 self.print_job(idx);
             }
             self.retire_if_clean(idx);
@@ -358,6 +424,17 @@ impl Pipeline {
                 .collect();
             rep.jobs.retain(|j| wanted.contains(&j.id));
             rep.stats.jobs = rep.jobs.len();
+        }
+        if self.follow.is_some() {
+            // What is still running, what the end decided, then the counts.
+            for idx in 0..self.tracker.jobs().len() {
+                self.follow_job(idx);
+            }
+            self.follow_findings(&rep.findings);
+            if let Some(f) = self.follow.as_mut() {
+                f.line("summary", &rep.stats);
+            }
+            return rep;
         }
         if !self.print {
             return rep;

@@ -34,6 +34,8 @@ pub struct LoopOptions<'a> {
     pub targets: &'a [Target],
     /// `trigger`: stop once this child (the stand-in daemon) has exited.
     pub until_exit: Option<u32>,
+    /// `--follow --log FILE`: set on SIGHUP, so the lines go to a new FILE.
+    pub reopen: Option<Arc<AtomicBool>>,
 }
 
 /// A process as it goes into the trace: its argv redacted unless secrets are kept
@@ -93,7 +95,7 @@ pub fn run(
         fix: "retry".into(),
     })?;
     let stopping = Arc::new(AtomicBool::new(false));
-    let mut stop_rx = watch_signals(loaded.links.clone(), stopping.clone());
+    let mut stop_rx = watch_signals(loaded.links.clone(), stopping.clone(), o.reopen.clone());
     rt.block_on(async {
         let deadline = o.duration.map(|d| tokio::time::Instant::now() + d);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -224,9 +226,14 @@ impl LossPoll {
 fn watch_signals(
     links: loader::Links,
     stopping: Arc<AtomicBool>,
+    reopen: Option<Arc<AtomicBool>>,
 ) -> tokio::sync::mpsc::UnboundedReceiver<i32> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]);
+    let mut wanted = vec![libc::SIGINT, libc::SIGTERM];
+    if reopen.is_some() {
+        wanted.push(libc::SIGHUP);
+    }
+    let signals = signal_hook::iterator::Signals::new(&wanted);
     let mut signals = match signals {
         Ok(s) => s,
         Err(e) => {
@@ -237,6 +244,12 @@ fn watch_signals(
     std::thread::spawn(move || {
         let mut seen = 0;
         for sig in signals.forever() {
+            if sig == libc::SIGHUP {
+                if let Some(r) = &reopen {
+                    r.store(true, Ordering::SeqCst);
+                }
+                continue;
+            }
             seen += 1;
             if seen == 1 && !stopping.load(Ordering::SeqCst) {
                 let _ = tx.send(sig);

@@ -3,6 +3,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
     time::{Duration, Instant},
 };
 
@@ -17,7 +18,10 @@ use crate::{
     diagnosis::schedule::{entry_matches, EntryRef, Target},
     facts::LiveFacts,
     model::users::UserNames,
-    output::report::{self, Stats},
+    output::{
+        follow::Follow,
+        report::{self, Stats},
+    },
     pipeline::Pipeline,
     secrets,
     tracefile::{self, CaptureOptions, Synthetic, TraceHeader, TraceWriter, Trailer},
@@ -41,6 +45,8 @@ pub struct RecordOptions {
     pub ring_mb: u32,
     /// Keep the timelines of jobs without findings (`--timelines`).
     pub timelines: bool,
+    /// `--follow`: JSON Lines as things happen, to stdout or appended to this file.
+    pub follow: Option<Option<PathBuf>>,
 }
 
 pub const DEFAULT_RING_MB: u32 = 16;
@@ -442,6 +448,20 @@ fn run_attached(
     )
     .with_schedules(header.schedules.clone(), mono_to_wall_ns)
     .summarise_clean_jobs(!opts.timelines);
+    let reopen = opts
+        .follow
+        .as_ref()
+        .map(|_| Arc::new(AtomicBool::new(false)));
+    if let (Some(log), Some(flag)) = (&opts.follow, &reopen) {
+        let f = Follow::new(log.as_deref(), flag.clone()).map_err(|e| SetupError {
+            what: format!(
+                "cannot open {} for --follow: {e}",
+                log.as_deref().map_or("stdout".into(), |p| p.display().to_string())
+            ),
+            fix: "name a file in an existing directory root can write (e.g. /var/log/tracer-jobs.jsonl)".into(),
+        })?;
+        pipe = pipe.follow(f);
+    }
     pipe.note_redactions(Some(&start_redactions));
     for s in &header.snapshot {
         pipe.synthetic(s);
@@ -491,6 +511,7 @@ fn run_attached(
                 duration: opts.duration,
                 targets: &targets,
                 until_exit,
+                reopen: reopen.clone(),
             },
             &mut known,
         )?;

@@ -179,6 +179,7 @@ pub fn run(opts: TriggerOptions) -> ExitCode {
         entries: Vec::new(),
         ring_mb: record::DEFAULT_RING_MB,
         timelines: true,
+        follow: None,
         trigger: Some((entry, plan)),
     });
     match r {
