@@ -13,6 +13,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+mod soak;
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -25,7 +27,10 @@ commands:
                    test, e.g. `cargo xtask test --test cron_diagnosis`
   test-unit [ARGS] the tests that need no root, no kernel and no cron (fast)
   lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces
-  bench            replay throughput (events/s) against read/decode baselines in one run";
+  bench            replay throughput (events/s) against read/decode baselines in one run;
+                   then, as root, the soak: the tracer follows a root forking short
+                   jobs back to back for SOAK_SECS (default 180) per mode, and its
+                   RSS is sampled each second (peak, final, second-half slope)";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -58,18 +63,44 @@ fn real_main() -> Result<()> {
             .args(&rest)
             .current_dir(root_dir())),
         "lint" => lint(),
-        "bench" => run(clean("cargo")
-            .args([
-                "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
-            ])
-            .args(&rest)
-            .current_dir(root_dir())),
+        "bench" => {
+            run(clean("cargo")
+                .args([
+                    "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
+                ])
+                .args(&rest)
+                .current_dir(root_dir()))?;
+            soak_bench()
+        }
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
         }
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
+}
+
+/// The soak, in the modes a long attach runs in: the default report (jobs kept as
+/// summaries) and `--follow` (jobs let go once printed).
+fn soak_bench() -> Result<()> {
+    if !is_root() {
+        println!("\nsoak: skipped (needs root: sudo -E cargo xtask bench)");
+        return Ok(());
+    }
+    let secs: u64 = env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let bin = build()?;
+    let dir = env::temp_dir().join(format!("jt-soak-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let rows = vec![
+        soak::run(&bin, &dir, "json", &["--format", "json"], secs)?,
+        soak::run(&bin, &dir, "follow", &[], secs)?,
+    ];
+    let _ = fs::remove_dir_all(&dir);
+    soak::print(&rows);
+    Ok(())
 }
 
 fn root_dir() -> PathBuf {

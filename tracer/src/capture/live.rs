@@ -147,6 +147,10 @@ pub fn run(
                     }
                     if last_scan.elapsed() >= Duration::from_secs(2) {
                         last_scan = Instant::now();
+                        let swept = loaded.sweep_tracked();
+                        if swept > 0 {
+                            log::debug!("{swept} followed processes were gone: their entries removed");
+                        }
                         rescan(loaded, spec, self_pid, known, pipe, redact);
                         reread_crontabs(pipe, redact, &mut seen);
                     }

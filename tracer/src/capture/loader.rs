@@ -506,7 +506,32 @@ impl Loaded {
             exit_code: 0,
             last_signal: 0,
         };
-        m.insert(pid, t, 0).map_err(|e| e.to_string())
+        m.insert(pid, t, 0).map_err(|e| e.to_string())?;
+        // Found in /proc, gone before the entry went in: the exit probe will never
+        // remove it, and a new process given the pid would be followed by mistake.
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = m.remove(&pid);
+        }
+        Ok(())
+    }
+
+    /// Entries of processes that no longer exist (one found in `/proc` that exited
+    /// between the scan and its insertion, an exit record the kernel could not write):
+    /// removed, so the map never fills with the dead and a reused pid is not followed.
+    /// Returns how many.
+    pub fn sweep_tracked(&mut self) -> usize {
+        let Some(map) = self.ebpf.map_mut("TRACKED") else {
+            return 0;
+        };
+        let Ok(mut m) = BpfHashMap::<&mut MapData, u32, Tracked>::try_from(map) else {
+            return 0;
+        };
+        let dead: Vec<u32> = m
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        dead.iter().filter(|pid| m.remove(pid).is_ok()).count()
     }
 
     pub fn is_tracked(&self, pid: u32) -> bool {

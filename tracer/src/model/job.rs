@@ -149,6 +149,8 @@ pub struct Tracker {
     pid_job: HashMap<u32, usize>,
     orphans: HashMap<u32, Vec<Event>>,
     orphan_count: usize,
+    /// (command, uid) -> the latest retired job of it that succeeded.
+    last_good: HashMap<(String, u32), usize>,
     pub counters: Counters,
 }
 
@@ -311,10 +313,30 @@ impl Tracker {
         job.timeline = Vec::new();
         job.exec_pending = HashMap::new();
         job.retired = true;
+        job.live.shrink_to_fit();
         // Its exited processes go too; one still running (left behind) stays known.
         for pid in job.members.clone() {
             if self.procs.forget(pid) && self.pid_job.get(&pid) == Some(&idx) {
                 self.pid_job.remove(&pid);
+            }
+        }
+        // Its environment is kept only while it is the latest good run of its command
+        // and user: what `env_mismatch` compares a later failure with.
+        let Some(s) = self.jobs[idx].final_summary.as_mut() else {
+            return;
+        };
+        if !s.exit.is_some_and(|x| x.is_success()) {
+            s.env = Vec::new();
+            return;
+        }
+        let key = (s.command.clone(), s.uid);
+        if let Some(before) = self.last_good.insert(key, idx) {
+            if let Some(b) = self
+                .jobs
+                .get_mut(before)
+                .and_then(|j| j.final_summary.as_mut())
+            {
+                b.env = Vec::new();
             }
         }
     }
