@@ -705,3 +705,210 @@ fn a_confirming_127_is_the_next_child_of_the_searching_shell_that_never_execd() 
         0
     );
 }
+
+// ---- survivors of the second cargo-mutants run -------------------------------------
+
+#[test]
+fn an_earlier_run_without_a_recorded_environment_is_not_compared() {
+    let mut t = tracker();
+    run(&mut t, 200, 1, "backup", &[], vec![], 0);
+    run(
+        &mut t,
+        300,
+        100,
+        "backup",
+        &["PATH=/usr/bin:/bin"],
+        vec![],
+        1,
+    );
+    assert_eq!(kinds(&diagnosed(&t, 1, &[])), ["nonzero_exit"]);
+}
+
+#[test]
+fn emfile_counts_opens_from_where_the_failing_process_set_its_own_limit() {
+    let mut t = tracker();
+    let mut body: Vec<Event> = (0..5)
+        .map(|k| open(201, 5 + k, "/etc/hostname", 3))
+        .collect();
+    body.push(nofile(201, 20, 16));
+    body.extend((0..13).map(|k| open(201, 30 + k, "/srv/in", 3)));
+    body.push(open(201, 45, "/srv/in", -24));
+    run(&mut t, 200, 1, "ulimit -n 16; work", &[], body, 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert!(
+        f[0].message
+            .contains("after 13 successful opens in pid 201"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn emfile_finds_who_set_the_limit_even_when_pids_were_reused_in_a_loop() {
+    // 201 forks a new 200 (pid reuse): 200's parent is 201 and 201's is 200.
+    let mut t = tracker();
+    let body = vec![fork(201, 5, 200), open(201, 10, "/srv/in", -24)];
+    run(&mut t, 200, 1, "work", &[], body, 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert_eq!(f[0].kind, "fd_exhausted", "{f:#?}");
+}
+
+#[test]
+fn emfile_from_fanotify_names_its_own_limit() {
+    let mut t = tracker();
+    let e = ev(
+        201,
+        10,
+        Body::FdExhausted {
+            syscall: "fanotify_init".into(),
+            nr: 300,
+            result: SysResult::new(-24),
+        },
+    );
+    run(&mut t, 200, 1, "watch", &[], vec![e], 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert!(
+        f[0].message.contains("the fanotify group limit"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn a_dotfile_is_named_only_from_the_failing_processs_own_last_failure() {
+    let mut t = tracker();
+    let body = vec![
+        fork(201, 4, 202),
+        fork(201, 5, 203),
+        open(202, 10, "/srv/data", -13),
+        open(203, 11, "/root/.pgpass", -2),
+        exit(203, 12, 0),
+        exit(202, 13, 1),
+    ];
+    run(&mut t, 200, 1, "load", &[], body, 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert!(!f.iter().any(|x| x.message.contains(".pgpass")), "{f:#?}");
+}
+
+#[test]
+fn an_absolute_path_or_a_refusal_is_never_the_cwds_fault() {
+    // Even with a recorded answer that the name exists elsewhere.
+    let facts = |rel: &str| Fact::Relative {
+        rel: rel.into(),
+        near: vec![],
+        found: Some("/opt/app/x".into()),
+    };
+    for (path, ret) in [("/srv/x", -2), ("x", -13)] {
+        let mut t = tracker();
+        run(
+            &mut t,
+            200,
+            1,
+            "load",
+            &[],
+            vec![open(201, 10, path, ret)],
+            1,
+        );
+        let f = diagnosed(&t, 0, &[facts(path)]);
+        assert_eq!(f[0].kind, "open_failed", "{path}: {f:#?}");
+    }
+}
+
+#[test]
+fn a_connect_that_failed_after_a_success_is_the_last_failing_call() {
+    let mut t = tracker();
+    let body = vec![
+        connect(201, 5, 3, "127.0.0.1:5432", 0),
+        connect(201, 6, 4, "127.0.0.1:5432", -111),
+    ];
+    run(&mut t, 200, 1, "sync", &[], body, 1);
+    let f = diagnosed(&t, 0, &[]);
+    assert!(
+        f[1].message
+            .contains("last failing call before it: connect(127.0.0.1:5432)"),
+        "{}",
+        f[1].message
+    );
+    // A missing socket file is a cause; only nscd's is routine.
+    let mut t = tracker();
+    run(
+        &mut t,
+        200,
+        1,
+        "sync",
+        &[],
+        vec![connect(201, 5, 3, "unix:/run/app.sock", -2)],
+        1,
+    );
+    assert_eq!(
+        kinds(&diagnosed(&t, 0, &[])),
+        ["connect_failed", "nonzero_exit"]
+    );
+}
+
+#[test]
+fn losses_apart_are_two_findings_and_the_message_counts_what_matters() {
+    use crate::diagnosis::loss::events_lost;
+    use crate::tracefile::LostEvents;
+    let l = |since, ts, kinds: &[(&str, u64)]| LostEvents {
+        since_ns: since,
+        ts_ns: ts,
+        by_kind: kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+    };
+    let mut t = tracker();
+    for k in 0..11u32 {
+        t.push(fork(100, 10, 200 + k));
+    }
+    let jobs: Vec<_> = t.jobs().iter().map(|j| (j, "x".to_string())).collect();
+    let f = events_lost(
+        &[l(0, 5, &[("fork", 1)]), l(100, 105, &[("fork", 2)])],
+        &[],
+        0,
+        |n| n.to_string(),
+    );
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(
+        f[0].message.contains("no job was running then"),
+        "{}",
+        f[0].message
+    );
+    let f = events_lost(&[l(5, 20, &[("fork", 1), ("exit", 0)])], &jobs, 0, |n| {
+        n.to_string()
+    });
+    assert!(
+        f[0].message.contains("(fork 1)"),
+        "zero counts are not listed: {}",
+        f[0].message
+    );
+    assert!(
+        f[0].message.contains(", 1 more were running"),
+        "{}",
+        f[0].message
+    );
+    let f = events_lost(&[l(5, 20, &[("fork", 1)])], &jobs[..10], 0, |n| {
+        n.to_string()
+    });
+    assert!(!f[0].message.contains("more"), "{}", f[0].message);
+    let f = events_lost(
+        &[l(
+            5,
+            20,
+            &[("tracked_map_full", 3), ("pending_map_full", 4)],
+        )],
+        &[],
+        0,
+        |n| n.to_string(),
+    );
+    assert!(
+        f[0].message
+            .contains("3 processes not followed: the tracked-process map was full"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].message
+            .contains("4 syscalls: the in-flight map was full"),
+        "{}",
+        f[0].message
+    );
+}
