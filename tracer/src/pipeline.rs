@@ -113,8 +113,12 @@ impl Pipeline {
         if let Some(f) = self.follow.as_mut() {
             f.line("job", &jr);
         }
-        // Out is out: a day-long follow keeps no timeline.
-        self.tracker.retire(idx);
+        // Out is out: a day-long follow keeps no timeline, no pid list, no entry (the
+        // findings stay: the exit code says whether there were any).
+        self.tracker.husk(idx);
+        if let Some(e) = self.entries.get_mut(idx) {
+            *e = None;
+        }
     }
 
     fn follow_findings(&mut self, found: &[Finding]) {

@@ -341,6 +341,18 @@ impl Tracker {
         }
     }
 
+    /// A retired job whose report is out for good (`--follow` printed it): only what
+    /// later runs are compared with stays (its summary); its pid list goes too.
+    pub fn husk(&mut self, idx: usize) {
+        self.retire(idx);
+        if let Some(job) = self.jobs.get_mut(idx) {
+            let live: Vec<u32> = job.live.iter().copied().collect();
+            job.members = live;
+            job.members.shrink_to_fit();
+            job.capped = BTreeMap::new();
+        }
+    }
+
     /// Keep an event of a pid we have not met yet; its fork may still be on its way.
     fn hold(&mut self, ev: Event) {
         if self.orphan_count >= ORPHAN_LIMIT {
