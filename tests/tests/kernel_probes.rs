@@ -697,3 +697,52 @@ fn follow_writes_a_line_per_job_and_sighup_reopens_the_log() {
     assert!(unit.contains("ExecStart=/usr/local/bin/tracer record --follow --log "));
     assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
 }
+
+/// A job's failed `stat(path)` calls reach the trace (a shell's PATH search), its
+/// successful ones and its `lstat`s do not, and a program that keeps missing is cut
+/// off at its budget (128) instead of paying a record for every miss.
+#[test]
+fn failed_stats_are_kept_up_to_a_budget_and_successes_never() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("stats");
+    let (shell, name) = root_shell(&dir);
+    let tracer = Tracer::start(&["--comm", &name, "--format", "json"]);
+    let script = "import os\nfor i in range(500):\n    os.path.exists('/nonexistent/jt-stat-%d' % i)\n    os.stat('/etc/hostname')\n    os.lstat('/nonexistent/jt-lstat')\n";
+    let st = Command::new(&shell)
+        .args([
+            "-c",
+            &format!("/usr/bin/python3 -c \"{script}\"; (jt-not-a-command-anywhere); true"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    thread::sleep(Duration::from_millis(1500));
+    let r = tracer.stop_with(libc::SIGINT).json();
+    let ev = all_events(&r);
+    let stats: Vec<&Value> = ev.iter().filter(|e| e["event"] == "stat").collect();
+    // python's own start-up misses count against the same budget as the loop's.
+    let py = ev
+        .iter()
+        .find(|e| e["event"] == "exec" && s(&e["filename"]).contains("python3"))
+        .expect("python3 ran")["pid"]
+        .clone();
+    let misses = stats.iter().filter(|e| e["pid"] == py).count();
+    assert!(
+        (100..=128).contains(&misses),
+        "the budget (128), not every one of 500+ misses: {misses}"
+    );
+    assert!(
+        !stats
+            .iter()
+            .any(|e| e["path"] == "/etc/hostname" || s(&e["path"]).contains("jt-lstat")),
+        "successes and lstats are never sent"
+    );
+    // bash's own search for the missing command is kept (another program's budget).
+    assert!(
+        stats
+            .iter()
+            .any(|e| s(&e["path"]).ends_with("/jt-not-a-command-anywhere")),
+        "{stats:#?}"
+    );
+}

@@ -16,6 +16,16 @@ pub fn record_dropped(slot: u32, tgid: u32) {
     );
 }
 
+/// A program reached its budget of failed `stat(path)` records: its later PATH
+/// searches are not seen.
+#[inline(always)]
+pub fn stat_misses_capped(tgid: u32) {
+    info!(
+        &(),
+        "pid {} failed {} stat calls: its later ones are not recorded", tgid, tracer_common::STAT_MISSES_KEPT
+    );
+}
+
 /// A string of a tracked process's syscall was cut to fit its record.
 #[inline(always)]
 pub fn truncated(what: &str, tgid: u32) {

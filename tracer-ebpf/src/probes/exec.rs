@@ -191,6 +191,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
                     flags: TRACKED_ROOT,
                     exit_code: 0,
                     last_signal: 0,
+                    stat_misses: 0,
                 };
                 if TRACKED.insert(&tgid, &t, 0).is_err() {
                     count_lost(tracer_common::LOST_TRACK_FULL);
@@ -201,6 +202,10 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         hflags |= FLAG_NEW_ROOT;
     } else if !is_tracked(tgid) {
         return 0;
+    }
+    // A new program: its PATH searches are kept again.
+    if let Some(t) = TRACKED.get_ptr_mut(&tgid) {
+        unsafe { (*t).stat_misses = 0 };
     }
     let Some(mut e) = EVENTS.reserve::<ExecSuccessRecord>(0) else {
         count_lost(RecordKind::ExecSuccess as u32);

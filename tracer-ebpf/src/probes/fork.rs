@@ -39,6 +39,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         flags: 0,
         exit_code: 0,
         last_signal: 0,
+        stat_misses: 0,
     };
     if TRACKED.insert(&child, &t, 0).is_err() {
         count_lost(tracer_common::LOST_TRACK_FULL);

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     RecordKind, SyscallKind, SyscallRecord, DATA_LEN, FLAG_READ_FAULT, FLAG_TRUNCATED,
-    HANDLED_SYSCALL_NRS, LOST_PENDING_FULL, TRACKED_EXIT_GROUP,
+    HANDLED_SYSCALL_NRS, LOST_PENDING_FULL, STAT_MISSES_KEPT, TRACKED_EXIT_GROUP,
 };
 
 use crate::{
@@ -255,6 +255,10 @@ fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
         0
     } else if dirfd as u32 == AT_FDCWD as u32 && flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) == 0
     {
+        // Past its budget of misses a program's stats are not even set up.
+        if unsafe { TRACKED.get(&tgid) }.is_some_and(|t| t.stat_misses >= STAT_MISSES_KEPT) {
+            return 0;
+        }
         STAT_FAILURES_ONLY
     } else {
         return 0;
@@ -366,9 +370,17 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
             let _ = PENDING.remove(&tid);
             return 0;
         }
-        if kind == SyscallKind::Stat as u32 && (*p).args[2] == STAT_FAILURES_ONLY && ret >= 0 {
-            let _ = PENDING.remove(&tid);
-            return 0;
+        if kind == SyscallKind::Stat as u32 && (*p).args[2] == STAT_FAILURES_ONLY {
+            if ret >= 0 {
+                let _ = PENDING.remove(&tid);
+                return 0;
+            }
+            if let Some(t) = TRACKED.get_ptr_mut(&(*p).hdr.pid) {
+                (*t).stat_misses += 1;
+                if (*t).stat_misses == STAT_MISSES_KEPT {
+                    crate::anomaly::stat_misses_capped((*p).hdr.pid);
+                }
+            }
         }
         if kind == SyscallKind::Wait4 as u32 {
             let stat = (*p).args[3];

@@ -505,6 +505,7 @@ impl Loaded {
             flags: if root { TRACKED_ROOT } else { 0 },
             exit_code: 0,
             last_signal: 0,
+            stat_misses: 0,
         };
         m.insert(pid, t, 0).map_err(|e| e.to_string())?;
         // Found in /proc, gone before the entry went in: the exit probe will never
