@@ -22,7 +22,9 @@ pub fn record_dropped(slot: u32, tgid: u32) {
 pub fn stat_misses_capped(tgid: u32) {
     info!(
         &(),
-        "pid {} failed {} stat calls: its later ones are not recorded", tgid, tracer_common::STAT_MISSES_KEPT
+        "pid {} failed {} stat calls: its later ones are not recorded",
+        tgid,
+        tracer_common::STAT_MISSES_KEPT
     );
 }
 
