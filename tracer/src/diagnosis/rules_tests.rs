@@ -912,3 +912,194 @@ fn losses_apart_are_two_findings_and_the_message_counts_what_matters() {
         f[0].message
     );
 }
+
+// ---- survivors of the second run: outcome -------------------------------------------
+
+/// cron's child 200 forks `sh -c cmd` (201), which runs no exit: still going.
+fn unfinished(t: &mut Tracker, leader: u32, ts: u64, cmd: &str) {
+    t.push(fork(100, ts, leader));
+    t.push(fork(leader, ts + 1, leader + 1));
+    for e in exec_events(leader + 1, ts + 2, &["/bin/sh", "-c", cmd], &[], 0) {
+        t.push(e);
+    }
+}
+
+#[test]
+fn still_running_names_overlapping_earlier_runs_of_the_same_command_only() {
+    let mut t = tracker();
+    unfinished(&mut t, 200, 1_000_000_000, "sync --all");
+    unfinished(&mut t, 300, 2_000_000_000, "other");
+    unfinished(&mut t, 400, 3_000_000_000, "sync --all");
+    run(&mut t, 500, 3_500_000_000, "sync --all", &[], vec![], 0);
+    t.push(ev(
+        100,
+        5_000_000_000,
+        Body::Wait {
+            waited_for: -1,
+            status: None,
+            result: SysResult::new(-10),
+        },
+    ));
+    let f = diagnosed(&t, 2, &[]);
+    assert_eq!(kinds(&f), ["still_running"], "{f:#?}");
+    let m = &f[0].message;
+    assert!(m.contains("`sync --all` (pid 401) had not exited"), "{m}");
+    assert!(m.contains("(2.0 s after it started)"), "{m}");
+    assert!(
+        m.ends_with("overlaps earlier runs still going: job 1"),
+        "{m}"
+    );
+    // The first run overlaps nothing earlier; finished jobs are never still running.
+    assert!(!diagnosed(&t, 0, &[])[0].message.contains("overlaps"));
+    assert!(diagnosed(&t, 3, &[]).is_empty());
+    // Only at the end of the trace.
+    let mut rec = RecordedFacts::default();
+    assert!(diagnose(&t, &t.jobs()[2], &mut rec, false).is_empty());
+}
+
+#[test]
+fn the_last_failing_call_is_the_last_that_tells_something() {
+    let last = |body: Vec<Event>| {
+        let mut t = tracker();
+        run(&mut t, 200, 1, "job", &[], body, 1);
+        diagnosed(&t, 0, &[])
+            .into_iter()
+            .find(|f| f.kind == "nonzero_exit")
+            .unwrap()
+            .message
+    };
+    let chdir = ev(
+        201,
+        5,
+        Body::Chdir {
+            path: "/srv/in".into(),
+            result: SysResult::new(-2),
+        },
+    );
+    assert!(last(vec![chdir]).ends_with("chdir(\"/srv/in\") ENOENT in pid 201"));
+    let fd = ev(
+        201,
+        5,
+        Body::FdExhausted {
+            syscall: "pipe2".into(),
+            nr: 293,
+            result: SysResult::new(-23),
+        },
+    );
+    assert!(last(vec![fd]).contains("pipe2() ENFILE"));
+    // Noise, dotfiles and a connect still in progress are skipped.
+    let m = last(vec![
+        open(201, 5, "/srv/need", -13),
+        open(201, 6, "/usr/lib/locale/x", -2),
+        open(201, 7, "/root/.curlrc", -2),
+        connect(201, 8, 3, "127.0.0.1:80", -115),
+    ]);
+    assert!(
+        m.ends_with("openat(\"/srv/need\") EACCES in pid 201"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_kill_names_the_kernel_when_it_raised_it_and_the_sender_otherwise() {
+    let killed = |sig: i32, code: i32, sender: Option<u32>| {
+        let mut t = tracker();
+        let mut body = vec![];
+        if let Some(p) = sender {
+            body.push(ev(
+                p,
+                20,
+                Body::Signal {
+                    target_pid: 201,
+                    signal: sig,
+                    code,
+                    signal_name: "",
+                    result: 0,
+                },
+            ));
+        }
+        t.push(fork(100, 1, 200));
+        t.push(fork(200, 2, 201));
+        for e in exec_events(201, 3, &["/bin/sh", "-c", "big"], &[], 0) {
+            t.push(e);
+        }
+        for e in body {
+            t.push(e);
+        }
+        t.push(ev(
+            201,
+            30,
+            Body::Exit {
+                status: Some(ExitStatus::signal(sig, false)),
+            },
+        ));
+        t.push(exit(200, 40, 0));
+        diagnosed(&t, 0, &[])
+    };
+    let f = killed(9, 128, Some(201));
+    assert!(
+        f[0].message
+            .contains("raised by the kernel: the OOM killer"),
+        "{}",
+        f[0].message
+    );
+    let f = killed(11, 128, Some(201));
+    assert!(
+        f[0].message.contains("raised by the kernel: a fault"),
+        "{}",
+        f[0].message
+    );
+    let f = killed(15, 0, Some(201));
+    assert!(
+        f[0].message.contains("sent by the job itself"),
+        "{}",
+        f[0].message
+    );
+    let f = killed(15, 0, Some(100));
+    assert!(
+        f[0].message.contains("sent by pid 100 cron"),
+        "{}",
+        f[0].message
+    );
+    let f = killed(9, 0, None);
+    assert!(
+        f[0].message.contains("no sender in the trace"),
+        "{}",
+        f[0].message
+    );
+    let f = killed(15, 0, None);
+    assert!(
+        f[0].message.ends_with("was killed by SIGTERM"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn a_shell_exit_of_128_plus_n_is_a_kill_only_if_a_child_died_of_n() {
+    let case = |child_sig: i32, code: i32| {
+        let mut t = tracker();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(202, 5, &["/usr/bin/worker"], &[], 0));
+        body.push(ev(
+            202,
+            10,
+            Body::Exit {
+                status: Some(ExitStatus::signal(child_sig, false)),
+            },
+        ));
+        run(&mut t, 200, 1, "worker", &[], body, code);
+        kinds(&diagnosed(&t, 0, &[]))
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(case(15, 143), ["killed_by_signal", "nonzero_exit"]);
+    assert_eq!(
+        case(9, 143),
+        ["nonzero_exit"],
+        "a child killed by another signal"
+    );
+    assert_eq!(case(15, 128), ["nonzero_exit"], "128 is no signal");
+    assert_eq!(case(1, 200), ["nonzero_exit"], "past 128+64");
+}

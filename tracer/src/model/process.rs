@@ -74,14 +74,6 @@ impl ProcessTable {
         false
     }
 
-    pub fn len(&self) -> usize {
-        self.procs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.procs.is_empty()
-    }
-
     pub fn apply(&mut self, ev: &Event) {
         match &ev.body {
             Body::Snapshot {
@@ -359,5 +351,181 @@ mod tests {
         assert_eq!(p.argv, vec!["/bin/sh", "-c", "x"]);
         assert_eq!(p.env, vec!["PATH=/usr/bin:/bin"]);
         assert_eq!(p.nofile, Some((16, 16)));
+    }
+
+    fn set(pid: u32, body: Body) -> Event {
+        ev(pid, 5, body)
+    }
+
+    /// What the table keeps of a process, event by event: every field a rule reads.
+    #[test]
+    fn each_event_updates_what_it_says_and_nothing_else() {
+        let mut t = ProcessTable::default();
+        let mut snap = ev(
+            1,
+            1,
+            Body::Snapshot {
+                root: false,
+                cmdline: vec!["cron".into(), "-f".into()],
+                cwd: Some("/".into()),
+                exe: None,
+                nofile: Some((1024, 4096)),
+            },
+        );
+        snap.ppid = 9;
+        snap.uid = 7;
+        snap.comm = "cron".into();
+        t.apply(&snap);
+        let p = t.get(1).unwrap().clone();
+        assert_eq!(
+            (p.pid, p.ppid, p.start_ns, p.comm.as_str(), p.uid),
+            (1, 9, 1, "cron", 7)
+        );
+        assert_eq!(
+            (p.cwd.as_deref(), p.nofile),
+            (Some("/"), Some((1024, 4096)))
+        );
+        assert_eq!(p.argv, vec!["cron", "-f"]);
+        assert!(!p.exited());
+
+        // A fork inherits the parent's view (argv, env, cwd, limit, uid).
+        let mut fork = ev(
+            1,
+            2,
+            Body::Fork {
+                child_pid: 2,
+                clone_flags: 0,
+            },
+        );
+        fork.uid = 7;
+        t.apply(&fork);
+        let c = t.get(2).unwrap().clone();
+        assert_eq!((c.pid, c.ppid, c.start_ns, c.uid), (2, 1, 2, 7));
+        assert_eq!(
+            (c.cwd.as_deref(), c.nofile, c.argv.len()),
+            (Some("/"), Some((1024, 4096)), 2)
+        );
+
+        // A failed exec changes nothing; the next successful one takes its own argv.
+        for e in crate::testutil::exec_events(2, 3, &["/nope"], &["A=1"], -2) {
+            t.apply(&e);
+        }
+        assert_eq!(t.get(2).unwrap().argv, vec!["cron", "-f"]);
+        assert!(!t.get(2).unwrap().execed);
+        for e in crate::testutil::exec_events(2, 4, &["/bin/sh", "-c", "x"], &["B=2"], 0) {
+            t.apply(&e);
+        }
+        let c = t.get(2).unwrap().clone();
+        assert!(c.execed);
+        assert_eq!(
+            (c.argv[0].as_str(), c.env.clone()),
+            ("/bin/sh", vec!["B=2".to_string()])
+        );
+
+        // chdir: relative to the old cwd, and only when it worked; fchdir forgets.
+        t.apply(&set(
+            2,
+            Body::Chdir {
+                path: "srv".into(),
+                result: SysResult::new(0),
+            },
+        ));
+        t.apply(&set(
+            2,
+            Body::Chdir {
+                path: "/nope".into(),
+                result: SysResult::new(-2),
+            },
+        ));
+        assert_eq!(t.get(2).unwrap().cwd.as_deref(), Some("/srv"));
+        t.apply(&set(
+            2,
+            Body::Fchdir {
+                fd: 3,
+                result: SysResult::new(-9),
+            },
+        ));
+        assert_eq!(t.get(2).unwrap().cwd.as_deref(), Some("/srv"));
+        t.apply(&set(
+            2,
+            Body::Fchdir {
+                fd: 3,
+                result: SysResult::new(0),
+            },
+        ));
+        assert_eq!(t.get(2).unwrap().cwd, None);
+
+        // uid: setuid's id, setreuid/setresuid's effective one, only when it worked.
+        let setid = |syscall, ids: Vec<i64>, ret| {
+            set(
+                2,
+                Body::SetId {
+                    syscall,
+                    ids,
+                    result: SysResult::new(ret),
+                },
+            )
+        };
+        t.apply(&setid("setuid", vec![33], -1));
+        assert_eq!(t.get(2).unwrap().uid, 0, "as the exec left it");
+        t.apply(&setid("setuid", vec![33], 0));
+        assert_eq!(t.get(2).unwrap().uid, 33);
+        t.apply(&setid("setreuid", vec![-1, 44], 0));
+        assert_eq!(t.get(2).unwrap().uid, 44);
+        t.apply(&setid("setresuid", vec![1, 55, 1], 0));
+        assert_eq!(t.get(2).unwrap().uid, 55);
+        t.apply(&setid("setresuid", vec![1, -1, 1], 0));
+        assert_eq!(t.get(2).unwrap().uid, 55, "-1 keeps it");
+        t.apply(&setid("setgid", vec![66], 0));
+        assert_eq!(t.get(2).unwrap().uid, 55);
+
+        // NOFILE: its own (target 0 or itself), when it worked; not another process's.
+        let lim = |target_pid, soft, ret| {
+            set(
+                2,
+                Body::Rlimit {
+                    syscall: "prlimit64",
+                    target_pid,
+                    resource: "NOFILE",
+                    soft: Some(soft),
+                    hard: Some(soft),
+                    result: SysResult::new(ret),
+                },
+            )
+        };
+        t.apply(&lim(0, 16, -1));
+        t.apply(&lim(99, 17, 0));
+        assert_eq!(t.get(2).unwrap().nofile, Some((1024, 4096)));
+        t.apply(&lim(2, 18, 0));
+        assert_eq!(t.get(2).unwrap().nofile, Some((18, 18)));
+        t.apply(&lim(0, 19, 0));
+        assert_eq!(t.get(2).unwrap().nofile, Some((19, 19)));
+
+        // The parent's wait names the status; a wait that reaped nothing does not.
+        t.apply(&set(
+            2,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        assert!(t.get(2).unwrap().exited());
+        let wait = |ret| {
+            set(
+                1,
+                Body::Wait {
+                    waited_for: -1,
+                    status: Some(ExitStatus::code(3)),
+                    result: SysResult::new(ret),
+                },
+            )
+        };
+        t.apply(&wait(0));
+        assert_eq!(t.get(2).unwrap().exit, Some(ExitStatus::code(0)));
+        t.apply(&wait(2));
+        assert_eq!(t.get(2).unwrap().exit, Some(ExitStatus::code(3)));
+        // Forgetting: only the exited.
+        assert!(!t.forget(1));
+        assert!(t.forget(2));
+        assert!(t.get(2).is_none());
     }
 }
