@@ -652,6 +652,96 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_pid_is_a_new_process_of_the_new_job() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        // Job 1: 200 runs `sh -c a` as 201, which exits 3; job 1 is retired.
+        t.push(ev(
+            100,
+            1,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            200,
+            2,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        for e in exec_events(201, 3, &["/bin/sh", "-c", "a"], &["X=1"], 0) {
+            t.push(e);
+        }
+        t.push(ev(
+            201,
+            10,
+            Body::Exit {
+                status: Some(ExitStatus::code(3)),
+            },
+        ));
+        t.push(ev(
+            200,
+            11,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        t.retire(0);
+        // Job 2 gets both pids again.
+        t.push(ev(
+            100,
+            20,
+            Body::Fork {
+                child_pid: 200,
+                clone_flags: 0,
+            },
+        ));
+        t.push(ev(
+            200,
+            21,
+            Body::Fork {
+                child_pid: 201,
+                clone_flags: 0,
+            },
+        ));
+        for e in exec_events(201, 22, &["/bin/sh", "-c", "b"], &["X=2"], 0) {
+            t.push(e);
+        }
+        t.push(ev(
+            201,
+            30,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        t.push(ev(
+            200,
+            31,
+            Body::Exit {
+                status: Some(ExitStatus::code(0)),
+            },
+        ));
+        let (a, b) = (t.summary(&t.jobs()[0]), t.summary(&t.jobs()[1]));
+        assert_eq!(
+            (a.command.as_str(), a.exit),
+            ("a", Some(ExitStatus::code(3)))
+        );
+        assert_eq!(
+            (b.command.as_str(), b.exit),
+            ("b", Some(ExitStatus::code(0)))
+        );
+        assert_eq!(t.jobs()[1].timeline.len(), 6, "{:#?}", t.jobs()[1].timeline);
+        assert!(
+            t.jobs()[0].timeline.is_empty(),
+            "nothing of job 2 went to job 1"
+        );
+        assert_eq!(t.procs.get(201).unwrap().env, vec!["X=2".to_string()]);
+    }
+
+    #[test]
     fn a_cron_fork_is_one_job_that_ends_with_its_last_process() {
         let mut t = Tracker::default();
         let fin = cron_run(&mut t);
