@@ -1103,3 +1103,215 @@ fn a_shell_exit_of_128_plus_n_is_a_kill_only_if_a_child_died_of_n() {
     assert_eq!(case(15, 128), ["nonzero_exit"], "128 is no signal");
     assert_eq!(case(1, 200), ["nonzero_exit"], "past 128+64");
 }
+
+// ---- survivors of the exec.rs run ----------------------------------------------------
+
+#[test]
+fn a_cd_inside_the_job_is_not_crons_chdir() {
+    let mut t = tracker();
+    let cd = ev(
+        201,
+        10,
+        Body::Chdir {
+            path: "/nope".into(),
+            result: SysResult::new(-2),
+        },
+    );
+    run(&mut t, 200, 1, "cd /nope && x", &[], vec![cd], 2);
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["nonzero_exit"]);
+}
+
+#[test]
+fn no_exec_is_a_finished_fork_that_never_tried_to_exec() {
+    let mut t = tracker();
+    t.push(fork(100, 1, 200));
+    t.push(exit(200, 5, 1));
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["no_exec", "nonzero_exit"]);
+    // Still going at the end: not yet.
+    let mut t = tracker();
+    t.push(fork(100, 1, 200));
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["still_running"]);
+    // It tried (and failed): that is the exec's finding, not no_exec.
+    let mut t = tracker();
+    t.push(fork(100, 1, 200));
+    for e in exec_events(200, 2, &["/opt/gone"], &[], -2) {
+        t.push(e);
+    }
+    t.push(exit(200, 5, 1));
+    assert!(!kinds(&diagnosed(&t, 0, &[])).contains(&"no_exec"));
+}
+
+#[test]
+fn an_exec_fails_for_good_unless_the_same_process_later_execs() {
+    // `sh -c 'exec /opt/gone'`: the shell's own earlier exec does not excuse it.
+    let mut t = tracker();
+    run(
+        &mut t,
+        200,
+        1,
+        "exec /opt/gone",
+        &[],
+        exec_events(201, 10, &["/opt/gone"], &[], -2),
+        127,
+    );
+    assert_eq!(kinds(&diagnosed(&t, 0, &[])), ["exec_failed"]);
+    // Another process's successful exec does not either.
+    let mut t = tracker();
+    let mut body = vec![fork(201, 4, 202), fork(201, 5, 203)];
+    body.extend(exec_events(202, 10, &["/opt/gone"], &[], -2));
+    body.extend(exec_events(203, 20, &["/bin/true"], &[], 0));
+    run(&mut t, 200, 1, "x", &[], body, 1);
+    assert!(kinds(&diagnosed(&t, 0, &[])).contains(&"exec_failed"));
+}
+
+#[test]
+fn an_exec_walk_is_one_name_over_several_absolute_directories_never_recovered() {
+    let walk = |files: &[&str], then_ok: bool| {
+        let mut t = tracker();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(
+            202,
+            5,
+            &["/usr/bin/env", "x"],
+            &["PATH=/usr/bin:/bin"],
+            0,
+        ));
+        for (k, f) in files.iter().enumerate() {
+            body.extend(exec_events(202, 10 + 3 * k as u64, &[f], &[], -2));
+        }
+        if then_ok {
+            body.extend(exec_events(202, 30, &["/opt/bin/x"], &[], 0));
+        }
+        body.push(exit(202, 40, if then_ok { 0 } else { 127 }));
+        run(
+            &mut t,
+            200,
+            1,
+            "env x; true",
+            &["PATH=/usr/bin:/bin"],
+            body,
+            1,
+        );
+        let f = diagnosed(&t, 0, &[]);
+        (
+            f.iter().filter(|x| x.kind == "command_not_found").count(),
+            f.iter().filter(|x| x.kind == "exec_failed").count(),
+        )
+    };
+    assert_eq!(walk(&["/usr/bin/x", "/bin/x"], false), (1, 0));
+    assert_eq!(walk(&["/usr/bin/x", "/bin/y"], false).0, 0, "two names");
+    assert_eq!(walk(&["usr/bin/x", "bin/x"], false).0, 0, "relative");
+    assert_eq!(walk(&["/usr/bin/x"], false).0, 0, "one directory");
+    assert_eq!(
+        walk(&["/usr/bin/x", "/usr/bin/x"], false).0,
+        0,
+        "one directory twice"
+    );
+    assert_eq!(
+        walk(&["/usr/bin/x", "/bin/x"], true),
+        (0, 0),
+        "found after all"
+    );
+}
+
+#[test]
+fn an_unconfirmed_search_must_cover_the_path_exactly_and_twice_at_least() {
+    let case = |path: &str, dirs: &[&str], code: i32| {
+        let mut t = tracker();
+        let env = [format!("PATH={path}")];
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(202, 5, &["/opt/s.sh"], &env, 0));
+        for (k, d) in dirs.iter().enumerate() {
+            body.push(stat(202, 10 + k as u64, &format!("{d}/jq"), -2));
+        }
+        body.push(exit(202, 40, code));
+        run(&mut t, 200, 1, "/opt/s.sh", &env, body, code);
+        let located = Fact::Locate {
+            name: "jq".into(),
+            found: Some("/usr/local/bin/jq".into()),
+        };
+        diagnosed(&t, 0, &[located])
+            .into_iter()
+            .filter(|f| f.kind == "command_not_found")
+            .map(|f| f.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(case("/usr/bin:/bin", &["/usr/bin", "/bin"], 0).len(), 1);
+    assert!(
+        case("/usr/bin:/bin", &["/usr/bin"], 0).is_empty(),
+        "part of PATH"
+    );
+    assert!(
+        case("/usr/bin:/bin", &["/usr/bin", "/bin", "/opt"], 0).is_empty(),
+        "beyond PATH"
+    );
+    assert!(
+        case("/usr/bin", &["/usr/bin"], 0).is_empty(),
+        "a one-directory PATH: a test of one file"
+    );
+    let m = case("/usr/bin:/bin", &["/usr/bin", "/bin"], 1);
+    assert!(!m[0].contains("went on"), "{}", m[0]);
+}
+
+#[test]
+fn a_confirmed_search_of_a_relative_or_hidden_name_is_no_path_search() {
+    let case = |a: &str, b: &str| {
+        let mut t = tracker();
+        let mut body = vec![fork(201, 4, 202)];
+        body.extend(exec_events(
+            202,
+            5,
+            &["/opt/s.sh"],
+            &["PATH=/usr/bin:/bin"],
+            0,
+        ));
+        body.push(stat(202, 10, a, -2));
+        body.push(stat(202, 11, b, -2));
+        body.extend([fork(202, 20, 203), exit(203, 21, 127), exit(202, 40, 0)]);
+        run(
+            &mut t,
+            200,
+            1,
+            "/opt/s.sh",
+            &["PATH=/usr/bin:/bin"],
+            body,
+            0,
+        );
+        diagnosed(&t, 0, &[])
+            .iter()
+            .filter(|f| f.message.contains("looked up by"))
+            .count()
+    };
+    assert_eq!(case("/usr/bin/jq", "/bin/jq"), 1);
+    assert_eq!(case("usr/bin/jq", "bin/jq"), 0);
+    assert_eq!(case("/usr/bin/.jq", "/bin/.jq"), 0);
+    assert_eq!(case("/usr/bin/", "/bin/"), 0);
+}
+
+#[test]
+fn without_the_shells_stats_127_names_the_first_word_that_did_not_run() {
+    let named = |cmd: &str, ran: &[&str]| {
+        let mut t = tracker();
+        let mut body = vec![];
+        for (k, r) in ran.iter().enumerate() {
+            body.push(fork(201, 4 + k as u64, 210 + k as u32));
+            body.extend(exec_events(210 + k as u32, 5 + k as u64, &[r], &[], 0));
+        }
+        run(&mut t, 200, 1, cmd, &["PATH=/usr/bin:/bin"], body, 127);
+        let f = diagnosed(&t, 0, &[]);
+        assert_eq!(f[0].kind, "command_not_found", "{f:#?}");
+        f[0].message.clone()
+    };
+    assert!(named("ls; mytool", &["/usr/bin/ls"]).starts_with("\"mytool\" not found"));
+    assert!(named("./run.sh; mytool", &["./run.sh"]).starts_with("\"mytool\" not found"));
+    assert!(named("$TOOL; mytool", &[]).starts_with("\"mytool\" not found"));
+}
+
+#[test]
+fn redirections_are_not_command_separators() {
+    assert_eq!(
+        exec::command_words("a &>/dev/null; b 2>&1 | c"),
+        vec!["a", "b", "c"]
+    );
+}
