@@ -270,8 +270,14 @@ impl Tracker {
                 .or_else(|| self.pid_job.get(&ev.pid))
                 .copied(),
             Body::Wait { result, .. } if !self.pid_job.contains_key(&ev.pid) && result.ret > 0 => {
-                // A root reaping a job's leader: part of that job's story.
-                self.pid_job.get(&(result.ret as u32)).copied()
+                // A root reaping a job's leader: part of that job's story (and the
+                // last of a retired job's).
+                let reaped = result.ret as u32;
+                let idx = self.pid_job.get(&reaped).copied();
+                if idx.is_some_and(|i| self.jobs[i].retired) {
+                    self.pid_job.remove(&reaped);
+                }
+                idx
             }
             _ => self.pid_job.get(&ev.pid).copied(),
         };
@@ -315,8 +321,10 @@ impl Tracker {
         job.retired = true;
         job.live.shrink_to_fit();
         // Its exited processes go too; one still running (left behind) stays known.
+        // The leader stays routable until the root reaps it: that wait is the job's.
+        let leader = job.leader_pid;
         for pid in job.members.clone() {
-            if self.procs.forget(pid) && self.pid_job.get(&pid) == Some(&idx) {
+            if self.procs.forget(pid) && pid != leader && self.pid_job.get(&pid) == Some(&idx) {
                 self.pid_job.remove(&pid);
             }
         }
