@@ -102,14 +102,7 @@ impl Pipeline {
         if self.follow.is_none() || !self.job_wanted(idx) || !self.printed.insert(idx) {
             return;
         }
-        let job = &self.tracker.jobs()[idx];
-        let jr = report::job_report(
-            &self.tracker,
-            job,
-            &self.users,
-            self.findings_of(idx),
-            self.entries.get(idx).cloned().flatten(),
-        );
+        let jr = self.job_report(idx);
         if let Some(f) = self.follow.as_mut() {
             f.line("job", &jr);
         }
@@ -156,12 +149,7 @@ impl Pipeline {
             w.lost(&l);
         }
         if self.follow.is_some() {
-            let jobs: Vec<_> = self
-                .tracker
-                .jobs()
-                .iter()
-                .map(|j| (j, self.tracker.summary(j).command))
-                .collect();
+            let jobs = self.jobs_and_commands();
             let found = diagnosis::loss::events_lost(
                 std::slice::from_ref(&l),
                 &jobs,
@@ -339,18 +327,31 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
+    /// Job `idx` as a report shows it (text as it ends, a `--follow` line).
+    fn job_report(&self, idx: usize) -> report::JobReport {
+        report::job_report(
+            &self.tracker,
+            &self.tracker.jobs()[idx],
+            &self.users,
+            self.findings_of(idx),
+            self.entries.get(idx).cloned().flatten(),
+        )
+    }
+
+    /// Every job with its command, for the loss findings.
+    fn jobs_and_commands(&self) -> Vec<(&crate::model::job::Job, String)> {
+        self.tracker
+            .jobs()
+            .iter()
+            .map(|j| (j, self.tracker.summary(j).command))
+            .collect()
+    }
+
     fn print_job(&mut self, idx: usize) {
         if !self.job_wanted(idx) || !self.printed.insert(idx) {
             return;
         }
-        let job = &self.tracker.jobs()[idx];
-        let jr = report::job_report(
-            &self.tracker,
-            job,
-            &self.users,
-            self.findings_of(idx),
-            self.entries.get(idx).cloned().flatten(),
-        );
+        let jr = self.job_report(idx);
         let mut out = anstream::stdout().lock();
         let _ = report::write_job_text(&mut out, &jr, self.start_ns);
         let _ = out.flush();
@@ -387,12 +388,7 @@ impl Pipeline {
             self.start_ns,
             end_ns,
         ));
-        let jobs: Vec<_> = self
-            .tracker
-            .jobs()
-            .iter()
-            .map(|j| (j, self.tracker.summary(j).command))
-            .collect();
+        let jobs = self.jobs_and_commands();
         host.extend(diagnosis::loss::events_lost(
             &losses,
             &jobs,

@@ -79,6 +79,57 @@ pub fn exec_events(pid: u32, ts: u64, argv: &[&str], env: &[&str], ret: i64) -> 
     v
 }
 
+/// `pid` exits with `code`.
+pub fn exit(pid: u32, ts: u64, code: i32) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Exit {
+            status: Some(crate::model::event::ExitStatus::code(code)),
+        },
+    )
+}
+
+/// `pid` forks `child`.
+pub fn fork(pid: u32, ts: u64, child: u32) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Fork {
+            child_pid: child,
+            clone_flags: 0,
+        },
+    )
+}
+
+/// `openat(AT_FDCWD, path)` returning `ret`.
+pub fn open(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Open {
+            syscall: "openat",
+            dfd: -100,
+            path: path.into(),
+            flags: 0,
+            mode: 0,
+            result: SysResult::new(ret),
+        },
+    )
+}
+
+/// `stat(path)` returning `ret`.
+pub fn stat(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
+    ev(
+        pid,
+        ts,
+        Body::Stat {
+            path: path.into(),
+            result: SysResult::new(ret),
+        },
+    )
+}
+
 /// The bytes of a plain `#[repr(C)]` record, as the kernel would send them.
 pub fn record_bytes<T>(r: &T) -> Vec<u8> {
     // SAFETY: reading the bytes of a plain #[repr(C)] value of integers and arrays.

@@ -10,44 +10,8 @@ use crate::{
     facts::{Fact, FileFact, RecordedFacts},
     model::event::{Body, Event, ExitStatus, SysResult},
     model::job::Tracker,
-    testutil::{ev, exec_events, snapshot_root},
+    testutil::{ev, exec_events, exit, fork, open, snapshot_root, stat},
 };
-
-fn exit(pid: u32, ts: u64, code: i32) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Exit {
-            status: Some(ExitStatus::code(code)),
-        },
-    )
-}
-
-fn fork(pid: u32, ts: u64, child: u32) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Fork {
-            child_pid: child,
-            clone_flags: 0,
-        },
-    )
-}
-
-fn open(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Open {
-            syscall: "openat",
-            dfd: -100,
-            path: path.into(),
-            flags: 0,
-            mode: 0,
-            result: SysResult::new(ret),
-        },
-    )
-}
 
 fn connect(pid: u32, ts: u64, fd: i32, address: &str, ret: i64) -> Event {
     ev(
@@ -56,17 +20,6 @@ fn connect(pid: u32, ts: u64, fd: i32, address: &str, ret: i64) -> Event {
         Body::Connect {
             fd,
             address: address.into(),
-            result: SysResult::new(ret),
-        },
-    )
-}
-
-fn stat(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Stat {
-            path: path.into(),
             result: SysResult::new(ret),
         },
     )

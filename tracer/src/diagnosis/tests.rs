@@ -7,36 +7,11 @@ use crate::{
     facts::RecordedFacts,
     model::event::{Body, Event, ExitStatus, SysResult},
     model::job::Tracker,
-    testutil::{ev, exec_events, snapshot_root},
+    testutil::{ev, exec_events, exit, fork, open, snapshot_root, stat},
 };
 
 fn root() -> Event {
     snapshot_root(100)
-}
-
-fn exit(pid: u32, ts: u64, code: i32) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Exit {
-            status: Some(ExitStatus::code(code)),
-        },
-    )
-}
-
-fn open(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Open {
-            syscall: "openat",
-            dfd: -100,
-            path: path.into(),
-            flags: 0,
-            mode: 0,
-            result: SysResult::new(ret),
-        },
-    )
 }
 
 /// One cron run: 100 forks `leader`, which forks `leader+1` running `sh -c cmd`.
@@ -215,28 +190,6 @@ fn a_failed_exec_followed_by_a_hit_is_a_path_search_not_a_finding() {
         1,
     );
     assert_eq!(kinds(&t, 0), vec!["nonzero_exit"]);
-}
-
-fn stat(pid: u32, ts: u64, path: &str, ret: i64) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Stat {
-            path: path.into(),
-            result: SysResult::new(ret),
-        },
-    )
-}
-
-fn fork(pid: u32, ts: u64, child: u32) -> Event {
-    ev(
-        pid,
-        ts,
-        Body::Fork {
-            child_pid: child,
-            clone_flags: 0,
-        },
-    )
 }
 
 /// `/opt/backup.sh` (pid 202, run by cron's `sh -c`) looks NAME up on PATH with
