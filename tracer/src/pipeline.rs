@@ -1,7 +1,10 @@
 //! One pipeline for both sources: live kernel records and a replayed trace file go
 //! through the same redaction, decoding, job model and printing, so a replay reports
 //! exactly what the live run did.
-use std::{collections::HashSet, io::Write};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    io::Write,
+};
 
 use crate::{
     diagnosis,
@@ -16,13 +19,37 @@ use crate::{
     model::users::UserNames,
     output::{
         follow::Follow,
-        report::{self, Report, Stats},
+        report::{self, Earlier, Report, Stats},
     },
     schedules::ScheduleView,
     secrets,
     tracefile::{LostEvents, Synthetic, TraceWriter},
     Format,
 };
+
+/// Whether a reported job can be let go.
+enum LetGo {
+    Now,
+    /// Not yet: a fire still to be decided may be its run.
+    Later,
+    /// It stays listed: gone already, a process of it still runs, or it overlaps a
+    /// loss of events (the finding names it).
+    Never,
+}
+
+/// What the diagnosis of one job decided.
+struct Verdict {
+    findings: Vec<Finding>,
+    entry: Option<EntryRef>,
+}
+
+/// A long trace lists this many of the latest jobs without findings in its report;
+/// earlier ones are counted per command (`Earlier`). Jobs with findings: this many.
+pub const LISTED_CLEAN: usize = 1000;
+pub const LISTED_WITH_FINDINGS: usize = 2000;
+/// A job that overlaps a loss of events stays listed (the `events_lost` finding names
+/// it) unless this many jobs are held.
+const HELD_LIMIT: usize = 20_000;
 
 pub struct Pipeline {
     pub tracker: Tracker,
@@ -37,10 +64,16 @@ pub struct Pipeline {
     /// Print to stdout (jobs as they finish in text, the report at the end).
     print: bool,
     facts: Box<dyn HostFacts>,
-    /// Per job (by index): its findings, once diagnosed.
-    findings: Vec<Option<Vec<Finding>>>,
-    /// Per job (by index): the crontab entry it ran, once diagnosed.
-    entries: Vec<Option<EntryRef>>,
+    /// Per held job (by index), once diagnosed: its findings and crontab entry.
+    verdicts: HashMap<usize, Verdict>,
+    /// Reported jobs, oldest first, that a long trace lets go past a count: those
+    /// without findings, and those with.
+    reported_clean: VecDeque<usize>,
+    reported_failed: VecDeque<usize>,
+    /// The jobs let go, counted per command.
+    earlier: Earlier,
+    /// Missed runs decided while events were fed, not yet shown (`tick` shows them).
+    missed_unshown: Vec<Finding>,
     /// The crontabs and what they called for.
     schedules: ScheduleCheck,
     /// `record --entry`: report only these entries' jobs and what concerns them.
@@ -79,8 +112,11 @@ impl Pipeline {
             writer: None,
             print: true,
             facts,
-            findings: Vec::new(),
-            entries: Vec::new(),
+            verdicts: HashMap::new(),
+            reported_clean: VecDeque::new(),
+            reported_failed: VecDeque::new(),
+            earlier: Earlier::default(),
+            missed_unshown: Vec::new(),
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             entry_filter: None,
             forced_entry: None,
@@ -102,16 +138,15 @@ impl Pipeline {
         if self.follow.is_none() || !self.job_wanted(idx) || !self.printed.insert(idx) {
             return;
         }
-        let jr = self.job_report(idx);
+        let Some(jr) = self.job_report(idx) else {
+            return;
+        };
         if let Some(f) = self.follow.as_mut() {
             f.line("job", &jr);
         }
-        // Out is out: a day-long follow keeps no timeline, no pid list, no entry (the
-        // findings stay: the exit code says whether there were any).
+        // Out is out: a day-long follow keeps no timeline and no pid list (the findings
+        // stay: the exit code says whether there were any).
         self.tracker.husk(idx);
-        if let Some(e) = self.entries.get_mut(idx) {
-            *e = None;
-        }
     }
 
     fn follow_findings(&mut self, found: &[Finding]) {
@@ -132,15 +167,115 @@ impl Pipeline {
         self
     }
 
+    fn is_clean(&self, idx: usize) -> bool {
+        self.verdicts
+            .get(&idx)
+            .is_some_and(|v| v.findings.is_empty())
+    }
+
     fn retire_if_clean(&mut self, idx: usize) {
-        let clean = self
-            .findings
-            .get(idx)
-            .is_some_and(|f| f.as_ref().is_some_and(Vec::is_empty));
         let done = self.tracker.jobs().get(idx).is_some_and(|j| j.finished());
-        if !self.keep_timelines && clean && done {
+        if !self.keep_timelines && self.is_clean(idx) && done {
             self.tracker.retire(idx);
         }
+    }
+
+    /// Job `idx` is reported (printed as it ended, or sent as a line): past a count of
+    /// such jobs, the oldest are let go and counted per command, so a day-long trace
+    /// holds a bounded number of jobs. `--timelines` keeps every job (not with
+    /// `--follow`, which keeps none).
+    fn reported(&mut self, idx: usize) {
+        if self.keep_timelines && self.follow.is_none() {
+            return;
+        }
+        // The schedules decided up to the stream's time (the same live and replayed):
+        // a job is let go only once no fire left to decide can be its run.
+        let now = self.tracker.counters.last_ts;
+        let missed = self.schedules.advance(&self.tracker, now);
+        self.missed_unshown.extend(missed);
+        if self.is_clean(idx) {
+            self.reported_clean.push_back(idx);
+        } else {
+            self.reported_failed.push_back(idx);
+        }
+        self.let_go(false);
+        self.let_go(true);
+    }
+
+    fn let_go(&mut self, with_findings: bool) {
+        let limit = if with_findings {
+            LISTED_WITH_FINDINGS
+        } else {
+            LISTED_CLEAN
+        };
+        loop {
+            let q = if with_findings {
+                &self.reported_failed
+            } else {
+                &self.reported_clean
+            };
+            if q.len() <= limit {
+                return;
+            }
+            let Some(&idx) = q.front() else {
+                return;
+            };
+            match self.may_let_go(idx) {
+                // Later ones cannot be either.
+                LetGo::Later => return,
+                LetGo::Now => {
+                    self.tracker.retire(idx);
+                    if let Some(job) = self.tracker.evict(idx) {
+                        self.count_earlier(idx, &job);
+                    }
+                }
+                LetGo::Never => {}
+            }
+            if with_findings {
+                self.reported_failed.pop_front();
+            } else {
+                self.reported_clean.pop_front();
+            }
+        }
+    }
+
+    fn may_let_go(&self, idx: usize) -> LetGo {
+        let Some(job) = self.tracker.jobs().get(idx) else {
+            return LetGo::Never;
+        };
+        if !job.finished() || job.has_live_processes() {
+            return LetGo::Never;
+        }
+        if !self.schedules.past(job.start_ns) {
+            return LetGo::Later;
+        }
+        let end = job.end_ns.unwrap_or(u64::MAX);
+        let lost_then = self
+            .losses
+            .iter()
+            .rev()
+            .take_while(|l| l.ts_ns >= job.start_ns)
+            .any(|l| l.since_ns <= end);
+        if lost_then && self.tracker.jobs().len() <= HELD_LIMIT {
+            return LetGo::Never;
+        }
+        LetGo::Now
+    }
+
+    fn count_earlier(&mut self, idx: usize, job: &crate::model::job::Job) {
+        let v = self.verdicts.remove(&idx);
+        self.printed.remove(&idx);
+        let wanted = match (&self.entry_filter, &v) {
+            (None, _) => true,
+            (Some(f), Some(v)) => v.entry.as_ref().is_some_and(|e| f.contains(e)),
+            (Some(_), None) => false,
+        };
+        if !wanted {
+            return;
+        }
+        let (findings, entry) = v.map(|v| (v.findings, v.entry)).unwrap_or_default();
+        let jr = report::job_report(&self.tracker, job, &self.users, findings, entry);
+        self.earlier.add(&jr);
     }
 
     /// The kernel dropped records between two polls of its counters.
@@ -183,11 +318,10 @@ impl Pipeline {
         match &self.entry_filter {
             None => true,
             Some(f) => self
-                .entries
-                .get(idx)
-                .cloned()
-                .flatten()
-                .is_some_and(|e| f.contains(&e)),
+                .verdicts
+                .get(&idx)
+                .and_then(|v| v.entry.as_ref())
+                .is_some_and(|e| f.contains(e)),
         }
     }
 
@@ -213,7 +347,8 @@ impl Pipeline {
 
     /// Time passes (live): runs due by now that no daemon started are printed.
     pub fn tick(&mut self, now_ns: u64) {
-        let missed = self.schedules.advance(&self.tracker, now_ns);
+        let mut missed = std::mem::take(&mut self.missed_unshown);
+        missed.extend(self.schedules.advance(&self.tracker, now_ns));
         if self.follow.is_some() {
             self.follow_findings(&missed);
             return;
@@ -290,27 +425,24 @@ impl Pipeline {
                 self.print_job(idx);
             }
             self.retire_if_clean(idx);
+            self.reported(idx);
         }
     }
 
     /// Run the rules over job `idx` once; answers the host gave are kept in the trace.
     fn diagnose(&mut self, idx: usize, ended: bool) {
-        if self.findings.len() <= idx {
-            self.findings.resize(idx + 1, None);
-        }
-        if self.findings[idx].is_some() {
+        if self.verdicts.contains_key(&idx) {
             return;
         }
-        let job = &self.tracker.jobs()[idx];
-        let f = diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended);
-        self.findings[idx] = Some(f);
-        if self.entries.len() <= idx {
-            self.entries.resize(idx + 1, None);
-        }
-        self.entries[idx] = match &self.forced_entry {
+        let Some(job) = self.tracker.jobs().get(idx) else {
+            return;
+        };
+        let findings = diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended);
+        let entry = match &self.forced_entry {
             Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
             _ => self.schedules.entry_of(&self.tracker, job),
         };
+        self.verdicts.insert(idx, Verdict { findings, entry });
         let new = self.facts.take_new();
         if let Some(w) = self.writer.as_mut() {
             for fact in &new {
@@ -319,23 +451,17 @@ impl Pipeline {
         }
     }
 
-    fn findings_of(&self, idx: usize) -> Vec<Finding> {
-        self.findings
-            .get(idx)
-            .cloned()
-            .flatten()
-            .unwrap_or_default()
-    }
-
-    /// Job `idx` as a report shows it (text as it ends, a `--follow` line).
-    fn job_report(&self, idx: usize) -> report::JobReport {
-        report::job_report(
+    /// Job `idx` as a report shows it (text as it ends, a `--follow` line, the report).
+    fn job_report(&self, idx: usize) -> Option<report::JobReport> {
+        let job = self.tracker.jobs().get(idx)?;
+        let v = self.verdicts.get(&idx);
+        Some(report::job_report(
             &self.tracker,
-            &self.tracker.jobs()[idx],
+            job,
             &self.users,
-            self.findings_of(idx),
-            self.entries.get(idx).cloned().flatten(),
-        )
+            v.map(|v| v.findings.clone()).unwrap_or_default(),
+            v.and_then(|v| v.entry.clone()),
+        ))
     }
 
     /// Every job with its command, for the loss findings.
@@ -351,7 +477,9 @@ impl Pipeline {
         if !self.job_wanted(idx) || !self.printed.insert(idx) {
             return;
         }
-        let jr = self.job_report(idx);
+        let Some(jr) = self.job_report(idx) else {
+            return;
+        };
         let mut out = anstream::stdout().lock();
         let _ = report::write_job_text(&mut out, &jr, self.start_ns);
         let _ = out.flush();
@@ -366,15 +494,13 @@ impl Pipeline {
     /// End of the stream: build the report; print it unless `quiet`.
     pub fn finish(&mut self, stats: Stats) -> Report {
         self.tracker.close();
-        for idx in 0..self.tracker.jobs().len() {
+        let held = self.tracker.jobs().indices();
+        for &idx in &held {
             self.diagnose(idx, true);
             if self.format == Format::Json {
                 self.retire_if_clean(idx);
             }
         }
-        let findings: Vec<Vec<Finding>> = (0..self.tracker.jobs().len())
-            .map(|i| self.findings_of(i))
-            .collect();
         let end_ns = self.tracker.counters.last_ts.max(self.start_ns);
         let mut host = self.schedules.finish(&self.tracker, end_ns);
         if let Some(f) = &self.entry_filter {
@@ -395,11 +521,14 @@ impl Pipeline {
             self.start_ns,
             |ns| self.schedules.wall_text(ns),
         ));
-        let mut rep = report::build(
-            &self.tracker,
-            &self.users,
-            &findings,
-            &self.entries,
+        let listed: Vec<report::JobReport> = held
+            .iter()
+            .filter(|&&i| self.job_wanted(i))
+            .filter_map(|&i| self.job_report(i))
+            .collect();
+        let rep = report::build(
+            listed,
+            &self.earlier,
             host,
             Stats {
                 events: self.tracker.counters.events,
@@ -417,17 +546,9 @@ impl Pipeline {
                 ..stats
             },
         );
-        if self.entry_filter.is_some() {
-            let wanted: Vec<u64> = (0..self.tracker.jobs().len())
-                .filter(|&i| self.job_wanted(i))
-                .map(|i| self.tracker.jobs()[i].id)
-                .collect();
-            rep.jobs.retain(|j| wanted.contains(&j.id));
-            rep.stats.jobs = rep.jobs.len();
-        }
         if self.follow.is_some() {
             // What is still running, what the end decided, then the counts.
-            for idx in 0..self.tracker.jobs().len() {
+            for &idx in &held {
                 self.follow_job(idx);
             }
             self.follow_findings(&rep.findings);
@@ -445,7 +566,9 @@ impl Pipeline {
                 let _ = report::write_json(&mut out, &rep);
             }
             Format::Text => {
-                let rest: Vec<usize> = (0..self.tracker.jobs().len())
+                let rest: Vec<usize> = held
+                    .iter()
+                    .copied()
                     .filter(|i| !self.printed.contains(i))
                     .collect();
                 for idx in rest {
@@ -456,5 +579,156 @@ impl Pipeline {
             }
         }
         rep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::RecordedFacts;
+    use crate::testutil::{exec_events, exit, fork, snapshot_root};
+
+    fn pipeline(summarise: bool) -> Pipeline {
+        Pipeline::new(
+            UserNames::from_map(Default::default()),
+            Format::Json,
+            false,
+            0,
+            Box::new(RecordedFacts::default()),
+        )
+        .quiet()
+        .summarise_clean_jobs(summarise)
+    }
+
+    /// `n` jobs of root 100, one every 0.1 s; every `fail_every`-th exits 1. Returns the
+    /// most jobs the tracker held at once.
+    fn run_jobs(p: &mut Pipeline, n: u32, fail_every: u32) -> usize {
+        p.feed(snapshot_root(100));
+        let mut most = 0;
+        for i in 0..n {
+            let (pid, ts) = (1000 + i, u64::from(i) * 100_000_000);
+            let code = if (i + 1) % fail_every == 0 { 1 } else { 0 };
+            let cmd = if code == 0 { "/bin/true" } else { "/bin/false" };
+            p.feed(fork(100, ts, pid));
+            for e in exec_events(pid, ts + 1_000, &[cmd], &["PATH=/usr/bin:/bin"], 0) {
+                p.feed(e);
+            }
+            p.feed(exit(pid, ts + 2_000, code));
+            most = most.max(p.tracker.jobs().len());
+        }
+        most
+    }
+
+    #[test]
+    fn a_long_trace_lists_the_latest_jobs_and_counts_the_rest_per_command() {
+        let mut p = pipeline(true);
+        let most = run_jobs(&mut p, 6000, 50);
+        // The latest jobs listed, a schedule's lag (14 s, 140 jobs here) on top.
+        let bound = LISTED_CLEAN + LISTED_WITH_FINDINGS + 200;
+        assert!(most <= bound, "held {most} jobs at once");
+        let rep = p.finish(Stats::default());
+        assert_eq!(rep.stats.jobs, 6000);
+        assert!(rep.jobs.len() <= bound, "{}", rep.jobs.len());
+        // Every failing run (120) is still listed: under their own limit.
+        let failing = rep.jobs.iter().filter(|j| !j.findings.is_empty()).count();
+        assert_eq!(failing, 120);
+        assert!(rep.jobs.iter().any(|j| j.id == 6000));
+        assert!(!rep.jobs.iter().any(|j| j.id == 1));
+        let counted: u64 = rep.earlier_jobs.iter().map(|e| e.runs).sum();
+        assert_eq!(counted as usize + rep.jobs.len(), 6000);
+        let e = &rep.earlier_jobs[0];
+        assert_eq!(
+            (e.command.as_str(), e.failed, e.first_job),
+            ("/bin/true", 0, 1)
+        );
+        assert!(e.findings.is_empty(), "{:?}", e.findings);
+        assert_eq!(e.events, e.runs * 4, "fork, exec attempt, exec, exit");
+        // Counted and listed are the earliest and the latest.
+        let clean = rep.jobs.iter().filter(|j| j.findings.is_empty());
+        assert!(clean.clone().all(|j| j.id > e.last_job));
+        assert_eq!(clean.count() as u64 + e.runs, 6000 - 120);
+    }
+
+    #[test]
+    fn failing_jobs_past_their_limit_are_counted_with_their_findings() {
+        let mut p = pipeline(true);
+        run_jobs(&mut p, 6000, 2);
+        let rep = p.finish(Stats::default());
+        assert!(rep.has_findings());
+        let false_runs = rep
+            .earlier_jobs
+            .iter()
+            .find(|e| e.command == "/bin/false")
+            .expect("failed runs counted");
+        assert_eq!(false_runs.failed, false_runs.runs);
+        assert_eq!(
+            false_runs.findings.get("nonzero_exit"),
+            Some(&false_runs.runs)
+        );
+        let listed = rep.jobs.iter().filter(|j| !j.findings.is_empty()).count();
+        assert!(listed <= LISTED_WITH_FINDINGS + 200, "{listed}");
+        assert_eq!(listed as u64 + false_runs.runs, 3000);
+    }
+
+    #[test]
+    fn timelines_keep_every_job() {
+        let mut p = pipeline(false);
+        assert_eq!(run_jobs(&mut p, 3000, 50), 3000);
+        let rep = p.finish(Stats::default());
+        assert_eq!(rep.jobs.len(), 3000);
+        assert!(rep.earlier_jobs.is_empty());
+    }
+
+    #[test]
+    fn a_job_that_overlaps_a_loss_stays_listed() {
+        let mut p = pipeline(true);
+        // Records lost between 1 us and 0.5 s.
+        p.lost(LostEvents {
+            since_ns: 1_000,
+            ts_ns: 500_000_000,
+            by_kind: [("fork".to_string(), 3)].into(),
+        });
+        run_jobs(&mut p, 3000, 1_000_000);
+        let rep = p.finish(Stats::default());
+        // Jobs 1 to 6 started by 0.5 s; the seventh is after the loss.
+        let ids: Vec<u64> = rep.jobs.iter().map(|j| j.id).take(7).collect();
+        assert_eq!(&ids[..6], &[1, 2, 3, 4, 5, 6]);
+        assert!(ids[6] > 100, "{ids:?}");
+    }
+
+    #[test]
+    fn a_failure_is_compared_with_the_latest_good_run_after_it_was_let_go() {
+        let mut p = pipeline(true);
+        p.feed(snapshot_root(100));
+        let run = |p: &mut Pipeline, i: u32, path: &str, code: i32| {
+            let (pid, ts) = (1000 + i, u64::from(i) * 100_000_000);
+            p.feed(fork(100, ts, pid));
+            for e in exec_events(pid, ts + 1_000, &["/opt/job"], &[path], 0) {
+                p.feed(e);
+            }
+            p.feed(exit(pid, ts + 2_000, code));
+        };
+        for i in 0..3000 {
+            run(&mut p, i, "PATH=/usr/local/bin:/usr/bin:/bin", 0);
+        }
+        assert!(
+            p.tracker.jobs().get(2999).is_some(),
+            "the latest run is held"
+        );
+        assert!(p.tracker.jobs().get(0).is_none(), "the first was let go");
+        run(&mut p, 3000, "PATH=/usr/bin:/bin", 1);
+        let rep = p.finish(Stats::default());
+        let last = rep.jobs.iter().find(|j| j.id == 3001).expect("listed");
+        let f = last
+            .findings
+            .iter()
+            .find(|f| f.kind == "env_mismatch")
+            .unwrap_or_else(|| panic!("{:#?}", last.findings));
+        assert!(
+            f.message
+                .contains("PATH was /usr/local/bin:/usr/bin:/bin in job 3000"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -26,21 +26,32 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
                 .map(str::to_string)
         })
     };
-    for other in v.t.jobs() {
-        if other.id >= v.job.id || !other.finished() {
-            continue;
+    if my_env.is_empty() {
+        return;
+    }
+    // Earlier good runs still held whole, and the latest one that was retired (its
+    // environment kept aside), oldest first. Their env as it was, not whatever process
+    // has their pid now.
+    let mut earlier: Vec<(u64, Vec<String>)> =
+        v.t.jobs()
+            .iter()
+            .filter(|o| o.id < v.job.id && o.finished())
+            .map(|o| (o.id, v.t.summary(o)))
+            .filter(|(_, s)| {
+                // The same entry run by the same user: a run of another user's
+                // crontab has another environment by design.
+                s.command == me.command && s.uid == me.uid && s.exit.is_some_and(|x| x.is_success())
+            })
+            .map(|(id, s)| (id, s.env))
+            .filter(|(_, env)| !env.is_empty())
+            .collect();
+    if let Some((id, env)) = v.t.last_good(&me.command, me.uid) {
+        if id < v.job.id && !earlier.iter().any(|(i, _)| *i == id) {
+            earlier.push((id, env.to_vec()));
         }
-        // The same entry run by the same user: a run of another user's crontab has
-        // another environment by design. Its env as it was, not whatever process
-        // has its pid now.
-        let s = v.t.summary(other);
-        if s.command != me.command || s.uid != me.uid || !s.exit.is_some_and(|x| x.is_success()) {
-            continue;
-        }
-        let their_env = s.env;
-        if their_env.is_empty() || my_env.is_empty() {
-            continue;
-        }
+    }
+    earlier.sort_by_key(|(id, _)| *id);
+    for (other_id, their_env) in earlier {
         let diffs: Vec<String> = ENV_COMPARED
             .iter()
             .filter_map(|k| {
@@ -49,7 +60,7 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
                     format!(
                         "{k} was {} in job {} (ran fine) and is {} now",
                         a.unwrap_or_else(|| "unset".into()),
-                        other.id,
+                        other_id,
                         b.unwrap_or_else(|| "unset".into())
                     )
                 })

@@ -323,8 +323,8 @@ impl ScheduleCheck {
             return now_ns >= fire;
         }
         let job = self.job_for(t, target.view, target.entry, fire);
-        match job {
-            Some(j) => t.jobs()[j].finished(),
+        match job.and_then(|j| t.jobs().get(j)) {
+            Some(j) => j.finished(),
             None => now_ns >= fire + GRACE_NS + SETTLE_NS,
         }
     }
@@ -334,18 +334,24 @@ impl ScheduleCheck {
         let group = self.views[vi].group;
         let lo = at.saturating_sub(EARLY_NS);
         let hi = at + GRACE_NS;
-        let jobs = t.jobs();
-        let first = jobs.partition_point(|j| j.start_ns < lo);
-        (first..jobs.len())
-            .take_while(|&i| jobs[i].start_ns <= hi)
-            .filter(|&i| self.groups[group].contains(&jobs[i].scheduler_pid))
-            .find(|&i| {
-                self.match_job(t, &jobs[i]).is_some_and(|(v, e)| {
+        t.jobs()
+            .starting_from(lo)
+            .take_while(|(_, j)| j.start_ns <= hi)
+            .filter(|(_, j)| self.groups[group].contains(&j.scheduler_pid))
+            .find(|(_, j)| {
+                self.match_job(t, j).is_some_and(|(v, e)| {
                     let a = &self.views[v].set.entries[e];
                     let b = &self.views[vi].set.entries[ei];
                     a.file == b.file && a.line == b.line && a.command == b.command
                 })
             })
+            .map(|(i, _)| i)
+    }
+
+    /// Whether a job that started at `start_ns` can no longer be any undecided fire's
+    /// run: it may then be let go without turning into a missed run.
+    pub fn past(&self, start_ns: u64) -> bool {
+        self.stopped.is_some() || start_ns.saturating_add(EARLY_NS) < self.decided_ns
     }
 
     /// Decide every fire up to `now_ns` less the grace and settle time. Returns the new

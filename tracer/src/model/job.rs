@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
     model::event::{Body, Event, ExitStatus},
+    model::jobs::Jobs,
     model::process::ProcessTable,
     model::scheduler::Schedulers,
 };
@@ -75,6 +76,11 @@ impl Job {
         self.end_ns.is_some()
     }
 
+    /// A process of the job is still running (before its end, or left behind).
+    pub fn has_live_processes(&self) -> bool {
+        !self.live.is_empty()
+    }
+
     /// Add an event to the timeline. An exec's result is the one event that is not
     /// added: the kernel reports the attempt (at entry, with argv and env) and its
     /// result (at exit) apart, and this is the one place they are joined, so every
@@ -136,6 +142,9 @@ pub struct Counters {
     pub last_ts: u64,
 }
 
+/// Commands whose latest good run is kept aside for `env_mismatch`: at most this many.
+const LAST_GOOD_LIMIT: usize = 4096;
+
 /// Held-back events of pids not yet known: at most this many in total.
 const ORPHAN_LIMIT: usize = 10_000;
 
@@ -145,17 +154,19 @@ pub struct Tracker {
     /// Scheduler daemons: when each was alive and how it ended.
     pub schedulers: Schedulers,
     roots: HashMap<u32, String>,
-    jobs: Vec<Job>,
+    jobs: Jobs,
     pid_job: HashMap<u32, usize>,
     orphans: HashMap<u32, Vec<Event>>,
     orphan_count: usize,
-    /// (command, uid) -> the latest retired job of it that succeeded.
-    last_good: HashMap<(String, u32), usize>,
+    /// (command, uid) -> the latest retired run of it that succeeded: its job id and
+    /// environment, what `env_mismatch` compares a later failure with. Kept aside so
+    /// that the job itself can be let go.
+    last_good: HashMap<(String, u32), (u64, Vec<String>)>,
     pub counters: Counters,
 }
 
 impl Tracker {
-    pub fn jobs(&self) -> &[Job] {
+    pub fn jobs(&self) -> &Jobs {
         &self.jobs
     }
 
@@ -180,9 +191,8 @@ impl Tracker {
 
     fn new_job(&mut self, root_pid: u32, leader: u32, ts: u64, before: bool) -> usize {
         let scheduler = self.roots.get(&root_pid).cloned().unwrap_or_default();
-        let idx = self.jobs.len();
-        self.jobs.push(Job {
-            id: idx as u64 + 1,
+        let idx = self.jobs.push(Job {
+            id: self.jobs.next_index() as u64 + 1,
             scheduler,
             scheduler_pid: root_pid,
             leader_pid: leader,
@@ -203,10 +213,25 @@ impl Tracker {
     }
 
     fn add_member(&mut self, idx: usize, pid: u32) {
-        let job = &mut self.jobs[idx];
-        job.members.push(pid);
-        job.live.insert(pid);
-        self.pid_job.insert(pid, idx);
+        if let Some(job) = self.jobs.get_mut(idx) {
+            job.members.push(pid);
+            job.live.insert(pid);
+            self.pid_job.insert(pid, idx);
+        }
+    }
+
+    fn append(&mut self, idx: usize, ev: Event) {
+        if let Some(job) = self.jobs.get_mut(idx) {
+            job.append(ev);
+        }
+    }
+
+    /// The held job `pid` belongs to (a let-go job's pids are forgotten with it).
+    fn job_of(&self, pid: u32) -> Option<usize> {
+        self.pid_job
+            .get(&pid)
+            .copied()
+            .filter(|&i| self.jobs.get(i).is_some())
     }
 
     /// Route one event to its job; returns the events held for a pid it made known.
@@ -221,19 +246,17 @@ impl Tracker {
                     self.roots.insert(ev.pid, ev.comm.clone());
                 } else if self.roots.contains_key(&ev.ppid) {
                     let idx = self.new_job(ev.ppid, ev.pid, ev.ts_ns, true);
-                    self.jobs[idx].append(ev);
-                } else if let Some(&idx) = self.pid_job.get(&ev.ppid) {
+                    self.append(idx, ev);
+                } else if let Some(idx) = self.job_of(ev.ppid) {
                     self.add_member(idx, ev.pid);
-                    self.jobs[idx].append(ev);
+                    self.append(idx, ev);
                 }
                 return None;
             }
             Body::Fork { child_pid, .. } => {
                 let child = *child_pid;
                 let parent_job = self
-                    .pid_job
-                    .get(&ev.pid)
-                    .copied()
+                    .job_of(ev.pid)
                     .filter(|&i| self.jobs[i].live.contains(&ev.pid));
                 let idx = match parent_job {
                     Some(idx) if !was_root => {
@@ -248,7 +271,7 @@ impl Tracker {
                         self.new_job(ev.pid, child, ev.ts_ns, false)
                     }
                 };
-                self.jobs[idx].append(ev);
+                self.append(idx, ev);
                 let held = self.orphans.remove(&child)?;
                 self.orphan_count -= held.len();
                 return Some(held);
@@ -264,22 +287,20 @@ impl Tracker {
         }
 
         let idx = match &ev.body {
-            Body::Signal { target_pid, .. } => self
-                .pid_job
-                .get(target_pid)
-                .or_else(|| self.pid_job.get(&ev.pid))
-                .copied(),
+            Body::Signal { target_pid, .. } => {
+                self.job_of(*target_pid).or_else(|| self.job_of(ev.pid))
+            }
             Body::Wait { result, .. } if !self.pid_job.contains_key(&ev.pid) && result.ret > 0 => {
                 // A root reaping a job's leader: part of that job's story (and the
                 // last of a retired job's).
                 let reaped = result.ret as u32;
-                let idx = self.pid_job.get(&reaped).copied();
+                let idx = self.job_of(reaped);
                 if idx.is_some_and(|i| self.jobs[i].retired) {
                     self.pid_job.remove(&reaped);
                 }
                 idx
             }
-            _ => self.pid_job.get(&ev.pid).copied(),
+            _ => self.job_of(ev.pid),
         };
         let Some(idx) = idx else {
             let to_root = matches!(&ev.body, Body::Signal { target_pid, .. } if self.roots.contains_key(target_pid));
@@ -292,9 +313,9 @@ impl Tracker {
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
-        self.jobs[idx].append(ev);
+        let job = self.jobs.get_mut(idx)?;
+        job.append(ev);
         if is_exit {
-            let job = &mut self.jobs[idx];
             let was_live = job.live.remove(&pid);
             let over = job.live.is_empty() || pid == job.leader_pid;
             if was_live && over && job.end_ns.is_none() {
@@ -302,9 +323,11 @@ impl Tracker {
                 finished.push(idx);
             }
         }
-        if finished.contains(&idx) && self.jobs[idx].final_summary.is_none() {
+        if finished.contains(&idx) && job.final_summary.is_none() {
             let s = self.summary_now(&self.jobs[idx]);
-            self.jobs[idx].final_summary = Some(s);
+            if let Some(job) = self.jobs.get_mut(idx) {
+                job.final_summary = Some(s);
+            }
         }
         None
     }
@@ -312,7 +335,7 @@ impl Tracker {
     /// A finished job's timeline is let go (its summary and counts stay): what a long
     /// attach keeps of a job with nothing to report. Its later events are only counted.
     pub fn retire(&mut self, idx: usize) {
-        let Some(job) = self.jobs.get_mut(idx) else {
+        let Some(job) = self.jobs.get_mut(idx).filter(|j| !j.retired) else {
             return;
         };
         job.dropped_events += job.timeline.len() as u64;
@@ -320,6 +343,14 @@ impl Tracker {
         job.exec_pending = HashMap::new();
         job.retired = true;
         job.live.shrink_to_fit();
+        // Its environment goes aside if it is the latest good run of its command and
+        // user: what `env_mismatch` compares a later failure with.
+        let id = job.id;
+        let good = job.final_summary.as_mut().and_then(|s| {
+            let env = std::mem::take(&mut s.env);
+            (s.exit.is_some_and(|x| x.is_success()) && !env.is_empty())
+                .then(|| ((s.command.clone(), s.uid), env))
+        });
         // Its exited processes go too; one still running (left behind) stays known.
         // The leader stays routable until the root reaps it: that wait is the job's.
         let leader = job.leader_pid;
@@ -328,25 +359,41 @@ impl Tracker {
                 self.pid_job.remove(&pid);
             }
         }
-        // Its environment is kept only while it is the latest good run of its command
-        // and user: what `env_mismatch` compares a later failure with.
-        let Some(s) = self.jobs[idx].final_summary.as_mut() else {
-            return;
-        };
-        if !s.exit.is_some_and(|x| x.is_success()) {
-            s.env = Vec::new();
-            return;
+        if let Some((key, env)) = good {
+            // Commands without end (an argument that changes every run) must not grow
+            // this: past the limit one other command's good run is forgotten.
+            if self.last_good.len() >= LAST_GOOD_LIMIT && !self.last_good.contains_key(&key) {
+                if let Some(k) = self.last_good.keys().next().cloned() {
+                    self.last_good.remove(&k);
+                }
+            }
+            self.last_good.insert(key, (id, env));
         }
-        let key = (s.command.clone(), s.uid);
-        if let Some(before) = self.last_good.insert(key, idx) {
-            if let Some(b) = self
-                .jobs
-                .get_mut(before)
-                .and_then(|j| j.final_summary.as_mut())
-            {
-                b.env = Vec::new();
+    }
+
+    /// The latest retired run of `command` by `uid` that succeeded: its job id and
+    /// environment.
+    pub fn last_good(&self, command: &str, uid: u32) -> Option<(u64, &[String])> {
+        self.last_good
+            .get(&(command.to_string(), uid))
+            .map(|(id, env)| (*id, env.as_slice()))
+    }
+
+    /// Let a finished, retired job go for good, with what routes events to it; its
+    /// index then finds nothing. A job with a process still running stays (its events
+    /// still come). Returns the job, for the caller to count.
+    pub fn evict(&mut self, idx: usize) -> Option<Job> {
+        let job = self.jobs.get(idx)?;
+        if !job.retired || !job.finished() || !job.live.is_empty() {
+            return None;
+        }
+        let job = self.jobs.remove(idx)?;
+        for pid in job.members.iter().chain([&job.leader_pid]) {
+            if self.pid_job.get(pid) == Some(&idx) {
+                self.pid_job.remove(pid);
             }
         }
+        Some(job)
     }
 
     /// A retired job whose report is out for good (`--follow` printed it): only what
@@ -1028,5 +1075,47 @@ mod tests {
             command_of(&v(&["/usr/bin/env", "a b"])),
             "/usr/bin/env 'a b'"
         );
+    }
+
+    #[test]
+    fn a_let_go_job_leaves_a_hole_and_the_others_keep_their_index() {
+        use crate::testutil::{exit, fork};
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        for i in 0..10u32 {
+            t.push(fork(100, u64::from(i) * 10, 200 + i));
+            t.push(exit(200 + i, u64::from(i) * 10 + 5, 0));
+        }
+        // Not retired: not let go.
+        assert!(t.evict(3).is_none());
+        for i in [0, 3, 4, 5] {
+            t.retire(i);
+            assert_eq!(t.evict(i).map(|j| j.id), Some(i as u64 + 1));
+        }
+        assert!(t.evict(3).is_none(), "once");
+        assert_eq!((t.jobs().len(), t.jobs().started()), (6, 10));
+        assert!(t.jobs().get(3).is_none());
+        assert_eq!(t.jobs()[6].id, 7);
+        let from = |ts: u64| -> Vec<usize> { t.jobs().starting_from(ts).map(|(i, _)| i).collect() };
+        assert_eq!(from(0), [1, 2, 6, 7, 8, 9]);
+        assert_eq!(from(11), [2, 6, 7, 8, 9]);
+        assert_eq!(from(30), [6, 7, 8, 9]);
+        assert_eq!(from(60), [6, 7, 8, 9]);
+        assert_eq!(from(61), [7, 8, 9]);
+        assert!(from(91).is_empty());
+        // A let-go job's pids route nowhere: a late event of its leader is held back
+        // as unknown, not added to another job.
+        t.push(exit(203, 500, 0));
+        assert_eq!(
+            t.jobs().iter().map(|j| j.timeline.len()).sum::<usize>(),
+            6 * 2
+        );
+        // A job whose process still runs is not let go.
+        t.push(fork(100, 600, 300));
+        t.push(fork(300, 601, 301));
+        t.push(exit(300, 602, 0));
+        let idx = t.jobs().started() - 1;
+        t.retire(idx);
+        assert!(t.evict(idx).is_none());
     }
 }

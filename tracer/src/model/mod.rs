@@ -2,6 +2,7 @@
 pub mod decode;
 pub mod event;
 pub mod job;
+pub mod jobs;
 pub mod names;
 pub mod process;
 pub mod scheduler;

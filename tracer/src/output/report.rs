@@ -66,13 +66,118 @@ pub struct Stats {
 pub struct Report {
     pub version: u32,
     pub jobs: Vec<JobReport>,
+    /// Jobs of a long trace that were reported and let go, counted per command
+    /// instead of listed (the latest ones are in `jobs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_jobs: Vec<EarlierRuns>,
     pub findings: Vec<Finding>,
     pub stats: Stats,
 }
 
 impl Report {
     pub fn has_findings(&self) -> bool {
-        !self.findings.is_empty() || self.jobs.iter().any(|j| !j.findings.is_empty())
+        !self.findings.is_empty()
+            || self.jobs.iter().any(|j| !j.findings.is_empty())
+            || self.earlier_jobs.iter().any(|e| !e.findings.is_empty())
+    }
+}
+
+/// The runs of one command that a long trace let go, summed.
+#[derive(Clone, Debug, Serialize)]
+pub struct EarlierRuns {
+    pub scheduler: String,
+    pub user: String,
+    pub uid: u32,
+    pub command: String,
+    /// The crontab line of the first of them, when known.
+    pub crontab_entry: Option<EntryRef>,
+    pub runs: u64,
+    /// Runs that did not exit 0 (killed, nonzero, unknown).
+    pub failed: u64,
+    /// Findings of those runs, per kind.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<String, u64>,
+    pub first_job: u64,
+    pub last_job: u64,
+    pub first_start_ns: u64,
+    pub last_start_ns: u64,
+    pub events: u64,
+}
+
+/// Commands counted one by one in `EarlierRuns`; the runs of any other command are
+/// summed into one more line (a command with a changing argument must not grow it).
+const EARLIER_COMMANDS: usize = 1000;
+const OTHER_COMMANDS: &str = "(other commands)";
+
+/// Jobs let go, summed per (scheduler, command, user).
+#[derive(Default)]
+pub struct Earlier {
+    runs: BTreeMap<(String, String, u32), EarlierRuns>,
+}
+
+impl Earlier {
+    /// Count `job`, reported as `jr` (built the way the report would list it).
+    pub fn add(&mut self, jr: &JobReport) {
+        let mut key = (jr.scheduler.clone(), jr.command.clone(), jr.uid);
+        if self.runs.len() >= EARLIER_COMMANDS && !self.runs.contains_key(&key) {
+            key = (String::new(), OTHER_COMMANDS.into(), u32::MAX);
+        }
+        let other = key.1 == OTHER_COMMANDS;
+        let e = self.runs.entry(key).or_insert_with(|| EarlierRuns {
+            scheduler: if other {
+                String::new()
+            } else {
+                jr.scheduler.clone()
+            },
+            user: if other {
+                String::new()
+            } else {
+                jr.user.clone()
+            },
+            uid: if other { u32::MAX } else { jr.uid },
+            command: if other {
+                OTHER_COMMANDS.into()
+            } else {
+                jr.command.clone()
+            },
+            crontab_entry: if other {
+                None
+            } else {
+                jr.crontab_entry.clone()
+            },
+            runs: 0,
+            failed: 0,
+            findings: BTreeMap::new(),
+            first_job: jr.id,
+            last_job: jr.id,
+            first_start_ns: jr.start_ns,
+            last_start_ns: jr.start_ns,
+            events: 0,
+        });
+        e.runs += 1;
+        if !jr.exit.is_some_and(|x| x.is_success()) {
+            e.failed += 1;
+        }
+        for f in &jr.findings {
+            *e.findings.entry(f.kind.clone()).or_default() += 1;
+        }
+        e.first_job = e.first_job.min(jr.id);
+        e.last_job = e.last_job.max(jr.id);
+        e.first_start_ns = e.first_start_ns.min(jr.start_ns);
+        e.last_start_ns = e.last_start_ns.max(jr.start_ns);
+        e.events += jr.events;
+    }
+
+    /// Jobs counted.
+    pub fn jobs(&self) -> u64 {
+        self.runs.values().map(|e| e.runs).sum()
+    }
+
+    /// The counts, the most run command first.
+    pub fn lines(&self) -> Vec<EarlierRuns> {
+        let mut v: Vec<EarlierRuns> = self.runs.values().cloned().collect();
+        v.sort_by(|a, b| b.runs.cmp(&a.runs).then(a.first_job.cmp(&b.first_job)));
+        v
     }
 }
 
@@ -115,36 +220,17 @@ pub fn job_report(
     }
 }
 
-/// `findings[i]` and `entries[i]` are job i's; `host` the findings of no one job.
-pub fn build(
-    t: &Tracker,
-    users: &UserNames,
-    findings: &[Vec<Finding>],
-    entries: &[Option<EntryRef>],
-    host: Vec<Finding>,
-    stats: Stats,
-) -> Report {
-    let jobs: Vec<JobReport> = t
-        .jobs()
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            job_report(
-                t,
-                j,
-                users,
-                findings.get(i).cloned().unwrap_or_default(),
-                entries.get(i).cloned().flatten(),
-            )
-        })
-        .collect();
+/// The report of `jobs` (those held, already built), the jobs let go (`earlier`) and
+/// `host`, the findings of no one job.
+pub fn build(jobs: Vec<JobReport>, earlier: &Earlier, host: Vec<Finding>, stats: Stats) -> Report {
     Report {
         version: FORMAT_VERSION,
         stats: Stats {
-            jobs: jobs.len(),
+            jobs: jobs.len() + earlier.jobs() as usize,
             ..stats
         },
         jobs,
+        earlier_jobs: earlier.lines(),
         findings: host,
     }
 }
@@ -466,6 +552,30 @@ pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<(
             "  job {:<4} {:<10} pid {:<7} {:<18} {lead} {}",
             j.id, j.scheduler, j.leader_pid, st, j.command
         )?;
+    }
+    if !r.earlier_jobs.is_empty() {
+        let n: u64 = r.earlier_jobs.iter().map(|e| e.runs).sum();
+        writeln!(
+            out,
+            "  {DIM}and {n} earlier jobs, reported as they ended and no longer held, per command:{DIM:#}"
+        )?;
+        for e in &r.earlier_jobs {
+            let findings = if e.findings.is_empty() {
+                format!("{GREEN}ok{GREEN:#}")
+            } else {
+                let kinds: Vec<String> = e
+                    .findings
+                    .iter()
+                    .map(|(k, v)| format!("{k} x{v}"))
+                    .collect();
+                format!("{RED}{}{RED:#}", kinds.join(", "))
+            };
+            writeln!(
+                out,
+                "  {:>6} runs  jobs {}..{}  {} failed  {findings}  {}",
+                e.runs, e.first_job, e.last_job, e.failed, e.command
+            )?;
+        }
     }
     let s = &r.stats;
     writeln!(

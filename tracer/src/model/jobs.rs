@@ -1,0 +1,94 @@
+//! The jobs a tracker holds, by index (the order of the forks that started them). A
+//! long attach lets finished jobs go once they are reported (`Tracker::evict`): their
+//! index stays taken and finds nothing, so the indices of the others never move.
+use std::{collections::BTreeMap, ops::Index};
+
+use super::job::Job;
+
+#[derive(Default)]
+pub struct Jobs {
+    held: BTreeMap<usize, Job>,
+    next: usize,
+}
+
+impl Jobs {
+    pub fn get(&self, idx: usize) -> Option<&Job> {
+        self.held.get(&idx)
+    }
+
+    pub(super) fn get_mut(&mut self, idx: usize) -> Option<&mut Job> {
+        self.held.get_mut(&idx)
+    }
+
+    /// The index the next job gets.
+    pub(super) fn next_index(&self) -> usize {
+        self.next
+    }
+
+    pub(super) fn push(&mut self, job: Job) -> usize {
+        let idx = self.next;
+        self.held.insert(idx, job);
+        self.next += 1;
+        idx
+    }
+
+    pub(super) fn remove(&mut self, idx: usize) -> Option<Job> {
+        self.held.remove(&idx)
+    }
+
+    /// Jobs started since the trace began, held or let go.
+    pub fn started(&self) -> usize {
+        self.next
+    }
+
+    /// Jobs held now.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Held jobs in index order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Job> {
+        self.held.values()
+    }
+
+    /// Held jobs with their indices, in index order.
+    pub fn indexed(&self) -> impl DoubleEndedIterator<Item = (usize, &Job)> {
+        self.held.iter().map(|(&i, j)| (i, j))
+    }
+
+    /// The indices of the held jobs, in order.
+    pub fn indices(&self) -> Vec<usize> {
+        self.held.keys().copied().collect()
+    }
+
+    /// Held jobs from the first that started at or after `ts`. Jobs are indexed in
+    /// the order their forks were seen, which is their start order, so this is a
+    /// binary search (over the index space, since let-go indices leave holes).
+    pub fn starting_from(&self, ts: u64) -> impl Iterator<Item = (usize, &Job)> {
+        let (mut lo, mut hi) = (0usize, self.next);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.held.range(mid..).next() {
+                Some((&k, j)) if j.start_ns < ts => lo = k + 1,
+                _ => hi = mid,
+            }
+        }
+        self.held.range(lo..).map(|(&i, j)| (i, j))
+    }
+}
+
+/// Like a slice: for call sites that hold an index of a job they know is held.
+impl Index<usize> for Jobs {
+    type Output = Job;
+
+    fn index(&self, idx: usize) -> &Job {
+        match self.held.get(&idx) {
+            Some(j) => j,
+            None => panic!("job index {idx} is not held"),
+        }
+    }
+}
