@@ -74,6 +74,8 @@ pub struct Pipeline {
     earlier: Earlier,
     /// Missed runs decided while events were fed, not yet shown (`tick` shows them).
     missed_unshown: Vec<Finding>,
+    /// The stream time the schedules were last advanced to while feeding.
+    advanced_ns: u64,
     /// The crontabs and what they called for.
     schedules: ScheduleCheck,
     /// `record --entry`: report only these entries' jobs and what concerns them.
@@ -117,6 +119,7 @@ impl Pipeline {
             reported_failed: VecDeque::new(),
             earlier: Earlier::default(),
             missed_unshown: Vec::new(),
+            advanced_ns: 0,
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             entry_filter: None,
             forced_entry: None,
@@ -190,9 +193,13 @@ impl Pipeline {
         }
         // The schedules decided up to the stream's time (the same live and replayed):
         // a job is let go only once no fire left to decide can be its run.
+        // At most once a second of the stream: each pass looks over the recent jobs.
         let now = self.tracker.counters.last_ts;
-        let missed = self.schedules.advance(&self.tracker, now);
-        self.missed_unshown.extend(missed);
+        if now >= self.advanced_ns.saturating_add(1_000_000_000) {
+            self.advanced_ns = now;
+            let missed = self.schedules.advance(&self.tracker, now);
+            self.missed_unshown.extend(missed);
+        }
         if self.is_clean(idx) {
             self.reported_clean.push_back(idx);
         } else {

@@ -9,7 +9,10 @@ use crate::{
     output::report::{self, Report, Stats},
     pipeline::Pipeline,
     schedules::{read_file_as, ScheduleView},
-    tracefile::{self, Entry, TraceContents},
+    tracefile::{
+        self, Damage, Entry, FileWindow, LateSchedules, Source, TraceContents, TraceHeader,
+        TraceStream, Trailer,
+    },
     Format,
 };
 
@@ -25,6 +28,17 @@ pub struct ReplayOptions {
 
 /// Put this machine's crontab files in place of (or beside) the recorded ones.
 pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), String> {
+    let mut views: Vec<&mut ScheduleView> = c.header.schedules.iter_mut().collect();
+    for e in c.entries.iter_mut() {
+        if let Entry::Schedules(l) = e {
+            views.push(&mut l.view);
+        }
+    }
+    override_views(views, specs)
+}
+
+/// `override_crontabs` over the views at start and those read while recording.
+fn override_views(mut views: Vec<&mut ScheduleView>, specs: &[String]) -> Result<(), String> {
     for spec in specs {
         let (local, as_path) = match spec.split_once('=') {
             Some((l, a)) => (l.to_string(), a.to_string()),
@@ -37,15 +51,8 @@ pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), 
         }
         let src = read_file_as(Path::new(&local), &as_path)
             .ok_or_else(|| format!("--crontab {spec}: cannot read {local}"))?;
-        // The views at start and those read while recording (a daemon that started,
-        // files that changed): the daemons that read that file get the new copy; if
-        // none had it, the host's daemons (else all) get it as a new file.
-        let mut views: Vec<&mut ScheduleView> = c.header.schedules.iter_mut().collect();
-        for e in c.entries.iter_mut() {
-            if let Entry::Schedules(l) = e {
-                views.push(&mut l.view);
-            }
-        }
+        // The daemons that read that file get the new copy; if none had it, the
+        // host's daemons (else all) get it as a new file.
         if views.is_empty() {
             return Err(format!(
                 "--crontab {spec}: the trace has no crontab views to change (recorded by a tracer before format 1.1)"
@@ -54,7 +61,7 @@ pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), 
         let had = |v: &ScheduleView| v.sources.iter().any(|s| s.path == as_path);
         let any_had = views.iter().any(|v| had(v));
         let any_host = views.iter().any(|v| v.is_host());
-        for v in views {
+        for v in views.iter_mut() {
             let take = if any_had {
                 had(v)
             } else {
@@ -73,35 +80,75 @@ pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), 
 pub struct Replayed {
     pub report: Report,
     pub damage: Option<String>,
+    /// When the trace began (times in the text are shown from there).
+    pub start_ns: u64,
 }
 
-pub fn load(path: &Path) -> Result<TraceContents, String> {
+/// A trace opened for reading as a stream.
+pub fn open(path: &Path) -> Result<TraceStream, String> {
+    stream(path, source(path)?)
+}
+
+fn stream(path: &Path, src: Source) -> Result<TraceStream, String> {
+    TraceStream::open(src).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The bytes of a trace: a regular file through a window that moves with the reading,
+/// anything else (a pipe, a device) read whole after its magic.
+fn source(path: &Path) -> Result<Source, String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
     let mut f = std::fs::File::open(path).map_err(cannot)?;
-    // The magic first: `tracer replay /dev/zero` (or any endless or huge non-trace)
-    // is refused after 8 bytes instead of being read into memory whole.
-    let mut data = Vec::new();
-    (&mut f)
-        .take(tracefile::MAGIC.len() as u64)
-        .read_to_end(&mut data)
-        .map_err(cannot)?;
-    if data.as_slice() == tracefile::MAGIC {
-        f.read_to_end(&mut data).map_err(cannot)?;
-    }
-    tracefile::read(Bytes::from(data)).map_err(|e| format!("{}: {e}", path.display()))
+    let meta = f.metadata().map_err(cannot)?;
+    let src = if meta.is_file() {
+        Source::File(FileWindow::new(f, meta.len()))
+    } else {
+        // The magic first: `tracer replay /dev/zero` (or any endless or huge
+        // non-trace) is refused after 8 bytes instead of being read into memory whole.
+        let mut data = Vec::new();
+        (&mut f)
+            .take(tracefile::MAGIC.len() as u64)
+            .read_to_end(&mut data)
+            .map_err(cannot)?;
+        if data.as_slice() == tracefile::MAGIC {
+            f.read_to_end(&mut data).map_err(cannot)?;
+        }
+        Source::Memory(Bytes::from(data))
+    };
+    Ok(src)
+}
+
+/// A whole trace in memory (`export`).
+pub fn load(path: &Path) -> Result<TraceContents, String> {
+    Ok(open(path)?.read_all())
 }
 
 /// Describe the damage of a trace for a person, or None when it is whole.
 pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
-    if !c.is_damaged() {
+    describe_damage(
+        path,
+        &c.damage,
+        c.trailer.is_some(),
+        c.entries.len() as u64,
+        c.bytes_total,
+    )
+}
+
+fn describe_damage(
+    path: &Path,
+    damage: &[Damage],
+    has_trailer: bool,
+    entries: u64,
+    bytes_total: u64,
+) -> Option<String> {
+    if damage.is_empty() && has_trailer {
         return None;
     }
     // A file damaged all through (or crafted to be) would otherwise print a line per
     // damaged place: the first few say where and what, the count says how much.
     const SHOWN: usize = 10;
     let mut lines = Vec::new();
-    for d in c.damage.iter().take(SHOWN) {
+    for d in damage.iter().take(SHOWN) {
         lines.push(if d.skipped > 0 {
             format!(
                 "{} at byte {} (skipped {} bytes to the next good block)",
@@ -111,20 +158,18 @@ pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
             format!("{} at byte {}", d.what, d.offset)
         });
     }
-    if c.damage.len() > SHOWN {
+    if damage.len() > SHOWN {
         lines.push(format!(
             "... and {} more damaged places",
-            c.damage.len() - SHOWN
+            damage.len() - SHOWN
         ));
     }
-    if c.trailer.is_none() {
+    if !has_trailer {
         lines.push("no trailer: the recording was cut short (crash, kill -9, full disk or power loss); lost-event counts are unknown".into());
     }
     Some(format!(
-        "{} is damaged; the analysis covers the {} events that could be read of {} bytes:\n  {}",
+        "{} is damaged; the analysis covers the {entries} events that could be read of {bytes_total} bytes:\n  {}",
         path.display(),
-        c.entries.len(),
-        c.bytes_total,
         lines.join("\n  ")
     ))
 }
@@ -136,7 +181,6 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
 
 /// `analyse`, keeping the timelines of jobs without findings only if `timelines`.
 pub fn analyse_with(c: &TraceContents, format: Format, quiet: bool, timelines: bool) -> Report {
-    let users = UserNames::from_map(c.header.users.clone());
     // Every recorded answer up front: the live run asked when a job finished and wrote
     // the answer just after the event that finished it.
     let mut facts = RecordedFacts::default();
@@ -145,83 +189,190 @@ pub fn analyse_with(c: &TraceContents, format: Format, quiet: bool, timelines: b
             facts.add(f);
         }
     }
-    let mut pipe = Pipeline::new(users, format, false, c.header.start_ns, Box::new(facts))
-        .with_schedules(c.header.schedules.clone(), c.header.mono_to_wall_ns)
-        .summarise_clean_jobs(!timelines);
-    if quiet {
+    let how = How {
+        format,
+        quiet,
+        timelines,
+    };
+    feed(
+        &c.header,
+        facts,
+        c.trailer.as_ref(),
+        c.entries.iter().cloned(),
+        how,
+    )
+}
+
+/// How a replay prints and what it keeps.
+#[derive(Clone, Copy)]
+struct How {
+    format: Format,
+    quiet: bool,
+    timelines: bool,
+}
+
+/// The recorded stream through the pipeline.
+fn feed(
+    header: &TraceHeader,
+    facts: RecordedFacts,
+    trailer: Option<&Trailer>,
+    entries: impl Iterator<Item = Entry>,
+    how: How,
+) -> Report {
+    let users = UserNames::from_map(header.users.clone());
+    let mut pipe = Pipeline::new(users, how.format, false, header.start_ns, Box::new(facts))
+        .with_schedules(header.schedules.clone(), header.mono_to_wall_ns)
+        .summarise_clean_jobs(!how.timelines);
+    if how.quiet {
         pipe = pipe.quiet();
     }
-    for s in &c.header.snapshot {
+    for s in &header.snapshot {
         pipe.synthetic(s);
     }
-    for e in &c.entries {
+    for e in entries {
         match e {
             Entry::Kernel(raw) => {
-                pipe.kernel_record(raw);
+                pipe.kernel_record(&raw);
             }
-            Entry::Synthetic(s) => pipe.synthetic(s),
-            Entry::Schedules(l) => pipe.schedule_view(l.view.clone(), l.ts_ns),
-            Entry::Lost(l) => pipe.lost(l.clone()),
+            Entry::Synthetic(s) => pipe.synthetic(&s),
+            Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
+            Entry::Lost(l) => pipe.lost(l),
             Entry::Fact(_) => {}
         }
     }
-    if let Some(t) = &c.trailer {
+    if let Some(t) = trailer {
         pipe.set_end(t.end_ns);
     }
-    let redactions = c
-        .trailer
-        .as_ref()
-        .map(|t| t.redactions.clone())
-        .unwrap_or_default();
-    let (lost_events, lost_by_kind) = c
-        .trailer
-        .as_ref()
+    let redactions = trailer.map(|t| t.redactions.clone()).unwrap_or_default();
+    let (lost_events, lost_by_kind) = trailer
         .map(|t| (t.lost_events, t.lost_by_kind.clone()))
         .unwrap_or_default();
     pipe.finish(Stats {
         lost_events,
         lost_by_kind,
         redactions,
-        duration_ns: c
-            .trailer
-            .as_ref()
-            .map(|t| t.end_ns.saturating_sub(c.header.start_ns))
+        duration_ns: trailer
+            .map(|t| t.end_ns.saturating_sub(header.start_ns))
             .unwrap_or(0),
         ..Default::default()
     })
 }
 
-pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
-    let mut c = load(&opts.path)?;
-    override_crontabs(&mut c, &opts.crontabs)?;
-    let damage = damage_summary(&opts.path, &c);
+/// What a first pass over a trace learns before the second feeds it: the answers the
+/// host gave, the crontabs read while recording, how it ends and where it is damaged.
+struct Survey {
+    facts: RecordedFacts,
+    schedules: Vec<LateSchedules>,
+    trailer: Option<Trailer>,
+    damage: Vec<Damage>,
+    entries: u64,
+    bytes_total: u64,
+}
+
+fn survey(mut s: TraceStream) -> Survey {
+    let mut facts = RecordedFacts::default();
+    let mut schedules = Vec::new();
+    while let Some(block) = s.next_block() {
+        for e in block {
+            match e {
+                Entry::Fact(f) => facts.add(&f),
+                Entry::Schedules(l) => schedules.push(l),
+                _ => {}
+            }
+        }
+    }
+    Survey {
+        facts,
+        schedules,
+        trailer: s.trailer,
+        damage: s.damage,
+        entries: s.entries,
+        bytes_total: s.bytes_total,
+    }
+}
+
+/// Replay a trace file in two passes over it, holding one block at a time: a trace
+/// larger than memory replays.
+fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
+    let src = source(&opts.path)?;
+    let again = src
+        .again()
+        .map_err(|e| format!("cannot read {}: {e}", opts.path.display()))?;
+    let first = stream(&opts.path, src)?;
+    let mut header = first.header.clone();
+    let mut sv = survey(first);
+    let mut views: Vec<&mut ScheduleView> = header.schedules.iter_mut().collect();
+    views.extend(sv.schedules.iter_mut().map(|l| &mut l.view));
+    if !opts.crontabs.is_empty() {
+        override_views(views, &opts.crontabs)?;
+    }
+    let damage = describe_damage(
+        &opts.path,
+        &sv.damage,
+        sv.trailer.is_some(),
+        sv.entries,
+        sv.bytes_total,
+    );
     if let Some(d) = &damage {
         eprintln!("tracer: warning: {d}");
     }
-    let report = match opts.job {
-        None => analyse_with(&c, opts.format, false, opts.timelines),
-        Some(id) => {
-            // The one job asked for is shown whole.
-            let mut rep = analyse_with(&c, opts.format, true, true);
-            if !rep.jobs.iter().any(|j| j.id == id) {
-                return Err(format!(
-                    "{}: no job {id} (the trace has jobs 1..={})",
-                    opts.path.display(),
-                    rep.jobs.len()
-                ));
-            }
-            rep.jobs.retain(|j| j.id == id);
-            match opts.format {
-                Format::Json => {
-                    let _ = report::write_json(&mut std::io::stdout().lock(), &rep);
-                }
-                Format::Text => {
-                    let mut out = anstream::stdout().lock();
-                    let _ = report::write_job_text(&mut out, &rep.jobs[0], c.header.start_ns);
-                }
-            }
-            rep
-        }
+    let mut second = stream(&opts.path, again)?;
+    // The crontab views as overridden, in the order the file has them.
+    let mut late = std::mem::take(&mut sv.schedules).into_iter();
+    let entries = std::iter::from_fn(move || second.next_block())
+        .flatten()
+        .filter_map(move |e| match e {
+            Entry::Schedules(_) => late.next().map(Entry::Schedules),
+            // Only the first pass's answers are used (the same ones).
+            Entry::Fact(_) => None,
+            e => Some(e),
+        });
+    let facts = std::mem::take(&mut sv.facts);
+    let report = feed(&header, facts, sv.trailer.as_ref(), entries, how);
+    Ok(Replayed {
+        report,
+        damage,
+        start_ns: header.start_ns,
+    })
+}
+
+pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
+    let Some(id) = opts.job else {
+        return replay_file(
+            opts,
+            How {
+                format: opts.format,
+                quiet: false,
+                timelines: opts.timelines,
+            },
+        );
     };
-    Ok(Replayed { report, damage })
+    // The one job asked for is shown whole.
+    let mut r = replay_file(
+        opts,
+        How {
+            format: opts.format,
+            quiet: true,
+            timelines: true,
+        },
+    )?;
+    let rep = &mut r.report;
+    if !rep.jobs.iter().any(|j| j.id == id) {
+        return Err(format!(
+            "{}: no job {id} (the trace has jobs 1..={})",
+            opts.path.display(),
+            rep.jobs.len()
+        ));
+    }
+    rep.jobs.retain(|j| j.id == id);
+    match opts.format {
+        Format::Json => {
+            let _ = report::write_json(&mut std::io::stdout().lock(), rep);
+        }
+        Format::Text => {
+            let mut out = anstream::stdout().lock();
+            let _ = report::write_job_text(&mut out, &rep.jobs[0], r.start_ns);
+        }
+    }
+    Ok(r)
 }

@@ -26,7 +26,7 @@ pub use format::{
     CaptureOptions, Entry, LateSchedules, LostEvents, Synthetic, TraceHeader, Trailer,
     FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
-pub use reader::{read, Damage, ReadError, TraceContents};
+pub use reader::{read, Damage, FileWindow, ReadError, Source, TraceContents, TraceStream};
 pub use writer::{create_file, CreateError, TraceWriter};
 
 #[cfg(test)]
@@ -278,6 +278,50 @@ mod tests {
         assert!(c.entries.len() < clean.entries.len());
         assert!(c.entries.len() >= clean.entries.len() - 3);
         assert!(c.trailer.is_some(), "resync found the trailer");
+    }
+
+    #[test]
+    fn a_file_read_through_its_window_reads_as_it_would_whole() {
+        // Larger than the window, damaged on both sides of its edge: a frame that
+        // straddles it, a marker cut in two by it, a resync that crosses it.
+        let p = tmp("window");
+        let f = create_file(&p, false).unwrap();
+        let mut w = TraceWriter::new(&p, f, &header());
+        for i in 0..120_000u32 {
+            let mut rec = [0u8; 72];
+            rec[..4].copy_from_slice(&i.to_le_bytes());
+            w.kernel_record(&rec);
+            if i % 1000 == 0 {
+                w.flush();
+            }
+        }
+        assert!(w.finish(&Trailer::default()).is_none());
+        let mut bytes = std::fs::read(&p).unwrap();
+        assert!(bytes.len() > 2 * (4 << 20), "{}", bytes.len());
+        for at in [(4 << 20) - 2, (4 << 20) + 5000, (8 << 20) - 40_000] {
+            bytes[at] ^= 0x55;
+        }
+        let marker = bytes[(4 << 20) + 20_000..]
+            .windows(4)
+            .position(|x| x == SYNC)
+            .unwrap()
+            + (4 << 20)
+            + 20_000;
+        bytes[marker + 2] = b'X';
+        std::fs::write(&p, &bytes).unwrap();
+        let whole = read(Bytes::from(bytes.clone())).unwrap();
+        let file = std::fs::File::open(&p).unwrap();
+        let len = file.metadata().unwrap().len();
+        let streamed = TraceStream::open(Source::File(FileWindow::new(file, len)))
+            .unwrap()
+            .read_all();
+        std::fs::remove_file(&p).unwrap();
+        assert!(whole.damage.len() >= 2, "{:?}", whole.damage);
+        assert_eq!(streamed.damage, whole.damage);
+        assert_eq!(streamed.entries, whole.entries);
+        assert_eq!(streamed.trailer, whole.trailer);
+        assert!(streamed.trailer.is_some());
+        assert_eq!(streamed.bytes_total, bytes.len() as u64);
     }
 
     #[test]

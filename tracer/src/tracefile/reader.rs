@@ -54,6 +54,108 @@ impl TraceContents {
     }
 }
 
+/// The bytes of a trace: all in memory, or a window over a file that moves forward
+/// with the reading (a multi-GB trace is replayed in constant memory).
+pub enum Source {
+    Memory(Bytes),
+    File(FileWindow),
+}
+
+/// Bytes read from a file are held this many at a time (more for a larger frame).
+const WINDOW: usize = 4 << 20;
+
+pub struct FileWindow {
+    file: std::fs::File,
+    /// The file's length when opened, less anything past a read error.
+    len: usize,
+    /// `buf` holds the file's bytes from offset `start`.
+    buf: Bytes,
+    start: usize,
+    /// Where and why reading the file failed.
+    failed: Option<(usize, String)>,
+}
+
+impl FileWindow {
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        FileWindow {
+            file,
+            len: len as usize,
+            buf: Bytes::new(),
+            start: 0,
+            failed: None,
+        }
+    }
+
+    fn get(&mut self, pos: usize, n: usize) -> Option<Bytes> {
+        if pos.checked_add(n)? > self.len {
+            return None;
+        }
+        let held = pos >= self.start && pos + n <= self.start + self.buf.len();
+        if !held {
+            use std::os::unix::fs::FileExt;
+            let want = n.max(WINDOW).min(self.len - pos);
+            let mut b = vec![0u8; want];
+            if let Err(e) = self.file.read_exact_at(&mut b, pos as u64) {
+                // Past here the file cannot be read: it ends here for the reader.
+                self.failed = Some((pos, e.to_string()));
+                self.len = pos;
+                self.buf = Bytes::new();
+                return None;
+            }
+            self.buf = Bytes::from(b);
+            self.start = pos;
+        }
+        let at = pos - self.start;
+        Some(self.buf.slice(at..at + n))
+    }
+}
+
+impl Source {
+    /// The same bytes again, from the start, for another pass (a pipe read whole is
+    /// not read twice).
+    pub fn again(&self) -> std::io::Result<Source> {
+        Ok(match self {
+            Source::Memory(b) => Source::Memory(b.clone()),
+            Source::File(w) => Source::File(FileWindow::new(w.file.try_clone()?, w.len as u64)),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Source::Memory(b) => b.len(),
+            Source::File(w) => w.len,
+        }
+    }
+
+    /// `n` bytes at `pos`, or None when the trace ends first.
+    fn get(&mut self, pos: usize, n: usize) -> Option<Bytes> {
+        match self {
+            Source::Memory(b) => {
+                let end = pos.checked_add(n)?;
+                (end <= b.len()).then(|| b.slice(pos..end))
+            }
+            Source::File(w) => w.get(pos, n),
+        }
+    }
+
+    /// The offset of the first frame marker at or after `from`.
+    fn find_sync(&mut self, from: usize) -> Option<usize> {
+        let mut p = from;
+        loop {
+            let n = WINDOW.min(self.len().checked_sub(p)?);
+            if n < SYNC.len() {
+                return None;
+            }
+            let w = self.get(p, n)?;
+            if let Some(i) = w.windows(SYNC.len()).position(|x| x == SYNC) {
+                return Some(p + i);
+            }
+            // A marker may straddle the end of this window.
+            p += n - (SYNC.len() - 1);
+        }
+    }
+}
+
 /// Checksumming is paid for by progress through the file, so reading stays linear in
 /// its size whatever the bytes. A false frame marker (a "JTFR" inside recorded argv, or
 /// a crafted file full of them) may claim a length up to the end of the file; checking
@@ -72,9 +174,9 @@ struct Credit {
 const CREDIT_PER_BYTE: u64 = 2;
 
 impl Credit {
-    fn new(data: &Bytes) -> Self {
+    fn new(len: usize) -> Self {
         Credit {
-            left: data.len() as u64,
+            left: len as u64,
             reached: 0,
         }
     }
@@ -104,17 +206,20 @@ struct FrameHead {
     crc: u32,
 }
 
-fn head_at(data: &Bytes, pos: usize) -> Result<FrameHead, String> {
-    let rest = data.len() - pos;
+fn head_at(src: &mut Source, pos: usize) -> Result<FrameHead, String> {
+    let rest = src.len().saturating_sub(pos);
     if rest < FRAME_HEAD {
         return Err(format!(
             "file ends inside a frame header ({rest} of {FRAME_HEAD} bytes)"
         ));
     }
-    if &data[pos..pos + 4] != SYNC {
+    let bytes = src
+        .get(pos, FRAME_HEAD)
+        .ok_or_else(|| "file ends inside a frame header".to_string())?;
+    if &bytes[..4] != SYNC {
         return Err("no frame marker where a frame should start".into());
     }
-    let mut h = &data[pos + 4..pos + FRAME_HEAD];
+    let mut h = &bytes[4..FRAME_HEAD];
     let head = FrameHead {
         tag: h.get_u8(),
         flags: h.get_u8(),
@@ -128,7 +233,7 @@ fn head_at(data: &Bytes, pos: usize) -> Result<FrameHead, String> {
             head.len, head.reserved
         ));
     }
-    let present = data.len() - (pos + FRAME_HEAD);
+    let present = src.len().saturating_sub(pos + FRAME_HEAD);
     if present < head.len {
         return Err(format!(
             "file ends inside a frame ({present} of {} payload bytes present)",
@@ -139,8 +244,12 @@ fn head_at(data: &Bytes, pos: usize) -> Result<FrameHead, String> {
 }
 
 /// One frame at `pos`, checked; Ok((tag, payload, next_pos)).
-fn frame_at(data: &Bytes, pos: usize, credit: &mut Credit) -> Result<(u8, Bytes, usize), String> {
-    let head = head_at(data, pos)?;
+fn frame_at(
+    src: &mut Source,
+    pos: usize,
+    credit: &mut Credit,
+) -> Result<(u8, Bytes, usize), String> {
+    let head = head_at(src, pos)?;
     let start = pos + FRAME_HEAD;
     if !credit.spend(head.len) {
         return Err(format!(
@@ -148,10 +257,14 @@ fn frame_at(data: &Bytes, pos: usize, credit: &mut Credit) -> Result<(u8, Bytes,
             head.len
         ));
     }
-    let payload = data.slice(start..start + head.len);
+    // The header past the marker and the payload in one piece; the checksum covers
+    // tag..len (8 bytes), not itself (4), and the payload.
+    let frame = src
+        .get(pos + 4, FRAME_HEAD - 4 + head.len)
+        .ok_or_else(|| "file ends inside a frame".to_string())?;
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&data[pos + 4..pos + 12]);
-    hasher.update(&payload);
+    hasher.update(&frame[..8]);
+    hasher.update(&frame[FRAME_HEAD - 4..]);
     if hasher.finalize() != head.crc {
         return Err("checksum mismatch".into());
     }
@@ -161,23 +274,23 @@ fn frame_at(data: &Bytes, pos: usize, credit: &mut Credit) -> Result<(u8, Bytes,
             head.flags
         ));
     }
-    Ok((head.tag, payload, start + head.len))
+    Ok((head.tag, frame.slice(FRAME_HEAD - 4..), start + head.len))
 }
 
 /// The next frame at or after `from` that checks out: Some((pos, tag, payload, next)).
-fn resync(data: &Bytes, from: usize, credit: &mut Credit) -> Option<(usize, u8, Bytes, usize)> {
+fn resync(src: &mut Source, from: usize, credit: &mut Credit) -> Option<(usize, u8, Bytes, usize)> {
     let mut p = from;
-    while p + FRAME_HEAD <= data.len() {
-        let hit = data[p..].windows(4).position(|w| w == SYNC)? + p;
+    while p + FRAME_HEAD <= src.len() {
+        let hit = src.find_sync(p)?;
         credit.reach(hit);
         // Everything that costs nothing first: only frame kinds this reader knows, with
         // a header a writer could have written, whose payload fits in the file, are
         // worth a checksum (a newer writer's kinds and flags are recognised only where
         // a frame is expected, not when hunting for one).
-        let plausible = head_at(data, hit)
+        let plausible = head_at(src, hit)
             .is_ok_and(|h| matches!(h.tag, TAG_EVENTS | TAG_TRAILER) && h.flags == 0);
         if plausible {
-            if let Ok((tag, payload, next)) = frame_at(data, hit, credit) {
+            if let Ok((tag, payload, next)) = frame_at(src, hit, credit) {
                 return Some((hit, tag, payload, next));
             }
         }
@@ -229,89 +342,157 @@ fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
     Ok(())
 }
 
-/// Read a whole trace. Damage after the header is reported in `damage` with everything
-/// readable kept; only an unusable start of file is an error.
-pub fn read(data: Bytes) -> Result<TraceContents, ReadError> {
-    if data.is_empty() {
-        return Err(ReadError::Empty);
+/// A trace read one event block at a time: the header first, then `next_block` until
+/// it returns None; damage, the trailer and counts are known once it has.
+pub struct TraceStream {
+    src: Source,
+    pos: usize,
+    credit: Credit,
+    /// A frame that resync found and checked, to be used next.
+    found: Option<(u8, Bytes, usize)>,
+    pub header: TraceHeader,
+    pub trailer: Option<Trailer>,
+    pub damage: Vec<Damage>,
+    pub unknown_frames: u64,
+    pub bytes_total: u64,
+    /// Entries read so far.
+    pub entries: u64,
+}
+
+impl TraceStream {
+    /// Read the header. Only an unusable start of file is an error; damage later on is
+    /// reported in `damage` with everything readable kept.
+    pub fn open(mut src: Source) -> Result<Self, ReadError> {
+        let len = src.len();
+        if len == 0 {
+            return Err(ReadError::Empty);
+        }
+        if src.get(0, MAGIC.len()).is_none_or(|m| &m[..] != MAGIC) {
+            return Err(ReadError::NotATrace);
+        }
+        let mut credit = Credit::new(len);
+        let (tag, payload, pos) = frame_at(&mut src, MAGIC.len(), &mut credit)
+            .map_err(|e| ReadError::BadHeader(format!("{e} at byte {}", MAGIC.len())))?;
+        if tag != TAG_HEADER {
+            return Err(ReadError::BadHeader(format!(
+                "first frame has tag {tag}, not the header"
+            )));
+        }
+        let header: TraceHeader = serde_json::from_slice(&payload)
+            .map_err(|e| ReadError::BadHeader(format!("header JSON: {e}")))?;
+        if header.format_major > FORMAT_MAJOR || header.format_major == 0 {
+            return Err(ReadError::NewerFormat {
+                major: header.format_major,
+                minor: header.format_minor,
+            });
+        }
+        Ok(TraceStream {
+            src,
+            pos,
+            credit,
+            found: None,
+            header,
+            trailer: None,
+            damage: Vec::new(),
+            unknown_frames: 0,
+            bytes_total: len as u64,
+            entries: 0,
+        })
     }
-    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
-        return Err(ReadError::NotATrace);
-    }
-    let mut c = TraceContents {
-        bytes_total: data.len() as u64,
-        ..Default::default()
-    };
-    let mut credit = Credit::new(&data);
-    let (tag, payload, mut pos) = frame_at(&data, MAGIC.len(), &mut credit)
-        .map_err(|e| ReadError::BadHeader(format!("{e} at byte {}", MAGIC.len())))?;
-    if tag != TAG_HEADER {
-        return Err(ReadError::BadHeader(format!(
-            "first frame has tag {tag}, not the header"
-        )));
-    }
-    let header: TraceHeader = serde_json::from_slice(&payload)
-        .map_err(|e| ReadError::BadHeader(format!("header JSON: {e}")))?;
-    if header.format_major > FORMAT_MAJOR || header.format_major == 0 {
-        return Err(ReadError::NewerFormat {
-            major: header.format_major,
-            minor: header.format_minor,
-        });
-    }
-    c.header = header;
-    let mut found = None;
-    while pos < data.len() {
-        credit.reach(pos);
-        let frame = match found.take() {
-            Some(f) => Ok(f),
-            None => frame_at(&data, pos, &mut credit),
-        };
-        match frame {
-            Ok((tag, payload, next)) => {
-                match tag {
-                    TAG_EVENTS => {
-                        if let Err(e) = parse_entries(&payload, &mut c.entries) {
-                            c.damage.push(Damage {
-                                offset: pos as u64,
-                                what: e,
-                                skipped: 0,
-                            });
+
+    /// The entries of the next event block (possibly none, for a damaged one); None at
+    /// the end of the trace.
+    pub fn next_block(&mut self) -> Option<Vec<Entry>> {
+        let mut out = Vec::new();
+        while self.pos < self.src.len() {
+            let pos = self.pos;
+            self.credit.reach(pos);
+            let frame = match self.found.take() {
+                Some(f) => Ok(f),
+                None => frame_at(&mut self.src, pos, &mut self.credit),
+            };
+            match frame {
+                Ok((tag, payload, next)) => {
+                    self.pos = next;
+                    match tag {
+                        TAG_EVENTS => {
+                            if let Err(e) = parse_entries(&payload, &mut out) {
+                                self.damage.push(Damage {
+                                    offset: pos as u64,
+                                    what: e,
+                                    skipped: 0,
+                                });
+                            }
+                            self.entries += out.len() as u64;
+                            return Some(out);
                         }
-                    }
-                    TAG_TRAILER => match serde_json::from_slice(&payload) {
-                        Ok(t) => c.trailer = Some(t),
-                        Err(e) => c.damage.push(Damage {
+                        TAG_TRAILER => match serde_json::from_slice(&payload) {
+                            Ok(t) => self.trailer = Some(t),
+                            Err(e) => self.damage.push(Damage {
+                                offset: pos as u64,
+                                what: format!("trailer JSON: {e}"),
+                                skipped: 0,
+                            }),
+                        },
+                        TAG_HEADER => self.damage.push(Damage {
                             offset: pos as u64,
-                            what: format!("trailer JSON: {e}"),
+                            what: "a second header frame (files concatenated?)".into(),
                             skipped: 0,
                         }),
-                    },
-                    TAG_HEADER => c.damage.push(Damage {
-                        offset: pos as u64,
-                        what: "a second header frame (files concatenated?)".into(),
-                        skipped: 0,
-                    }),
-                    _ => c.unknown_frames += 1,
-                }
-                pos = next;
-            }
-            Err(what) => {
-                let next = resync(&data, pos + 1, &mut credit);
-                let to = next.as_ref().map_or(data.len(), |n| n.0);
-                c.damage.push(Damage {
-                    offset: pos as u64,
-                    what,
-                    skipped: (to - pos) as u64,
-                });
-                match next {
-                    Some((at, tag, payload, end)) => {
-                        pos = at;
-                        found = Some((tag, payload, end));
+                        _ => self.unknown_frames += 1,
                     }
-                    None => break,
+                }
+                Err(what) => {
+                    let next = resync(&mut self.src, pos + 1, &mut self.credit);
+                    let to = next.as_ref().map_or(self.src.len(), |n| n.0);
+                    self.damage.push(Damage {
+                        offset: pos as u64,
+                        what,
+                        skipped: (to - pos) as u64,
+                    });
+                    match next {
+                        Some((at, tag, payload, end)) => {
+                            self.pos = at;
+                            self.found = Some((tag, payload, end));
+                        }
+                        None => self.pos = self.src.len(),
+                    }
                 }
             }
         }
+        if let Source::File(w) = &mut self.src {
+            if let Some((at, e)) = w.failed.take() {
+                self.damage.push(Damage {
+                    offset: at as u64,
+                    what: format!("cannot read the file past here: {e}"),
+                    skipped: 0,
+                });
+            }
+        }
+        None
     }
-    Ok(c)
+}
+
+/// Read a whole trace. Damage after the header is reported in `damage` with everything
+/// readable kept; only an unusable start of file is an error.
+pub fn read(data: Bytes) -> Result<TraceContents, ReadError> {
+    Ok(TraceStream::open(Source::Memory(data))?.read_all())
+}
+
+impl TraceStream {
+    /// Every entry left, in memory.
+    pub fn read_all(mut self) -> TraceContents {
+        let mut entries = Vec::new();
+        while let Some(block) = self.next_block() {
+            entries.extend(block);
+        }
+        TraceContents {
+            header: self.header,
+            entries,
+            trailer: self.trailer,
+            damage: self.damage,
+            unknown_frames: self.unknown_frames,
+            bytes_total: self.bytes_total,
+        }
+    }
 }
