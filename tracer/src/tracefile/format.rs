@@ -10,7 +10,13 @@ pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
 pub const FORMAT_MAJOR: u32 = 1;
-pub const FORMAT_MINOR: u32 = 2;
+/// 1.3: event blocks are compressed (`FLAG_ZSTD`).
+pub const FORMAT_MINOR: u32 = 3;
+/// Frame flag (format 1.3): the payload is one zstd frame holding the block, which
+/// checksums cover as written (damage is found before anything is decompressed).
+pub(super) const FLAG_ZSTD: u8 = 1;
+/// Fast, and records are mostly zeros past their used lengths (9-10x here).
+const ZSTD_LEVEL: i32 = 1;
 pub(super) const FRAME_HEAD: usize = 4 + 1 + 1 + 2 + 4 + 4;
 /// Frames larger than this are damage, not data.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -120,11 +126,23 @@ pub enum Entry {
 }
 
 pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {
+    frame_with(tag, 0, payload)
+}
+
+/// An event block's payload compressed (`FLAG_ZSTD`), or as it is if that fails.
+pub(super) fn events_frame(block: &[u8]) -> BytesMut {
+    match zstd::bulk::compress(block, ZSTD_LEVEL) {
+        Ok(z) => frame_with(TAG_EVENTS, FLAG_ZSTD, &z),
+        Err(_) => frame(TAG_EVENTS, block),
+    }
+}
+
+pub(super) fn frame_with(tag: u8, flags: u8, payload: &[u8]) -> BytesMut {
     let mut f = BytesMut::with_capacity(FRAME_HEAD + payload.len());
     f.put_slice(SYNC);
     let mut covered = BytesMut::with_capacity(8);
     covered.put_u8(tag);
-    covered.put_u8(0);
+    covered.put_u8(flags);
     covered.put_u16_le(0);
     covered.put_u32_le(payload.len() as u32);
     let mut h = crc32fast::Hasher::new();

@@ -268,13 +268,32 @@ fn frame_at(
     if hasher.finalize() != head.crc {
         return Err("checksum mismatch".into());
     }
-    if head.flags != 0 {
-        return Err(format!(
-            "frame flags {:#x} not understood (compressed by a newer writer?)",
-            head.flags
-        ));
+    let payload = frame.slice(FRAME_HEAD - 4..);
+    match (head.tag, head.flags) {
+        (_, 0) => Ok((head.tag, payload, start + head.len)),
+        (TAG_EVENTS, FLAG_ZSTD) => Ok((head.tag, decompress(&payload)?, start + head.len)),
+        (_, f) => Err(format!(
+            "frame flags {f:#x} not understood (compressed by a newer writer?)"
+        )),
     }
-    Ok((head.tag, frame.slice(FRAME_HEAD - 4..), start + head.len))
+}
+
+/// A compressed block, at most `MAX_FRAME` bytes once decompressed (what it says it
+/// holds is checked before anything is allocated).
+fn decompress(z: &[u8]) -> Result<Bytes, String> {
+    let size = match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) if n <= MAX_FRAME as u64 => n as usize,
+        Ok(Some(n)) => return Err(format!("compressed block claims {n} bytes")),
+        _ => return Err("compressed block has no readable size".into()),
+    };
+    match zstd::bulk::decompress(z, size) {
+        Ok(out) if out.len() == size => Ok(Bytes::from(out)),
+        Ok(out) => Err(format!(
+            "compressed block holds {} bytes, not the {size} it claims",
+            out.len()
+        )),
+        Err(e) => Err(format!("compressed block does not decompress: {e}")),
+    }
 }
 
 /// The next frame at or after `from` that checks out: Some((pos, tag, payload, next)).
@@ -287,8 +306,12 @@ fn resync(src: &mut Source, from: usize, credit: &mut Credit) -> Option<(usize, 
         // a header a writer could have written, whose payload fits in the file, are
         // worth a checksum (a newer writer's kinds and flags are recognised only where
         // a frame is expected, not when hunting for one).
-        let plausible = head_at(src, hit)
-            .is_ok_and(|h| matches!(h.tag, TAG_EVENTS | TAG_TRAILER) && h.flags == 0);
+        let plausible = head_at(src, hit).is_ok_and(|h| {
+            matches!(
+                (h.tag, h.flags),
+                (TAG_EVENTS, 0 | FLAG_ZSTD) | (TAG_TRAILER, 0)
+            )
+        });
         if plausible {
             if let Ok((tag, payload, next)) = frame_at(src, hit, credit) {
                 return Some((hit, tag, payload, next));

@@ -196,6 +196,13 @@ struct DiskState {
     error: Option<String>,
 }
 
+/// What the disk thread is given: an event block to frame (and compress), or a
+/// frame as it is.
+enum Frame {
+    Events(BytesMut),
+    Ready(BytesMut),
+}
+
 /// Frames waiting for the disk thread; when the disk falls this far behind, the
 /// event loop waits for it.
 const DISK_QUEUE_FRAMES: usize = 64;
@@ -209,7 +216,7 @@ pub struct TraceWriter {
     /// Frames go to a thread that writes and syncs them, so a slow disk or a long
     /// fsync never holds up draining the kernel's ring buffer. None once writing
     /// has stopped (the first error).
-    disk: Option<SyncSender<BytesMut>>,
+    disk: Option<SyncSender<Frame>>,
     thread: Option<JoinHandle<()>>,
     state: Arc<Mutex<DiskState>>,
 }
@@ -251,7 +258,7 @@ impl TraceWriter {
         let mut first = BytesMut::from(&MAGIC[..]);
         first.extend_from_slice(&frame(TAG_HEADER, &json));
         let (disk, thread) = if write_frame(&mut file, &first, path, &state) {
-            let (tx, rx) = sync_channel::<BytesMut>(DISK_QUEUE_FRAMES);
+            let (tx, rx) = sync_channel::<Frame>(DISK_QUEUE_FRAMES);
             let (st, p) = (state.clone(), path.to_path_buf());
             let t = std::thread::Builder::new()
                 .name("trace-disk".into())
@@ -259,7 +266,12 @@ impl TraceWriter {
                     let mut ok = true;
                     // After an error the queue is still received, so senders never block.
                     for frame in rx {
-                        ok = ok && write_frame(&mut file, &frame, &p, &st);
+                        // Compressed here, off the event loop.
+                        let bytes = match frame {
+                            Frame::Events(block) => events_frame(&block),
+                            Frame::Ready(f) => f,
+                        };
+                        ok = ok && write_frame(&mut file, &bytes, &p, &st);
                     }
                 })
                 .ok();
@@ -300,7 +312,7 @@ impl TraceWriter {
             .bytes_written
     }
 
-    fn write_raw(&mut self, bytes: BytesMut) {
+    fn write_raw(&mut self, bytes: Frame) {
         let Some(tx) = &self.disk else { return };
         if self.error().is_some() || tx.send(bytes).is_err() {
             self.disk = None;
@@ -367,8 +379,7 @@ impl TraceWriter {
             return;
         }
         let block = std::mem::take(&mut self.block);
-        let f = frame(TAG_EVENTS, &block);
-        self.write_raw(f);
+        self.write_raw(Frame::Events(block));
     }
 
     /// The last block and the trailer, then waits for the disk: the file is whole
@@ -377,7 +388,7 @@ impl TraceWriter {
         self.flush();
         let json = serde_json::to_vec(trailer).expect("trailer serialises");
         let f = frame(TAG_TRAILER, &json);
-        self.write_raw(f);
+        self.write_raw(Frame::Ready(f));
         self.close()
     }
 
