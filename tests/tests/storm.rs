@@ -155,15 +155,17 @@ fn ctrl_c_during_a_storm_answers_at_once_and_a_second_one_exits() {
     {
         eprintln!("{l}");
     }
-    // Measured here: the report and file ~0.3-3 s (the machine's two cores are busy
-    // with the storm), the exit after a second Ctrl-C ~1.8 s (the kernel's teardown of
-    // the last BPF descriptors, an RCU wait the tracer cannot skip).
+    // Measured here, the machine's two cores busy with the storm: the report and file
+    // 0.2-1.3 s (most of it the JSON of four storm loops still running, whose
+    // timelines are kept), the exit after a second Ctrl-C ~0.15 s (1.8 s before the
+    // trace's blocks were compressed: the exit waited for the disk thread's fsync of
+    // 25 MB a second). The bounds leave room for a loaded CI machine.
     assert!(
-        answered < Duration::from_secs(5),
+        answered < Duration::from_secs(3),
         "the report took {answered:?} after Ctrl-C during a storm"
     );
     assert!(
-        exited < Duration::from_secs(4),
+        exited < Duration::from_secs(2),
         "a second Ctrl-C took {exited:?} to exit"
     );
     assert_eq!(done.code, Some(130), "{:?}", done.stderr);
