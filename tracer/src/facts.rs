@@ -76,6 +76,9 @@ fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Answers of the live host kept for the next job that asks: at most this many.
+const FACTS_CACHED: usize = 10_000;
+
 /// The live host.
 #[derive(Default)]
 pub struct LiveFacts {
@@ -86,6 +89,11 @@ pub struct LiveFacts {
 impl LiveFacts {
     fn remember(&mut self, key: String, f: Fact) {
         self.new.push(f.clone());
+        // Paths without end (dated file names) must not grow a day-long attach: past
+        // the limit the answers are asked again.
+        if self.cache.len() >= FACTS_CACHED {
+            self.cache.clear();
+        }
         self.cache.insert(key, f);
     }
 

@@ -281,7 +281,12 @@ fn rescan(
     redact: bool,
 ) {
     let now = monotonic_ns();
-    for (pid, root) in snapshot::roots_and_descendants(&snapshot::read_all(), spec, self_pid) {
+    let found = snapshot::roots_and_descendants(&snapshot::read_all(), spec, self_pid);
+    // Only the pids alive now stay known: a day-long attach does not grow this, and a
+    // pid reused later is a new process to look at.
+    let alive: HashSet<u32> = found.iter().map(|(pid, _)| *pid).collect();
+    known.retain(|pid| alive.contains(pid));
+    for (pid, root) in found {
         if !known.insert(pid) || loaded.is_tracked(pid) {
             continue;
         }
