@@ -535,29 +535,11 @@ pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<(
             "  no job ran under a followed scheduler during the trace"
         )?;
     }
-    for j in &r.jobs {
-        let st = match (j.state, &j.exit) {
-            ("running", _) => "running".to_string(),
-            (_, Some(s)) => s.to_string(),
-            _ => "exit ?".into(),
-        };
-        let lead = j.findings.first().map(|f| f.kind.as_str()).unwrap_or("ok");
-        let lead = if lead == "ok" {
-            format!("{GREEN}{lead:<18}{GREEN:#}")
-        } else {
-            format!("{RED}{lead:<18}{RED:#}")
-        };
-        writeln!(
-            out,
-            "  job {:<4} {:<10} pid {:<7} {:<18} {lead} {}",
-            j.id, j.scheduler, j.leader_pid, st, j.command
-        )?;
-    }
     if !r.earlier_jobs.is_empty() {
         let n: u64 = r.earlier_jobs.iter().map(|e| e.runs).sum();
         writeln!(
             out,
-            "  {DIM}and {n} earlier jobs, reported as they ended and no longer held, per command:{DIM:#}"
+            "  {DIM}{n} earlier jobs, reported as they ended and no longer held, per command:{DIM:#}"
         )?;
         for e in &r.earlier_jobs {
             let findings = if e.findings.is_empty() {
@@ -576,6 +558,25 @@ pub fn write_summary_text(out: &mut impl Write, r: &Report) -> std::io::Result<(
                 e.runs, e.first_job, e.last_job, e.failed, e.command
             )?;
         }
+        writeln!(out, "  {DIM}then the latest jobs:{DIM:#}")?;
+    }
+    for j in &r.jobs {
+        let st = match (j.state, &j.exit) {
+            ("running", _) => "running".to_string(),
+            (_, Some(s)) => s.to_string(),
+            _ => "exit ?".into(),
+        };
+        let lead = j.findings.first().map(|f| f.kind.as_str()).unwrap_or("ok");
+        let lead = if lead == "ok" {
+            format!("{GREEN}{lead:<18}{GREEN:#}")
+        } else {
+            format!("{RED}{lead:<18}{RED:#}")
+        };
+        writeln!(
+            out,
+            "  job {:<4} {:<10} pid {:<7} {:<18} {lead} {}",
+            j.id, j.scheduler, j.leader_pid, st, j.command
+        )?;
     }
     let s = &r.stats;
     writeln!(
