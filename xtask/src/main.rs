@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+mod cost;
 mod soak;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -27,10 +28,15 @@ commands:
                    test, e.g. `cargo xtask test --test cron_diagnosis`
   test-unit [ARGS] the tests that need no root, no kernel and no cron (fast)
   lint             cargo fmt --check and cargo clippy -D warnings, for both workspaces
-  bench            replay throughput (events/s) against read/decode baselines in one run;
-                   then, as root, the soak: the tracer follows a root forking short
-                   jobs back to back for SOAK_SECS (default 180) per mode, and its
-                   RSS is sampled each second (peak, final, second-half slope)";
+  bench [PART] [N]  PART replay, soak or cost (default: all three), N runs:
+                   replay: throughput (events/s) against read/decode baselines;
+                   soak (root): the tracer follows a root forking short jobs back
+                   to back for SOAK_SECS (default 120) per mode, its RSS sampled
+                   each second (peak, final, second-half slope);
+                   cost (root): one workload with nothing attached, the tracer
+                   following another root, following it, --all, strace -f and
+                   bpftrace, interleaved, N rounds (default 5): wall, CPU, ratios,
+                   events/s, losses, RSS, and kernel time per tracer program";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -54,7 +60,7 @@ fn real_main() -> Result<()> {
             if !is_root() {
                 bail!("the kernel and cron tests load eBPF programs and drive the cron daemon: run as root (sudo -E cargo xtask test), or `cargo xtask test-unit` for the tests that need neither");
             }
-            ensure_test_packages()?;
+            ensure_packages(&TEST_PACKAGES)?;
             let bin = build()?;
             test(&bin, &rest)
         }
@@ -64,13 +70,35 @@ fn real_main() -> Result<()> {
             .current_dir(root_dir())),
         "lint" => lint(),
         "bench" => {
-            run(clean("cargo")
-                .args([
-                    "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
-                ])
-                .args(&rest)
-                .current_dir(root_dir()))?;
-            soak_bench()
+            let runs: Vec<&String> = rest.iter().filter(|a| a.parse::<usize>().is_ok()).collect();
+            let parts: Vec<&str> = rest
+                .iter()
+                .filter(|a| a.parse::<usize>().is_err())
+                .map(String::as_str)
+                .collect();
+            if let Some(p) = parts
+                .iter()
+                .find(|p| !["replay", "soak", "cost"].contains(p))
+            {
+                bail!("unknown bench {p:?}: replay, soak or cost (default: all three)\n\n{USAGE}");
+            }
+            let wants = |p: &str| parts.is_empty() || parts.contains(&p);
+            if wants("replay") {
+                run(clean("cargo")
+                    .args([
+                        "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
+                    ])
+                    .args(&runs)
+                    .current_dir(root_dir()))?;
+            }
+            if wants("soak") {
+                soak_bench()?;
+            }
+            if wants("cost") {
+                let n = runs.first().and_then(|r| r.parse().ok()).unwrap_or(5);
+                cost_bench(n)?;
+            }
+            Ok(())
         }
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
@@ -79,6 +107,40 @@ fn real_main() -> Result<()> {
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }
+
+/// The cost on the host: the tracer's modes, strace and bpftrace on one workload.
+fn cost_bench(runs: usize) -> Result<()> {
+    if !is_root() {
+        println!("\ncost: skipped (needs root: sudo -E cargo xtask bench)");
+        return Ok(());
+    }
+    ensure_packages(BENCH_PACKAGES)?;
+    let bin = build()?;
+    let dir = env::temp_dir().join(format!("jt-cost-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let r = cost::run(&bin, &dir, runs.max(1));
+    let _ = fs::remove_dir_all(&dir);
+    r
+}
+
+/// What the cost bench compares the tracer with.
+const BENCH_PACKAGES: &[(&str, &str, &str)] = &[
+    (
+        "strace",
+        "/usr/bin/strace",
+        "the cost bench's strace -f mode",
+    ),
+    (
+        "bpftrace",
+        "/usr/bin/bpftrace",
+        "the cost bench's bpftrace mode",
+    ),
+    (
+        "bpftool",
+        "/usr/sbin/bpftool",
+        "the cost bench's per-program kernel time",
+    ),
+];
 
 /// The soak, in the modes a long attach runs in: the default report (jobs kept as
 /// summaries) and `--follow` (jobs let go once printed).
@@ -90,7 +152,7 @@ fn soak_bench() -> Result<()> {
     let secs: u64 = env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(180);
+        .unwrap_or(120);
     let bin = build()?;
     let dir = env::temp_dir().join(format!("jt-soak-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
@@ -327,8 +389,8 @@ fn dpkg_installed(pkg: &str) -> bool {
 
 /// The tests use real daemons and tools: install the missing ones (Debian, as root),
 /// or say exactly what to install elsewhere.
-fn ensure_test_packages() -> Result<()> {
-    let missing: Vec<&(&str, &str, &str)> = TEST_PACKAGES
+fn ensure_packages(wanted: &[(&str, &str, &str)]) -> Result<()> {
+    let missing: Vec<&(&str, &str, &str)> = wanted
         .iter()
         .filter(|(pkg, prog, _)| !Path::new(prog).exists() || !dpkg_installed(pkg))
         .collect();

@@ -157,7 +157,7 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
         (*r).envc = envc;
         (*r).trunc = trunc;
     }
-    e.submit(0);
+    e.submit(crate::maps::submit_flags());
     0
 }
 
@@ -239,7 +239,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         }
         (*r).hdr.flags = hflags;
     }
-    e.submit(0);
+    e.submit(crate::maps::submit_flags());
     0
 }
 

@@ -58,7 +58,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                 (*r).signal = signal;
                 (*r)._pad = 0;
             }
-            e.submit(0);
+            e.submit(crate::maps::submit_flags());
         }
         None => count_lost(RecordKind::Exit as u32),
     }

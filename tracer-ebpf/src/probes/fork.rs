@@ -58,7 +58,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
                 (*r)._pad = 0;
                 (*r).clone_flags = clone_flags;
             }
-            e.submit(0);
+            e.submit(crate::maps::submit_flags());
         }
         None => count_lost(RecordKind::Fork as u32),
     }

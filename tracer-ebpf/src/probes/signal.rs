@@ -58,7 +58,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
                 (*r).code = ctx.read_at::<i32>(OFF_CODE).unwrap_or(0);
                 (*r).result = result;
             }
-            e.submit(0);
+            e.submit(crate::maps::submit_flags());
         }
         None => count_lost(RecordKind::Signal as u32),
     }

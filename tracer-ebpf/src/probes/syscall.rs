@@ -333,7 +333,7 @@ fn emit_now(kind: SyscallKind, ret: i64, args: [u64; 4]) {
         (*r).enter_ns = (*r).hdr.ts_ns;
         (*r).args = args;
     }
-    e.submit(0);
+    e.submit(crate::maps::submit_flags());
 }
 
 /// exit_group does not return: emit at entry and remember the code for the exit record.
@@ -439,7 +439,7 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
                     p as *const core::ffi::c_void,
                 );
             }
-            e.submit(0);
+            e.submit(crate::maps::submit_flags());
         }
         None => count_lost(RecordKind::Syscall as u32),
     }

@@ -1,0 +1,439 @@
+//! The cost bench: what the tracer costs the host, side by side with the tools an
+//! engineer would use instead, in one run. The same fork/exec/open/socket workload runs
+//! under each mode in turn (modes interleaved, each repeated), and the medians are
+//! shown as ratios to the run with nothing attached: absolute times on a shared machine
+//! are noise, ratios taken minutes apart less so. Needs root.
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+/// Loops of the workload: each a subshell that makes a refused connect, and a `cat`
+/// that opens three files (with what the loader opens): two short processes a loop.
+const LOOPS: u32 = 1000;
+
+/// The workload root; its name is what `--comm` follows in the tracked mode.
+const WORKLOAD: &str = "#!/bin/bash
+for i in $(seq LOOPS); do
+  ( exec 3<>/dev/tcp/127.0.0.1/9 ) 2>/dev/null
+  cat /etc/hostname /etc/passwd /etc/group > /dev/null
+done
+";
+
+/// The same tracepoints and fields as the tracer's records, printed by bpftrace.
+const BPFTRACE: &str = r#"
+tracepoint:syscalls:sys_enter_execve { printf("%d %d %s execve %s\n", pid, tid, comm, str(args->filename)); }
+tracepoint:syscalls:sys_exit_execve { printf("%d %s execve = %d\n", pid, comm, args->ret); }
+tracepoint:syscalls:sys_enter_openat { printf("%d %s openat %s\n", pid, comm, str(args->filename)); }
+tracepoint:syscalls:sys_exit_openat { printf("%d %s openat = %d\n", pid, comm, args->ret); }
+tracepoint:syscalls:sys_exit_socket { printf("%d %s socket = %d\n", pid, comm, args->ret); }
+tracepoint:syscalls:sys_exit_connect { printf("%d %s connect = %d\n", pid, comm, args->ret); }
+tracepoint:sched:sched_process_fork { printf("%d fork %d\n", args->parent_pid, args->child_pid); }
+tracepoint:sched:sched_process_exit { printf("%d %s exit\n", pid, comm); }
+"#;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Nothing,
+    Unrelated,
+    Tracked,
+    All,
+    Strace,
+    Bpftrace,
+}
+
+const MODES: [Mode; 6] = [
+    Mode::Nothing,
+    Mode::Unrelated,
+    Mode::Tracked,
+    Mode::All,
+    Mode::Strace,
+    Mode::Bpftrace,
+];
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Nothing => "1 nothing attached",
+            Mode::Unrelated => "2 tracer, another root",
+            Mode::Tracked => "3 tracer, workload followed",
+            Mode::All => "4 tracer --all",
+            Mode::Strace => "5 strace -f",
+            Mode::Bpftrace => "6 bpftrace",
+        }
+    }
+
+    fn tracer_args(self) -> Option<&'static [&'static str]> {
+        match self {
+            Mode::Unrelated => Some(&["--comm", "jt-cost-none"]),
+            Mode::Tracked => Some(&["--comm", "jt-cost"]),
+            Mode::All => Some(&["--all"]),
+            _ => None,
+        }
+    }
+}
+
+/// One run of the workload under one mode.
+#[derive(Default, Clone)]
+struct Sample {
+    wall: f64,
+    /// User + system seconds of the workload and everything it ran (and strace).
+    work_cpu: f64,
+    /// Busy seconds of the whole host (all CPUs) while the workload ran.
+    host_cpu: f64,
+    /// User + system seconds of the tracer or bpftrace process while it ran.
+    tool_cpu: f64,
+    events: Option<u64>,
+    lost: Option<u64>,
+    rss_kib: Option<u64>,
+}
+
+/// A child killed with its process group when dropped (a failed run leaves nothing).
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: kill of the process group we created.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn host_busy_secs() -> f64 {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: f64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    busy / ticks_per_sec()
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised comm: utime and stime are the 12th and 13th.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks_per_sec()
+}
+
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Wait until `file` contains `what` (a tool says it is attached).
+fn wait_for(file: &Path, what: &str, child: &mut Child) -> Result<()> {
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(90) {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(file) {
+            let _ = f.read_to_string(&mut s);
+        }
+        if s.contains(what) {
+            return Ok(());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            bail!("{} ended before it attached ({st}): {s}", file.display());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    bail!("no {what:?} in {} after 90 s", file.display())
+}
+
+fn prog_stats_list() -> Vec<serde_json::Value> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    match serde_json::from_slice(&out) {
+        Ok(serde_json::Value::Array(v)) => v,
+        _ => Vec::new(),
+    }
+}
+
+/// The per-program counters of the kernel (`kernel.bpf_stats_enabled`): name ->
+/// (runs, ns).
+fn prog_stats() -> BTreeMap<String, (u64, u64)> {
+    let mut m = BTreeMap::new();
+    for p in prog_stats_list() {
+        let name = p["name"].as_str().unwrap_or("?").to_string();
+        let runs = p["run_cnt"].as_u64().unwrap_or(0);
+        let ns = p["run_time_ns"].as_u64().unwrap_or(0);
+        let e = m.entry(name).or_insert((0, 0));
+        e.0 += runs;
+        e.1 += ns;
+    }
+    m
+}
+
+fn set_bpf_stats(on: bool) {
+    let _ = fs::write(
+        "/proc/sys/kernel/bpf_stats_enabled",
+        if on { "1" } else { "0" },
+    );
+}
+
+struct Bench<'a> {
+    tracer: &'a Path,
+    dir: PathBuf,
+    script: PathBuf,
+    /// Kernel time per tracer program over the `--all` runs.
+    progs: BTreeMap<String, (u64, u64)>,
+    /// BPF programs loaded on the host before the bench.
+    programs_before: usize,
+}
+
+fn programs_loaded() -> usize {
+    prog_stats_list().len()
+}
+
+/// Wait (at most 30 s) until no more BPF programs are loaded than `n`.
+fn wait_for_programs(n: usize) {
+    let began = Instant::now();
+    while programs_loaded() > n && began.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Bench<'_> {
+    fn run(&mut self, mode: Mode, n: usize) -> Result<Sample> {
+        let out = self.dir.join(format!("out-{n}"));
+        let err = self.dir.join(format!("err-{n}"));
+        let mut tool: Option<Owned> = None;
+        if let Some(args) = mode.tracer_args() {
+            let mut c = Command::new(self.tracer);
+            c.args(["record", "--format", "json"]).args(args);
+            let mut child = spawn_group(&mut c, &out, &err)?;
+            wait_for(&err, "tracer: attached", &mut child)?;
+            tool = Some(Owned(child));
+        } else if mode == Mode::Bpftrace {
+            let mut c = Command::new("bpftrace");
+            c.args(["-e", BPFTRACE]);
+            let mut child = spawn_group(&mut c, &out, &err)?;
+            wait_for(&out, "Attaching", &mut child)?;
+            // bpftrace says it before the last probe is in.
+            thread::sleep(Duration::from_millis(500));
+            tool = Some(Owned(child));
+        }
+        let tool_pid = tool.as_ref().map(|t| t.0.id());
+        if mode == Mode::All {
+            set_bpf_stats(true);
+        }
+        let before_progs = (mode == Mode::All).then(prog_stats);
+        let tool_before = tool_pid.map(proc_cpu_secs).unwrap_or(0.0);
+        let (host0, kids0) = (host_busy_secs(), children_cpu_secs());
+        let began = Instant::now();
+        let status = if mode == Mode::Strace {
+            Command::new("strace")
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg("trace=execve,openat,socket,connect,clone,clone3,vfork,fork,exit_group,wait4")
+                .arg(&self.script)
+                .status()
+        } else {
+            Command::new(&self.script).status()
+        }
+        .context("run the workload")?;
+        let wall = began.elapsed().as_secs_f64();
+        let (host1, kids1) = (host_busy_secs(), children_cpu_secs());
+        if !status.success() {
+            bail!("the workload failed under {}: {status}", mode.name());
+        }
+        let mut s = Sample {
+            wall,
+            work_cpu: kids1 - kids0,
+            host_cpu: host1 - host0,
+            tool_cpu: tool_pid.map(proc_cpu_secs).unwrap_or(0.0) - tool_before,
+            ..Default::default()
+        };
+        if let Some(before) = before_progs {
+            for (name, (runs, ns)) in prog_stats() {
+                let (r0, n0) = before.get(&name).copied().unwrap_or((0, 0));
+                if runs > r0 {
+                    let e = self.progs.entry(name).or_insert((0, 0));
+                    e.0 += runs - r0;
+                    e.1 += ns.saturating_sub(n0);
+                }
+            }
+            set_bpf_stats(false);
+        }
+        if let Some(mut t) = tool {
+            s.rss_kib = peak_rss_kib(t.0.id());
+            // SAFETY: SIGINT to our child.
+            unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
+            let _ = t.0.wait();
+            if mode.tracer_args().is_some() {
+                let rep: serde_json::Value =
+                    serde_json::from_slice(&fs::read(&out).unwrap_or_default())
+                        .with_context(|| format!("the tracer's report in {}", out.display()))?;
+                s.events = rep["stats"]["events"].as_u64();
+                s.lost = rep["stats"]["lost_events"].as_u64();
+            }
+        }
+        // The probes of a tool that has exited are let go by the kernel a moment later
+        // (the tracer leaves that to a child): the next run starts without them.
+        wait_for_programs(self.programs_before);
+        let _ = fs::remove_file(&out);
+        let _ = fs::remove_file(&err);
+        Ok(s)
+    }
+}
+
+fn spawn_group(c: &mut Command, out: &Path, err: &Path) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    c.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(out)?)
+        .stderr(fs::File::create(err)?)
+        .spawn()
+        .context("start the tool")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// `runs` rounds of every mode, interleaved; prints the tables.
+pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
+    let script = dir.join("jt-cost");
+    fs::write(&script, WORKLOAD.replace("LOOPS", &LOOPS.to_string()))?;
+    Command::new("chmod").arg("755").arg(&script).status()?;
+    let stats_was = fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
+    let mut b = Bench {
+        tracer,
+        dir: dir.to_path_buf(),
+        script,
+        progs: BTreeMap::new(),
+        programs_before: programs_loaded(),
+    };
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
+    let mut n = 0;
+    for round in 0..runs {
+        eprintln!("cost: round {} of {runs}", round + 1);
+        for (i, &m) in MODES.iter().enumerate() {
+            n += 1;
+            let r = b.run(m, n);
+            if r.is_err() {
+                set_bpf_stats(stats_was.trim() == "1");
+            }
+            samples[i].push(r?);
+        }
+    }
+    set_bpf_stats(stats_was.trim() == "1");
+    print(&samples, &b.progs, runs);
+    Ok(())
+}
+
+fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: usize) {
+    let med = |i: usize, f: &dyn Fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
+    let (wall0, host0) = (med(0, &|s| s.wall), med(0, &|s| s.host_cpu));
+    println!(
+        "\ncost: {} short processes ({LOOPS} loops of a subshell's refused connect and a cat of three files), median of {runs}, modes interleaved",
+        2 * LOOPS
+    );
+    println!(
+        "{:<28} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9} {:>10} {:>6} {:>8}",
+        "mode",
+        "wall s",
+        "x wall",
+        "work CPU",
+        "host CPU",
+        "x host",
+        "tool CPU",
+        "events/s",
+        "lost",
+        "RSS MiB"
+    );
+    for (i, m) in MODES.iter().enumerate() {
+        let wall = med(i, &|s| s.wall);
+        let host = med(i, &|s| s.host_cpu);
+        let events = samples[i].iter().filter_map(|s| s.events).max();
+        let lost = samples[i].iter().filter_map(|s| s.lost).max();
+        let rss = samples[i].iter().filter_map(|s| s.rss_kib).max();
+        println!(
+            "{:<28} {:>7.2} {:>7.3} {:>9.2} {:>9.2} {:>7.3} {:>9.2} {:>10} {:>6} {:>8}",
+            m.name(),
+            wall,
+            wall / wall0,
+            med(i, &|s| s.work_cpu),
+            host,
+            host / host0,
+            med(i, &|s| s.tool_cpu),
+            events.map_or("-".into(), |e| format!("{:.0}", e as f64 / wall)),
+            lost.map_or("-".into(), |l| l.to_string()),
+            rss.map_or("-".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+        );
+    }
+    if progs.is_empty() {
+        return;
+    }
+    let total: u64 = progs.values().map(|p| p.1).sum();
+    println!("\nkernel time per tracer program during the --all runs (kernel.bpf_stats_enabled)");
+    println!(
+        "{:<20} {:>10} {:>10} {:>8} {:>6}",
+        "program", "runs", "total ms", "ns/run", "share"
+    );
+    let mut rows: Vec<(&String, &(u64, u64))> = progs.iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .1));
+    for (name, (runs, ns)) in rows {
+        println!(
+            "{:<20} {:>10} {:>10.1} {:>8.0} {:>5.1}%",
+            name,
+            runs,
+            *ns as f64 / 1e6,
+            *ns as f64 / (*runs).max(1) as f64,
+            *ns as f64 * 100.0 / total.max(1) as f64
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(super::median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(vec![5.0]), 5.0);
+    }
+}
