@@ -28,6 +28,9 @@ pub enum Data {
     None,
     Str(u64),
     Bytes(u64, u64),
+    /// A path read at the exit, and only there (the exit reads it only for a call
+    /// that failed: most stats succeed and their path is never needed).
+    StrAtExit(u64),
 }
 
 /// Build the enter half in the per-CPU scratch slot and park it in `PENDING`.
@@ -69,6 +72,10 @@ pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
                         flags |= FLAG_TRUNCATED;
                     }
                 }
+            }
+            Data::StrAtExit(p) => {
+                flags |= FLAG_READ_FAULT;
+                retry_ptr = p;
             }
             Data::Bytes(p, want) => {
                 let mut n = want;
@@ -263,11 +270,14 @@ fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
     } else {
         return 0;
     };
-    store_pending(
-        SyscallKind::Stat,
-        [dirfd, flags, keep, 0],
-        Data::Str(arg(ctx, 1)),
-    );
+    // Only failures are sent (below its budget of misses): the path waits for the
+    // exit to say it failed.
+    let path = if keep == STAT_FAILURES_ONLY {
+        Data::StrAtExit(arg(ctx, 1))
+    } else {
+        Data::Str(arg(ctx, 1))
+    };
+    store_pending(SyscallKind::Stat, [dirfd, flags, keep, 0], path);
     0
 }
 
