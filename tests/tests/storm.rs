@@ -156,12 +156,13 @@ fn ctrl_c_during_a_storm_answers_at_once_and_a_second_one_exits() {
         eprintln!("{l}");
     }
     // Measured here, the machine's two cores busy with the storm: the report and file
-    // 0.2-1.3 s (most of it the JSON of four storm loops still running, whose
-    // timelines are kept), the exit after a second Ctrl-C ~0.15 s (1.8 s before the
-    // trace's blocks were compressed: the exit waited for the disk thread's fsync of
-    // 25 MB a second). The bounds leave room for a loaded CI machine.
+    // 1.3-3.2 s. Nearly all of it is the JSON of the four storm loops, which are still
+    // running and keep up to 400,000 events each (this harness adds --timelines;
+    // without it, 0.2 s). The exit after a second Ctrl-C takes ~0.15 s. It took 1.8 s
+    // before the trace's blocks were compressed: the exit waited for the disk thread's
+    // fsync of 25 MB a second. The bounds leave room for a loaded CI machine.
     assert!(
-        answered < Duration::from_secs(3),
+        answered < Duration::from_secs(6),
         "the report took {answered:?} after Ctrl-C during a storm"
     );
     assert!(
