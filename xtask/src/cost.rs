@@ -93,6 +93,10 @@ struct Sample {
     events: Option<u64>,
     lost: Option<u64>,
     rss_kib: Option<u64>,
+    /// From starting the tool to its saying it is attached.
+    attach: Option<f64>,
+    /// From Ctrl-C to the tool's exit (the tracer's report included).
+    stop: Option<f64>,
 }
 
 /// A child killed with its process group when dropped (a failed run leaves nothing).
@@ -242,6 +246,7 @@ impl Bench<'_> {
         let out = self.dir.join(format!("out-{n}"));
         let err = self.dir.join(format!("err-{n}"));
         let mut tool: Option<Owned> = None;
+        let started = Instant::now();
         if let Some(args) = mode.tracer_args() {
             let mut c = Command::new(self.tracer);
             c.args(["record", "--format", "json"]).args(args);
@@ -257,6 +262,7 @@ impl Bench<'_> {
             thread::sleep(Duration::from_millis(500));
             tool = Some(Owned(child));
         }
+        let attach = tool.as_ref().map(|_| started.elapsed().as_secs_f64());
         let tool_pid = tool.as_ref().map(|t| t.0.id());
         if mode == Mode::All {
             set_bpf_stats(true);
@@ -285,6 +291,7 @@ impl Bench<'_> {
             work_cpu: kids1 - kids0,
             host_cpu: host1 - host0,
             tool_cpu: tool_pid.map(proc_cpu_secs).unwrap_or(0.0) - tool_before,
+            attach,
             ..Default::default()
         };
         if let Some(before) = before_progs {
@@ -300,9 +307,11 @@ impl Bench<'_> {
         }
         if let Some(mut t) = tool {
             s.rss_kib = peak_rss_kib(t.0.id());
+            let asked = Instant::now();
             // SAFETY: SIGINT to our child.
             unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
             let _ = t.0.wait();
+            s.stop = Some(asked.elapsed().as_secs_f64());
             if mode.tracer_args().is_some() {
                 let rep: serde_json::Value =
                     serde_json::from_slice(&fs::read(&out).unwrap_or_default())
@@ -374,7 +383,7 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         2 * LOOPS
     );
     println!(
-        "{:<28} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9} {:>10} {:>6} {:>8}",
+        "{:<28} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9} {:>10} {:>6} {:>8} {:>8} {:>7}",
         "mode",
         "wall s",
         "x wall",
@@ -384,7 +393,9 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         "tool CPU",
         "events/s",
         "lost",
-        "RSS MiB"
+        "RSS MiB",
+        "attach s",
+        "stop s"
     );
     for (i, m) in MODES.iter().enumerate() {
         let wall = med(i, &|s| s.wall);
@@ -392,8 +403,16 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         let events = samples[i].iter().filter_map(|s| s.events).max();
         let lost = samples[i].iter().filter_map(|s| s.lost).max();
         let rss = samples[i].iter().filter_map(|s| s.rss_kib).max();
+        let secs = |f: &dyn Fn(&Sample) -> Option<f64>| {
+            let v: Vec<f64> = samples[i].iter().filter_map(f).collect();
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", median(v))
+            }
+        };
         println!(
-            "{:<28} {:>7.2} {:>7.3} {:>9.2} {:>9.2} {:>7.3} {:>9.2} {:>10} {:>6} {:>8}",
+            "{:<28} {:>7.2} {:>7.3} {:>9.2} {:>9.2} {:>7.3} {:>9.2} {:>10} {:>6} {:>8} {:>8} {:>7}",
             m.name(),
             wall,
             wall / wall0,
@@ -404,6 +423,8 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
             events.map_or("-".into(), |e| format!("{:.0}", e as f64 / wall)),
             lost.map_or("-".into(), |l| l.to_string()),
             rss.map_or("-".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+            secs(&|s| s.attach),
+            secs(&|s| s.stop),
         );
     }
     if progs.is_empty() {
