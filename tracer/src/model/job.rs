@@ -3,7 +3,11 @@
 //! leader (the daemon's child, which waits for the command and mails its output) has
 //! exited, or every process in it has: what it left behind (`nohup x &`, a delivery
 //! still going) is listed, not waited for.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+// The pid maps are on every event's path: foldhash instead of SipHash. Its seed is
+// random per process, so a crafted trace cannot make pids collide on purpose.
+use foldhash::{HashMap as PidMap, HashMapExt, HashSet as PidSet, HashSetExt};
 
 use crate::{
     model::event::{Body, Event, ExitStatus},
@@ -26,12 +30,12 @@ pub struct Job {
     pub started_before_trace: bool,
     /// Every pid that belonged to the job, in order of appearance.
     pub members: Vec<u32>,
-    live: HashSet<u32>,
+    live: PidSet<u32>,
     pub timeline: Vec<Event>,
     /// Frozen when the job finishes.
     pub final_summary: Option<JobSummary>,
     /// Per pid: the timeline index of its exec attempt still waiting for its result.
-    exec_pending: HashMap<u32, usize>,
+    exec_pending: PidMap<u32, usize>,
     /// Events not kept in `timeline` (see `Tracker::retire` and `TIMELINE_SOFT_CAP`).
     pub dropped_events: u64,
     /// Of those, the ones a long-running job's cap let go, per event kind.
@@ -153,10 +157,10 @@ pub struct Tracker {
     pub procs: ProcessTable,
     /// Scheduler daemons: when each was alive and how it ended.
     pub schedulers: Schedulers,
-    roots: HashMap<u32, String>,
+    roots: PidMap<u32, String>,
     jobs: Jobs,
-    pid_job: HashMap<u32, usize>,
-    orphans: HashMap<u32, Vec<Event>>,
+    pid_job: PidMap<u32, usize>,
+    orphans: PidMap<u32, Vec<Event>>,
     orphan_count: usize,
     /// (command, uid) -> the latest retired run of it that succeeded: its job id and
     /// environment, what `env_mismatch` compares a later failure with. Kept aside so
@@ -200,10 +204,14 @@ impl Tracker {
             end_ns: None,
             started_before_trace: before,
             members: vec![leader],
-            live: HashSet::from([leader]),
+            live: {
+                let mut s = PidSet::new();
+                s.insert(leader);
+                s
+            },
             timeline: Vec::new(),
             final_summary: None,
-            exec_pending: HashMap::new(),
+            exec_pending: PidMap::new(),
             dropped_events: 0,
             capped: BTreeMap::new(),
             retired: false,
@@ -340,7 +348,7 @@ impl Tracker {
         };
         job.dropped_events += job.timeline.len() as u64;
         job.timeline = Vec::new();
-        job.exec_pending = HashMap::new();
+        job.exec_pending = PidMap::new();
         job.retired = true;
         job.live.shrink_to_fit();
         // Its environment goes aside if it is the latest good run of its command and

@@ -1,6 +1,7 @@
 //! The process table: what we know of each followed process, updated event by event.
 //! Pure: no kernel, no `/proc`; a snapshot arrives as `Snapshot` events.
-use std::collections::HashMap;
+// foldhash: pids on every event's path (see `model::job`).
+use foldhash::HashMap as PidMap;
 
 use crate::model::event::{Body, Event, ExitStatus};
 
@@ -35,7 +36,7 @@ impl Process {
 
 #[derive(Default, Debug)]
 pub struct ProcessTable {
-    procs: HashMap<u32, Process>,
+    procs: PidMap<u32, Process>,
 }
 
 /// `path` as seen from `cwd` (no symlink resolution: the trace cannot see the filesystem).
