@@ -47,6 +47,8 @@ struct Verdict {
 /// earlier ones are counted per command (`Earlier`). Jobs with findings: this many.
 pub const LISTED_CLEAN: usize = 1000;
 pub const LISTED_WITH_FINDINGS: usize = 2000;
+/// The two, by whether a job has findings (the index into `Pipeline::reported`).
+const LISTED: [usize; 2] = [LISTED_CLEAN, LISTED_WITH_FINDINGS];
 /// A job that overlaps a loss of events stays listed (the `events_lost` finding names
 /// it) unless this many jobs are held.
 const HELD_LIMIT: usize = 20_000;
@@ -67,9 +69,8 @@ pub struct Pipeline {
     /// Per held job (by index), once diagnosed: its findings and crontab entry.
     verdicts: HashMap<usize, Verdict>,
     /// Reported jobs, oldest first, that a long trace lets go past a count: those
-    /// without findings, and those with.
-    reported_clean: VecDeque<usize>,
-    reported_failed: VecDeque<usize>,
+    /// without findings (`[0]`), and those with (`[1]`); see `LISTED`.
+    reported: [VecDeque<usize>; 2],
     /// The jobs let go, counted per command.
     earlier: Earlier,
     /// Missed runs decided while events were fed, not yet shown (`tick` shows them).
@@ -115,8 +116,7 @@ impl Pipeline {
             print: true,
             facts,
             verdicts: HashMap::new(),
-            reported_clean: VecDeque::new(),
-            reported_failed: VecDeque::new(),
+            reported: [VecDeque::new(), VecDeque::new()],
             earlier: Earlier::default(),
             missed_unshown: Vec::new(),
             advanced_ns: 0,
@@ -185,8 +185,8 @@ impl Pipeline {
 
     /// Job `idx` is reported (printed as it ended, or sent as a line): past a count of
     /// such jobs, the oldest are let go and counted per command, so a day-long trace
-    /// holds a bounded number of jobs. `--timelines` keeps every job (not with
-    /// `--follow`, which keeps none).
+    /// holds a bounded number of jobs. `--timelines` keeps every job, except with
+    /// `--follow`, whose lines are out already.
     fn reported(&mut self, idx: usize) {
         if self.keep_timelines && self.follow.is_none() {
             return;
@@ -200,31 +200,16 @@ impl Pipeline {
             let missed = self.schedules.advance(&self.tracker, now);
             self.missed_unshown.extend(missed);
         }
-        if self.is_clean(idx) {
-            self.reported_clean.push_back(idx);
-        } else {
-            self.reported_failed.push_back(idx);
-        }
-        self.let_go(false);
-        self.let_go(true);
+        let with_findings = usize::from(!self.is_clean(idx));
+        self.reported[with_findings].push_back(idx);
+        self.let_go(0);
+        self.let_go(1);
     }
 
-    fn let_go(&mut self, with_findings: bool) {
-        let limit = if with_findings {
-            LISTED_WITH_FINDINGS
-        } else {
-            LISTED_CLEAN
-        };
-        loop {
-            let q = if with_findings {
-                &self.reported_failed
-            } else {
-                &self.reported_clean
-            };
-            if q.len() <= limit {
-                return;
-            }
-            let Some(&idx) = q.front() else {
+    /// Let go of the oldest of `reported[q]` past its count.
+    fn let_go(&mut self, q: usize) {
+        while self.reported[q].len() > LISTED[q] {
+            let Some(&idx) = self.reported[q].front() else {
                 return;
             };
             match self.may_let_go(idx) {
@@ -238,11 +223,7 @@ impl Pipeline {
                 }
                 LetGo::Never => {}
             }
-            if with_findings {
-                self.reported_failed.pop_front();
-            } else {
-                self.reported_clean.pop_front();
-            }
+            self.reported[q].pop_front();
         }
     }
 
@@ -270,13 +251,9 @@ impl Pipeline {
     }
 
     fn count_earlier(&mut self, idx: usize, job: &crate::model::job::Job) {
+        let wanted = self.job_wanted(idx);
         let v = self.verdicts.remove(&idx);
         self.printed.remove(&idx);
-        let wanted = match (&self.entry_filter, &v) {
-            (None, _) => true,
-            (Some(f), Some(v)) => v.entry.as_ref().is_some_and(|e| f.contains(e)),
-            (Some(_), None) => false,
-        };
         if !wanted {
             return;
         }

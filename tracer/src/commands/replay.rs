@@ -26,19 +26,9 @@ pub struct ReplayOptions {
     pub timelines: bool,
 }
 
-/// Put this machine's crontab files in place of (or beside) the recorded ones.
-pub fn override_crontabs(c: &mut TraceContents, specs: &[String]) -> Result<(), String> {
-    let mut views: Vec<&mut ScheduleView> = c.header.schedules.iter_mut().collect();
-    for e in c.entries.iter_mut() {
-        if let Entry::Schedules(l) = e {
-            views.push(&mut l.view);
-        }
-    }
-    override_views(views, specs)
-}
-
-/// `override_crontabs` over the views at start and those read while recording.
-fn override_views(mut views: Vec<&mut ScheduleView>, specs: &[String]) -> Result<(), String> {
+/// Put this machine's crontab files in place of (or beside) the recorded ones: in the
+/// views at start and those read while recording.
+fn override_crontabs(mut views: Vec<&mut ScheduleView>, specs: &[String]) -> Result<(), String> {
     for spec in specs {
         let (local, as_path) = match spec.split_once('=') {
             Some((l, a)) => (l.to_string(), a.to_string()),
@@ -174,13 +164,9 @@ fn describe_damage(
     ))
 }
 
-/// Feed a trace's contents through a pipeline (no printing) and return the report.
+/// Feed a trace's contents through a pipeline (no printing) and return the report;
+/// every timeline is kept.
 pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
-    analyse_with(c, format, quiet, true)
-}
-
-/// `analyse`, keeping the timelines of jobs without findings only if `timelines`.
-pub fn analyse_with(c: &TraceContents, format: Format, quiet: bool, timelines: bool) -> Report {
     // Every recorded answer up front: the live run asked when a job finished and wrote
     // the answer just after the event that finished it.
     let mut facts = RecordedFacts::default();
@@ -192,7 +178,7 @@ pub fn analyse_with(c: &TraceContents, format: Format, quiet: bool, timelines: b
     let how = How {
         format,
         quiet,
-        timelines,
+        timelines: true,
     };
     feed(
         &c.header,
@@ -304,7 +290,7 @@ fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
     let mut views: Vec<&mut ScheduleView> = header.schedules.iter_mut().collect();
     views.extend(sv.schedules.iter_mut().map(|l| &mut l.view));
     if !opts.crontabs.is_empty() {
-        override_views(views, &opts.crontabs)?;
+        override_crontabs(views, &opts.crontabs)?;
     }
     let damage = describe_damage(
         &opts.path,

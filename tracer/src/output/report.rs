@@ -118,41 +118,46 @@ pub struct Earlier {
 impl Earlier {
     /// Count `job`, reported as `jr` (built the way the report would list it).
     pub fn add(&mut self, jr: &JobReport) {
-        let mut key = (jr.scheduler.clone(), jr.command.clone(), jr.uid);
-        if self.runs.len() >= EARLIER_COMMANDS && !self.runs.contains_key(&key) {
-            key = (String::new(), OTHER_COMMANDS.into(), u32::MAX);
-        }
-        let other = key.1 == OTHER_COMMANDS;
-        let e = self.runs.entry(key).or_insert_with(|| EarlierRuns {
-            scheduler: if other {
-                String::new()
+        let key = (jr.scheduler.clone(), jr.command.clone(), jr.uid);
+        let other = self.runs.len() >= EARLIER_COMMANDS && !self.runs.contains_key(&key);
+        let key = if other {
+            (String::new(), OTHER_COMMANDS.into(), u32::MAX)
+        } else {
+            key
+        };
+        let e = self.runs.entry(key).or_insert_with(|| {
+            let (scheduler, user, uid, command, crontab_entry) = if other {
+                (
+                    String::new(),
+                    String::new(),
+                    u32::MAX,
+                    OTHER_COMMANDS.into(),
+                    None,
+                )
             } else {
-                jr.scheduler.clone()
-            },
-            user: if other {
-                String::new()
-            } else {
-                jr.user.clone()
-            },
-            uid: if other { u32::MAX } else { jr.uid },
-            command: if other {
-                OTHER_COMMANDS.into()
-            } else {
-                jr.command.clone()
-            },
-            crontab_entry: if other {
-                None
-            } else {
-                jr.crontab_entry.clone()
-            },
-            runs: 0,
-            failed: 0,
-            findings: BTreeMap::new(),
-            first_job: jr.id,
-            last_job: jr.id,
-            first_start_ns: jr.start_ns,
-            last_start_ns: jr.start_ns,
-            events: 0,
+                (
+                    jr.scheduler.clone(),
+                    jr.user.clone(),
+                    jr.uid,
+                    jr.command.clone(),
+                    jr.crontab_entry.clone(),
+                )
+            };
+            EarlierRuns {
+                scheduler,
+                user,
+                uid,
+                command,
+                crontab_entry,
+                runs: 0,
+                failed: 0,
+                findings: BTreeMap::new(),
+                first_job: jr.id,
+                last_job: jr.id,
+                first_start_ns: jr.start_ns,
+                last_start_ns: jr.start_ns,
+                events: 0,
+            }
         });
         e.runs += 1;
         if !jr.exit.is_some_and(|x| x.is_success()) {

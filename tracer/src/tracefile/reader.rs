@@ -293,13 +293,11 @@ fn decompress(z: &[u8]) -> Result<Bytes, String> {
     }
     let out = DCTX.with(|d| {
         let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match d.as_mut() {
-            Some(d) => d.decompress(z, size),
-            None => zstd::bulk::decompress(z, size),
-        }
+        let d = match d.as_mut() {
+            Some(d) => d,
+            None => d.insert(zstd::bulk::Decompressor::new()?),
+        };
+        d.decompress(z, size)
     });
     match out {
         Ok(out) if out.len() == size => Ok(Bytes::from(out)),
