@@ -15,6 +15,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+use crate::procs::{status_kib, Group};
+
 /// Loops of the workload: each a subshell that makes a refused connect, and a `cat`
 /// that opens three files (with what the loader opens): two short processes a loop.
 const LOOPS: u32 = 1000;
@@ -99,18 +101,6 @@ struct Sample {
     stop: Option<f64>,
 }
 
-/// A child killed with its process group when dropped (a failed run leaves nothing).
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: kill of the process group we created.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn host_busy_secs() -> f64 {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
     let v: Vec<f64> = s
@@ -153,17 +143,6 @@ fn children_cpu_secs() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(ru.ru_utime) + t(ru.ru_stime)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Wait until `file` contains `what` (a tool says it is attached).
@@ -245,14 +224,14 @@ impl Bench<'_> {
     fn run(&mut self, mode: Mode, n: usize) -> Result<Sample> {
         let out = self.dir.join(format!("out-{n}"));
         let err = self.dir.join(format!("err-{n}"));
-        let mut tool: Option<Owned> = None;
+        let mut tool: Option<Group> = None;
         let started = Instant::now();
         if let Some(args) = mode.tracer_args() {
             let mut c = Command::new(self.tracer);
             c.args(["record", "--format", "json"]).args(args);
             let mut child = spawn_group(&mut c, &out, &err)?;
             wait_for(&err, "tracer: attached", &mut child)?;
-            tool = Some(Owned(child));
+            tool = Some(Group(child));
         } else if mode == Mode::Bpftrace {
             let mut c = Command::new("bpftrace");
             c.args(["-e", BPFTRACE]);
@@ -260,7 +239,7 @@ impl Bench<'_> {
             wait_for(&out, "Attaching", &mut child)?;
             // bpftrace says it before the last probe is in.
             thread::sleep(Duration::from_millis(500));
-            tool = Some(Owned(child));
+            tool = Some(Group(child));
         }
         let attach = tool.as_ref().map(|_| started.elapsed().as_secs_f64());
         let tool_pid = tool.as_ref().map(|t| t.0.id());
@@ -306,7 +285,7 @@ impl Bench<'_> {
             set_bpf_stats(false);
         }
         if let Some(mut t) = tool {
-            s.rss_kib = peak_rss_kib(t.0.id());
+            s.rss_kib = status_kib(t.0.id(), "VmHWM");
             let asked = Instant::now();
             // SAFETY: SIGINT to our child.
             unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 mod cost;
+mod procs;
 mod soak;
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

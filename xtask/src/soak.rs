@@ -5,39 +5,19 @@
 use std::{
     fs,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
 
+use crate::procs::{status_kib, Group};
+
 /// A bash root that forks one short job after another until killed: each is a job of
 /// its own (a `sh -c`, a `cat` of two files, a `true`).
 const ROOT: &str =
     "#!/bin/bash\nwhile :; do sh -c 'cat /etc/hostname /etc/passwd > /dev/null'; /bin/true; done\n";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        // SAFETY: kill of the process group we created.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// Least-squares slope of (seconds, KiB) in KiB per minute.
 fn slope_per_min(samples: &[(f64, u64)]) -> f64 {
@@ -86,7 +66,7 @@ pub fn run(
     if mode == "follow" {
         t.args(["--follow", "--log"]).arg(&log);
     }
-    let tracer = Killed(
+    let tracer = Group(
         t.stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -95,7 +75,7 @@ pub fn run(
     let pid = tracer.0.id();
     thread::sleep(Duration::from_secs(3));
     use std::os::unix::process::CommandExt;
-    let load = Killed(
+    let load = Group(
         Command::new(&root)
             .process_group(0)
             .stdout(Stdio::null())
@@ -107,7 +87,7 @@ pub fn run(
     let mut samples = Vec::new();
     while began.elapsed() < Duration::from_secs(secs) {
         thread::sleep(Duration::from_secs(1));
-        if let Some(k) = rss_kib(pid) {
+        if let Some(k) = status_kib(pid, "VmRSS") {
             samples.push((began.elapsed().as_secs_f64(), k));
         }
     }
