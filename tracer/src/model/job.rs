@@ -514,30 +514,12 @@ pub fn command_of(argv: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::model::event::SysResult;
-    use crate::testutil::{ev, exec_events, snapshot_root};
+    use crate::testutil::{ev, exec_events, exit, fork, snapshot_root};
 
     /// cron 100 forks 200 (the job), which forks 201 (sh -c), which exits 3.
     fn cron_run(t: &mut Tracker) -> Vec<usize> {
         let mut fin = Vec::new();
-        let mut evs = vec![
-            snapshot_root(100),
-            ev(
-                100,
-                10,
-                Body::Fork {
-                    child_pid: 200,
-                    clone_flags: 0,
-                },
-            ),
-            ev(
-                200,
-                20,
-                Body::Fork {
-                    child_pid: 201,
-                    clone_flags: 0,
-                },
-            ),
-        ];
+        let mut evs = vec![snapshot_root(100), fork(100, 10, 200), fork(200, 20, 201)];
         evs.extend(exec_events(
             201,
             30,
@@ -547,13 +529,7 @@ mod tests {
         ));
         evs.extend([
             ev(201, 40, Body::ExitGroup { code: 3 }),
-            ev(
-                201,
-                41,
-                Body::Exit {
-                    status: Some(ExitStatus::code(3)),
-                },
-            ),
+            exit(201, 41, 3),
             ev(
                 200,
                 42,
@@ -563,13 +539,7 @@ mod tests {
                     result: SysResult::new(201),
                 },
             ),
-            ev(
-                200,
-                50,
-                Body::Exit {
-                    status: Some(ExitStatus::code(0)),
-                },
-            ),
+            exit(200, 50, 0),
             ev(
                 100,
                 51,
@@ -589,17 +559,7 @@ mod tests {
     #[test]
     fn an_exec_attempt_carries_its_result_and_a_result_without_attempt_stays() {
         let mut t = Tracker::default();
-        for e in [
-            snapshot_root(100),
-            ev(
-                100,
-                10,
-                Body::Fork {
-                    child_pid: 200,
-                    clone_flags: 0,
-                },
-            ),
-        ] {
+        for e in [snapshot_root(100), fork(100, 10, 200)] {
             t.push(e);
         }
         // A failed attempt, then one that worked (a PATH search miss and its hit).
@@ -663,14 +623,7 @@ mod tests {
     fn a_long_job_keeps_failures_and_its_tree_past_the_cap_and_counts_the_rest() {
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
-        t.push(ev(
-            100,
-            1,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 1, 200));
         let open = |ts, ret| {
             ev(
                 200,
@@ -690,14 +643,7 @@ mod tests {
             // One failure in a thousand.
             t.push(open(10 + i, if i % 1000 == 999 { -13 } else { 3 }));
         }
-        t.push(ev(
-            200,
-            total + 20,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(200, total + 20, 201));
         let job = &t.jobs()[0];
         let kept_failures = job
             .timeline
@@ -719,74 +665,22 @@ mod tests {
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
         // Job 1: 200 runs `sh -c a` as 201, which exits 3; job 1 is retired.
-        t.push(ev(
-            100,
-            1,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            200,
-            2,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 1, 200));
+        t.push(fork(200, 2, 201));
         for e in exec_events(201, 3, &["/bin/sh", "-c", "a"], &["X=1"], 0) {
             t.push(e);
         }
-        t.push(ev(
-            201,
-            10,
-            Body::Exit {
-                status: Some(ExitStatus::code(3)),
-            },
-        ));
-        t.push(ev(
-            200,
-            11,
-            Body::Exit {
-                status: Some(ExitStatus::code(0)),
-            },
-        ));
+        t.push(exit(201, 10, 3));
+        t.push(exit(200, 11, 0));
         t.retire(0);
         // Job 2 gets both pids again.
-        t.push(ev(
-            100,
-            20,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            200,
-            21,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 20, 200));
+        t.push(fork(200, 21, 201));
         for e in exec_events(201, 22, &["/bin/sh", "-c", "b"], &["X=2"], 0) {
             t.push(e);
         }
-        t.push(ev(
-            201,
-            30,
-            Body::Exit {
-                status: Some(ExitStatus::code(0)),
-            },
-        ));
-        t.push(ev(
-            200,
-            31,
-            Body::Exit {
-                status: Some(ExitStatus::code(0)),
-            },
-        ));
+        t.push(exit(201, 30, 0));
+        t.push(exit(200, 31, 0));
         let (a, b) = (t.summary(&t.jobs()[0]), t.summary(&t.jobs()[1]));
         assert_eq!(
             (a.command.as_str(), a.exit),
@@ -830,39 +724,13 @@ mod tests {
     fn a_subshell_job_that_never_execs_is_its_own_command() {
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
-        t.push(ev(
-            100,
-            10,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            200,
-            11,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 10, 200));
+        t.push(fork(200, 11, 201));
         for e in exec_events(201, 12, &["cat", "/etc/hostname"], &[], 0) {
             t.push(e);
         }
-        t.push(ev(
-            201,
-            14,
-            Body::Exit {
-                status: Some(ExitStatus::code(0)),
-            },
-        ));
-        t.push(ev(
-            200,
-            15,
-            Body::Exit {
-                status: Some(ExitStatus::code(3)),
-            },
-        ));
+        t.push(exit(201, 14, 0));
+        t.push(exit(200, 15, 3));
         let job = &t.jobs()[0];
         assert_eq!(t.main_pid(job), 200);
         assert_eq!(t.summary(job).exit, Some(ExitStatus::code(3)));
@@ -874,22 +742,8 @@ mod tests {
         // for it and mails its output) has not: the job is still running.
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
-        t.push(ev(
-            100,
-            10,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            200,
-            11,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 10, 200));
+        t.push(fork(200, 11, 201));
         assert!(t.push(ev(201, 12, Body::Exit { status: None })).is_empty());
         assert!(!t.jobs()[0].finished());
     }
@@ -899,22 +753,8 @@ mod tests {
         // `nohup worker &`: the leader (200) exits, the worker (201) lives on.
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
-        t.push(ev(
-            100,
-            10,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            200,
-            11,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 10, 200));
+        t.push(fork(200, 11, 201));
         assert_eq!(t.push(ev(200, 12, Body::Exit { status: None })), vec![0]);
         let job = &t.jobs()[0];
         assert_eq!(job.end_ns, Some(12));
@@ -937,14 +777,7 @@ mod tests {
             },
         ));
         assert!(t.jobs().is_empty());
-        t.push(ev(
-            100,
-            6,
-            Body::Fork {
-                child_pid: 300,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 6, 300));
         assert_eq!(t.jobs()[0].timeline.len(), 2);
         t.push(ev(999, 7, Body::ExitGroup { code: 0 }));
         t.close();
@@ -974,14 +807,7 @@ mod tests {
         assert!(t.jobs().is_empty());
         let mut parent = 100;
         for i in 0..DEPTH {
-            t.push(ev(
-                parent,
-                DEPTH as u64 + i as u64,
-                Body::Fork {
-                    child_pid: first + i,
-                    clone_flags: 0,
-                },
-            ));
+            t.push(fork(parent, DEPTH as u64 + i as u64, first + i));
             parent = first + i;
         }
         assert_eq!(t.jobs().len(), 1);
@@ -1010,16 +836,6 @@ mod tests {
                 Body::Chdir {
                     path: format!("/{pid}"),
                     result: SysResult::new(0),
-                },
-            )
-        };
-        let fork = |pid: u32, ts: u64, child: u32| {
-            ev(
-                pid,
-                ts,
-                Body::Fork {
-                    child_pid: child,
-                    clone_flags: 0,
                 },
             )
         };
@@ -1054,22 +870,8 @@ mod tests {
                 result: SysResult::new(3),
             },
         ));
-        t.push(ev(
-            100,
-            2,
-            Body::Fork {
-                child_pid: 200,
-                clone_flags: 0,
-            },
-        ));
-        t.push(ev(
-            100,
-            3,
-            Body::Fork {
-                child_pid: 201,
-                clone_flags: 0,
-            },
-        ));
+        t.push(fork(100, 2, 200));
+        t.push(fork(100, 3, 201));
         assert_eq!(t.jobs().len(), 2);
         assert_eq!(t.counters.root_events, 1);
         assert_eq!(t.jobs()[1].id, 2);
@@ -1087,7 +889,6 @@ mod tests {
 
     #[test]
     fn a_let_go_job_leaves_a_hole_and_the_others_keep_their_index() {
-        use crate::testutil::{exit, fork};
         let mut t = Tracker::default();
         t.push(snapshot_root(100));
         for i in 0..10u32 {
