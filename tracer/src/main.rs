@@ -194,6 +194,9 @@ enum Cmd {
     /// Reads a container's crontabs confined to its root (internal).
     #[command(name = "__read-view", hide = true)]
     ReadView { args: Vec<String> },
+    /// Reads a systemd manager's units confined to its root (internal).
+    #[command(name = "__read-units", hide = true)]
+    ReadUnits { args: Vec<String> },
     /// Analyse a trace written by `record --output`, offline, without root.
     ///
     /// Runs exactly the analysis the live run ran and prints the same report. A damaged
@@ -325,6 +328,7 @@ fn main() -> ExitCode {
         }),
         Cmd::AsCron => ExitCode::from(tracer::capture::as_cron::stand_in_main()),
         Cmd::ReadView { args } => ExitCode::from(tracer::capture::host::read_view_main(&args)),
+        Cmd::ReadUnits { args } => ExitCode::from(tracer::capture::host::read_units_main(&args)),
         Cmd::Crontab {
             format,
             from,

@@ -10,6 +10,7 @@ use crate::{
     diagnosis,
     diagnosis::{
         schedule::{EntryRef, ScheduleCheck},
+        systemd::{Managers, UnitRef},
         Finding,
     },
     facts::HostFacts,
@@ -21,7 +22,7 @@ use crate::{
         follow::Follow,
         report::{self, Earlier, Report, Stats},
     },
-    schedules::ScheduleView,
+    schedules::{systemd::ManagerView, ScheduleView},
     secrets,
     tracefile::{LostEvents, Synthetic, TraceWriter},
     Format,
@@ -41,6 +42,10 @@ enum LetGo {
 struct Verdict {
     findings: Vec<Finding>,
     entry: Option<EntryRef>,
+    unit: Option<UnitRef>,
+    /// A service manager's own work (systemd running its generators): not a job of
+    /// any unit, so not listed.
+    manager_work: bool,
 }
 
 /// A long trace lists this many of the latest jobs without findings in its report;
@@ -79,6 +84,9 @@ pub struct Pipeline {
     advanced_ns: u64,
     /// The crontabs and what they called for.
     schedules: ScheduleCheck,
+    /// The systemd managers' timers and services, and the runs of those services.
+    managers: Managers,
+    mono_to_wall_ns: i64,
     /// `record --entry`: report only these entries' jobs and what concerns them.
     entry_filter: Option<Vec<EntryRef>>,
     /// `trigger`: the jobs of this root ran this entry.
@@ -121,6 +129,8 @@ impl Pipeline {
             missed_unshown: Vec::new(),
             advanced_ns: 0,
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
+            managers: Managers::default(),
+            mono_to_wall_ns: 0,
             entry_filter: None,
             forced_entry: None,
             redactions: secrets::Counts::new(),
@@ -257,8 +267,8 @@ impl Pipeline {
         if !wanted {
             return;
         }
-        let (findings, entry) = v.map(|v| (v.findings, v.entry)).unwrap_or_default();
-        let jr = report::job_report(&self.tracker, job, &self.users, findings, entry);
+        let (findings, entry, unit) = v.map(|v| (v.findings, v.entry, v.unit)).unwrap_or_default();
+        let jr = report::job_report(&self.tracker, job, &self.users, findings, entry, unit);
         self.earlier.add(&jr);
     }
 
@@ -299,6 +309,9 @@ impl Pipeline {
     }
 
     fn job_wanted(&self, idx: usize) -> bool {
+        if self.verdicts.get(&idx).is_some_and(|v| v.manager_work) {
+            return false;
+        }
         match &self.entry_filter {
             None => true,
             Some(f) => self
@@ -313,7 +326,24 @@ impl Pipeline {
     /// times to the wall clock their schedules are written in.
     pub fn with_schedules(mut self, views: Vec<ScheduleView>, mono_to_wall_ns: i64) -> Self {
         self.schedules = ScheduleCheck::new(views, self.start_ns, mono_to_wall_ns);
+        self.mono_to_wall_ns = mono_to_wall_ns;
         self
+    }
+
+    /// The systemd managers' units as read at start.
+    pub fn with_managers(mut self, views: Vec<ManagerView>) -> Self {
+        for v in views {
+            self.managers.add(v, self.start_ns);
+        }
+        self
+    }
+
+    /// The units of a systemd manager that started during the trace, read at `ts_ns`.
+    pub fn manager_view(&mut self, v: ManagerView, ts_ns: u64) {
+        if let Some(w) = self.writer.as_mut() {
+            w.manager(&v, ts_ns);
+        }
+        self.managers.add(v, ts_ns);
     }
 
     pub fn schedules(&self) -> &ScheduleCheck {
@@ -421,12 +451,30 @@ impl Pipeline {
         let Some(job) = self.tracker.jobs().get(idx) else {
             return;
         };
-        let findings = diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended);
+        let manager_work = job.unit.is_none() && is_service_manager(&job.scheduler);
+        let mut findings = if manager_work {
+            Vec::new()
+        } else {
+            diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended)
+        };
+        self.managers
+            .service_findings(&self.tracker, job, self.facts.as_mut(), &mut findings);
+        self.managers.ran(job);
+        let unit = self.managers.unit_of(&self.tracker, job);
         let entry = match &self.forced_entry {
             Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
+            _ if job.unit.is_some() => None,
             _ => self.schedules.entry_of(&self.tracker, job),
         };
-        self.verdicts.insert(idx, Verdict { findings, entry });
+        self.verdicts.insert(
+            idx,
+            Verdict {
+                findings,
+                entry,
+                unit,
+                manager_work,
+            },
+        );
         let new = self.facts.take_new();
         if let Some(w) = self.writer.as_mut() {
             for fact in &new {
@@ -445,6 +493,7 @@ impl Pipeline {
             &self.users,
             v.map(|v| v.findings.clone()).unwrap_or_default(),
             v.and_then(|v| v.entry.clone()),
+            v.and_then(|v| v.unit.clone()),
         ))
     }
 
@@ -487,6 +536,12 @@ impl Pipeline {
         }
         let end_ns = self.tracker.counters.last_ts.max(self.start_ns);
         let mut host = self.schedules.finish(&self.tracker, end_ns);
+        host.extend(self.managers.missed_fires(
+            &self.tracker,
+            self.start_ns,
+            end_ns,
+            self.mono_to_wall_ns,
+        ));
         if let Some(f) = &self.entry_filter {
             host.retain(|h| self.schedules.concerns(h, f));
         }
@@ -715,4 +770,9 @@ mod tests {
             f.message
         );
     }
+}
+
+/// systemd, as a root: its forks are services (and its own helpers).
+pub fn is_service_manager(comm: &str) -> bool {
+    comm == "systemd"
 }

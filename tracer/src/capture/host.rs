@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path};
 use crate::{
     capture::snapshot::ProcInfo,
     model::users::UserNames,
-    schedules::{self, Daemon, ScheduleView},
+    schedules::{self, systemd::ManagerView, Daemon, ScheduleView},
     secrets,
 };
 
@@ -157,13 +157,18 @@ fn read_confined(
     root: &str,
     busybox_dir: Option<&str>,
 ) -> Result<(Vec<schedules::CrontabSource>, schedules::HostContext), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own binary: {e}"))?;
     let daemon_name = serde_json::to_string(&daemon).map_err(|e| e.to_string())?;
+    let mut args = vec!["__read-view", root, daemon_name.trim_matches('"')];
+    args.extend(busybox_dir);
+    let r: ConfinedRead = run_confined(&args)?;
+    Ok((r.sources, r.context))
+}
+
+/// Run a hidden reader subcommand of our own binary (it chroots) and parse its JSON.
+fn run_confined<T: serde::de::DeserializeOwned>(args: &[&str]) -> Result<T, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own binary: {e}"))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["__read-view", root, daemon_name.trim_matches('"')]);
-    if let Some(d) = busybox_dir {
-        cmd.arg(d);
-    }
+    cmd.args(args);
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -196,9 +201,99 @@ fn read_confined(
         }
         return Err(format!("the reader failed ({status}): {}", err.trim()));
     }
-    let r: ConfinedRead =
-        serde_json::from_slice(&bytes).map_err(|e| format!("reader output: {e}"))?;
-    Ok((r.sources, r.context))
+    serde_json::from_slice(&bytes).map_err(|e| format!("reader output: {e}"))
+}
+
+/// The timers and services of each systemd manager among `procs` (a system manager:
+/// `systemd --user` instances are not read), through its own root when it is in
+/// another mount namespace.
+pub fn manager_views(procs: &[ProcInfo]) -> Vec<ManagerView> {
+    let own_ns = mount_ns("self");
+    let mut views: Vec<ManagerView> = Vec::new();
+    for p in procs {
+        if !crate::pipeline::is_service_manager(&p.comm) || p.cmdline.iter().any(|a| a == "--user")
+        {
+            continue;
+        }
+        if let Err(why) = trusted_daemon(p.pid, None) {
+            log::warn!(
+                "pid {} looks like systemd but {why}: its units are not read",
+                p.pid
+            );
+            continue;
+        }
+        let ns = mount_ns(&p.pid.to_string());
+        if let Some(v) = views.iter_mut().find(|v| v.mnt_ns == ns) {
+            v.pids.push(p.pid);
+            continue;
+        }
+        let same_ns = ns.is_none() || ns == own_ns;
+        let mut view = if same_ns {
+            schedules::systemd::files::read_manager(Path::new("/"))
+        } else {
+            let root = format!("/proc/{}/root", p.pid);
+            match run_confined::<ManagerView>(&["__read-units", &root]) {
+                Ok(mut v) => {
+                    v.root = root;
+                    v
+                }
+                Err(e) => {
+                    log::warn!("cannot read the units under {root}: {e}");
+                    ManagerView {
+                        root,
+                        errors: vec![e],
+                        ..Default::default()
+                    }
+                }
+            }
+        };
+        view.pids.push(p.pid);
+        view.mnt_ns = ns;
+        view.tz =
+            process_tz(p.pid).unwrap_or_else(|| schedules::read_context(Path::new(&view.root)).tz);
+        log::info!(
+            "units of {}: {} timers read under {}",
+            view.who(),
+            view.timers().len(),
+            view.root
+        );
+        views.push(view);
+    }
+    views
+}
+
+/// The hidden `tracer __read-units ROOT`: chroot into ROOT (a manager's
+/// `/proc/PID/root`), read its timers and services, print JSON.
+pub fn read_units_main(args: &[String]) -> u8 {
+    let Some(root) = args.first() else {
+        eprintln!("usage: tracer __read-units ROOT");
+        return 2;
+    };
+    if let Err(e) = chroot(root) {
+        eprintln!("chroot {root}: {e}");
+        return 2;
+    }
+    let view = schedules::systemd::files::read_manager(Path::new("/"));
+    match serde_json::to_string(&view) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            2
+        }
+    }
+}
+
+fn chroot(root: &str) -> Result<(), std::io::Error> {
+    let c = std::ffi::CString::new(root)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain syscalls on a valid C string.
+    if unsafe { libc::chroot(c.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::env::set_current_dir("/")
 }
 
 /// The hidden `tracer __read-view ROOT DAEMON [BUSYBOX_DIR]`: chroot into ROOT (a
@@ -212,12 +307,8 @@ pub fn read_view_main(args: &[String]) -> u8 {
         eprintln!("unknown daemon {daemon:?}");
         return 2;
     };
-    let Ok(c) = std::ffi::CString::new(root.as_str()) else {
-        return 2;
-    };
-    // SAFETY: plain syscalls on a valid C string.
-    if unsafe { libc::chroot(c.as_ptr()) } != 0 || std::env::set_current_dir("/").is_err() {
-        eprintln!("chroot {root}: {}", std::io::Error::last_os_error());
+    if let Err(e) = chroot(root) {
+        eprintln!("chroot {root}: {e}");
         return 2;
     }
     let sources = schedules::read_sources(Path::new("/"), daemon, args.get(2).map(Path::new));

@@ -314,6 +314,9 @@ fn rescan(
                         pipe.schedule_view(v, now);
                     }
                 }
+                for v in crate::capture::host::manager_views(std::slice::from_ref(&p)) {
+                    pipe.manager_view(v, now);
+                }
             }
             let process = process_for_trace(&p, counts.as_mut());
             pipe.note_redactions(counts.as_ref());
@@ -467,6 +470,9 @@ fn drain(
                     if !v.pids.is_empty() {
                         pipe.schedule_view(v, monotonic_ns());
                     }
+                }
+                for v in crate::capture::host::manager_views(std::slice::from_ref(&p)) {
+                    pipe.manager_view(v, monotonic_ns());
                 }
                 let process = process_for_trace(&p, counts.as_mut());
                 pipe.note_redactions(counts.as_ref());

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 /// Scheduler daemons followed by default (matched on comm).
-pub const SCHEDULER_COMMS: [&str; 4] = ["cron", "crond", "anacron", "atd"];
+/// systemd is one too: its forks are services (a timer's among them), told apart by
+/// the cgroup each is put in.
+pub const SCHEDULER_COMMS: [&str; 5] = ["cron", "crond", "anacron", "atd", "systemd"];
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcInfo {

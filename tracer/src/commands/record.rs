@@ -10,7 +10,7 @@ use std::{
 use crate::{
     capture::{
         as_cron::Plan,
-        host::{monotonic_ns, read_trim, realtime_ns, schedule_views, users_map},
+        host::{manager_views, monotonic_ns, read_trim, realtime_ns, schedule_views, users_map},
         live::{self, process_for_trace},
         loader::{self, LoadOptions, SetupError},
         snapshot::{self, RootSpec},
@@ -438,6 +438,11 @@ fn run_attached(
         crontabs: Default::default(),
         schedules,
         users: users.clone(),
+        managers: if opts.trigger.is_some() {
+            Vec::new()
+        } else {
+            manager_views(&roots)
+        },
     };
     let mut pipe = Pipeline::new(
         UserNames::from_map(users),
@@ -447,6 +452,7 @@ fn run_attached(
         Box::new(LiveFacts::default()),
     )
     .with_schedules(header.schedules.clone(), mono_to_wall_ns)
+    .with_managers(header.managers.clone())
     .summarise_clean_jobs(!opts.timelines);
     let reopen = opts
         .follow

@@ -22,6 +22,7 @@ pub mod preflight;
 #[cfg(test)]
 mod rules_tests;
 pub mod schedule;
+pub mod systemd;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -14,6 +14,7 @@ use crate::{
     model::jobs::Jobs,
     model::process::ProcessTable,
     model::scheduler::Schedulers,
+    schedules::systemd::service_of_cgroup_path,
 };
 
 #[derive(Clone, Debug)]
@@ -40,6 +41,9 @@ pub struct Job {
     pub dropped_events: u64,
     /// Of those, the ones a long-running job's cap let go, per event kind.
     pub capped: BTreeMap<&'static str, u64>,
+    /// The systemd service the job runs as, from the cgroup systemd put its first
+    /// process in (`NAME.service`); `None` for other schedulers.
+    pub unit: Option<String>,
     retired: bool,
 }
 
@@ -214,6 +218,7 @@ impl Tracker {
             exec_pending: PidMap::new(),
             dropped_events: 0,
             capped: BTreeMap::new(),
+            unit: None,
             retired: false,
         });
         self.pid_job.insert(leader, idx);
@@ -322,6 +327,15 @@ impl Tracker {
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
         let job = self.jobs.get_mut(idx)?;
+        if job.unit.is_none() {
+            // systemd's child writes itself into the service's cgroup before anything
+            // of the service runs: the one place the service's name shows.
+            if let Body::Open { path, result, .. } = &ev.body {
+                if result.ok() && path.ends_with("/cgroup.procs") {
+                    job.unit = service_of_cgroup_path(path).map(String::from);
+                }
+            }
+        }
         job.append(ev);
         if is_exit {
             let was_live = job.live.remove(&pid);

@@ -6,7 +6,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::{
-    diagnosis::{noise::is_routine, schedule::EntryRef, Finding},
+    diagnosis::{noise::is_routine, schedule::EntryRef, systemd::UnitRef, Finding},
     model::event::{Body, Event, ExitStatus},
     model::job::{Job, Tracker},
     model::users::UserNames,
@@ -24,6 +24,9 @@ pub struct JobReport {
     pub command: String,
     /// The crontab line it ran (file, line, schedule, user, command), when known.
     pub crontab_entry: Option<EntryRef>,
+    /// The systemd service it ran as, with its timer and unit files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitRef>,
     /// `finished`, or `running` when the trace ended first.
     pub state: &'static str,
     pub started_before_trace: bool,
@@ -192,16 +195,25 @@ pub fn job_report(
     users: &UserNames,
     findings: Vec<Finding>,
     crontab_entry: Option<EntryRef>,
+    unit: Option<UnitRef>,
 ) -> JobReport {
     let s = t.summary(job);
+    // systemd's child that never ran its command still carries systemd's argv: the
+    // unit's ExecStart= is what it was to run.
+    let never_ran = t.procs.get(job.leader_pid).is_some_and(|p| !p.execed);
+    let command = match unit.as_ref().filter(|_| never_ran) {
+        Some(u) => crate::diagnosis::systemd::unexecuted_command(u).unwrap_or(s.command),
+        None => s.command,
+    };
     JobReport {
         id: job.id,
         scheduler: job.scheduler.clone(),
         scheduler_pid: job.scheduler_pid,
         user: users.name(s.uid),
         uid: s.uid,
-        command: s.command,
+        command,
         crontab_entry,
+        unit,
         state: if job.finished() {
             "finished"
         } else {
@@ -413,6 +425,15 @@ pub fn write_job_text(
         }
     )?;
     writeln!(out, "  command: {}", j.command)?;
+    if let Some(u) = &j.unit {
+        match (&u.timer, &u.schedule) {
+            (Some(t), Some(s)) => writeln!(out, "  unit:    {}  started by {t}  {s}", u.service)?,
+            _ => writeln!(out, "  unit:    {}", u.service)?,
+        }
+        if !u.files.is_empty() {
+            writeln!(out, "  files:   {}", u.files.join(", "))?;
+        }
+    }
     if let Some(e) = &j.crontab_entry {
         writeln!(
             out,

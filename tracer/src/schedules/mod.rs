@@ -7,6 +7,8 @@
 pub mod crontab;
 pub mod host;
 pub mod source;
+pub mod systemd;
+pub mod tables;
 pub mod view;
 
 use serde::{Deserialize, Serialize};

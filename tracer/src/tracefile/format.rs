@@ -4,14 +4,19 @@ use std::{collections::BTreeMap, time::Duration};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{capture::snapshot::ProcInfo, facts::Fact, schedules::ScheduleView};
+use crate::{
+    capture::snapshot::ProcInfo,
+    facts::Fact,
+    schedules::{systemd::ManagerView, ScheduleView},
+};
 
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
 pub const FORMAT_MAJOR: u32 = 1;
 /// 1.3: event blocks are compressed (`FLAG_ZSTD`).
-pub const FORMAT_MINOR: u32 = 3;
+/// 1.4: systemd managers' timers and services (`managers`, `ENTRY_MANAGER`).
+pub const FORMAT_MINOR: u32 = 4;
 /// Frame flag (format 1.3): the payload is one zstd frame holding the block, which
 /// checksums cover as written (damage is found before anything is decompressed).
 pub(super) const FLAG_ZSTD: u8 = 1;
@@ -29,6 +34,8 @@ pub(super) const ENTRY_FACT: u8 = 3;
 pub(super) const ENTRY_SCHEDULES: u8 = 4;
 /// Format 1.2: events the kernel dropped, as the live loop saw the counters grow.
 pub(super) const ENTRY_LOST: u8 = 5;
+/// Format 1.4: the units of a systemd manager that started while recording.
+pub(super) const ENTRY_MANAGER: u8 = 6;
 /// Write a block when it grows past this, or a second has passed.
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -74,6 +81,9 @@ pub struct TraceHeader {
     pub schedules: Vec<ScheduleView>,
     /// uid -> name on the recording host, so a replay elsewhere names the same users.
     pub users: BTreeMap<u32, String>,
+    /// The timers and services of each systemd manager at start (format 1.4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<ManagerView>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -123,6 +133,15 @@ pub enum Entry {
     Schedules(LateSchedules),
     /// Events the kernel dropped while recording (format 1.2).
     Lost(LostEvents),
+    /// The units of a systemd manager that started during the recording (format 1.4).
+    Manager(LateManager),
+}
+
+/// A systemd manager's units read while recording (when it started), and when.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LateManager {
+    pub ts_ns: u64,
+    pub view: ManagerView,
 }
 
 pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {

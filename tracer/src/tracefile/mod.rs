@@ -30,7 +30,7 @@ mod reader;
 mod writer;
 
 pub use format::{
-    CaptureOptions, Entry, LateSchedules, LostEvents, Synthetic, TraceHeader, Trailer,
+    CaptureOptions, Entry, LateManager, LateSchedules, LostEvents, Synthetic, TraceHeader, Trailer,
     FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
 pub use reader::{read, Damage, FileWindow, ReadError, Source, TraceContents, TraceStream};

@@ -16,7 +16,10 @@ use std::{
 use bytes::{BufMut, BytesMut};
 
 use super::format::*;
-use crate::{facts::Fact, schedules::ScheduleView};
+use crate::{
+    facts::Fact,
+    schedules::{systemd::ManagerView, ScheduleView},
+};
 
 /// Why a trace (or an export of one) could not be created, and what to do instead.
 #[derive(Debug)]
@@ -348,6 +351,15 @@ impl TraceWriter {
         };
         let json = serde_json::to_vec(&late).expect("schedule view serialises");
         self.entry(ENTRY_SCHEDULES, &json);
+    }
+
+    pub fn manager(&mut self, v: &ManagerView, ts_ns: u64) {
+        let late = LateManager {
+            ts_ns,
+            view: v.clone(),
+        };
+        let json = serde_json::to_vec(&late).expect("manager view serialises");
+        self.entry(ENTRY_MANAGER, &json);
     }
 
     pub fn lost(&mut self, l: &LostEvents) {

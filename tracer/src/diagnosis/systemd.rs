@@ -1,0 +1,422 @@
+//! systemd services and timers: which unit a job ran as, systemd's own failures named
+//! in its words (`status=203/EXEC`), and timer fires that started nothing.
+use std::collections::HashMap;
+
+use jiff::{tz::TimeZone, Timestamp};
+use serde::Serialize;
+
+use super::{schedule::rfc3339, Finding, Kind};
+use crate::{
+    facts::HostFacts,
+    model::{
+        event::Body,
+        job::{command_of, Job, Tracker},
+    },
+    schedules::{
+        resolve_tz,
+        systemd::{calendar::CalendarSpec, status::setup_failure, ManagerView, Service, Timer},
+    },
+};
+
+/// systemd's default `TimeoutStartSec=` (DefaultTimeoutStartSec=).
+const DEFAULT_TIMEOUT_SECS: f64 = 90.0;
+/// A run this long before its fire time counts for it (clocks, rounding).
+const EARLY_NS: i64 = 2_000_000_000;
+/// ... and this long after its fire time plus the timer's accuracy and random delay.
+const LATE_NS: i64 = 5_000_000_000;
+/// Fires listed per timer in a finding's `times`.
+const TIMES_LISTED: usize = 20;
+/// Fires looked at per timer and calendar line: a window of days of a per-second
+/// timer is what it is long before this.
+const MAX_FIRES: usize = 100_000;
+
+/// The unit a job ran as (JSON `unit`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct UnitRef {
+    pub service: String,
+    /// The timer that starts it, when one was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer: Option<String>,
+    /// `OnCalendar=daily, OnBootSec=5min` (the timer's triggers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The unit files and drop-ins read, timer's first.
+    pub files: Vec<String>,
+    /// `ExecStartPre=` and `ExecStart=` lines.
+    pub exec: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
+}
+
+struct ManagerState {
+    view: ManagerView,
+    from_ns: u64,
+    tz: TimeZone,
+}
+
+/// The systemd managers of the trace and the runs of their services.
+#[derive(Default)]
+pub struct Managers {
+    states: Vec<ManagerState>,
+    /// Service -> starts (monotonic ns) of its runs, for the missed-fire check.
+    runs: HashMap<String, Vec<u64>>,
+}
+
+impl Managers {
+    pub fn add(&mut self, view: ManagerView, from_ns: u64) {
+        let tz = resolve_tz(&view.tz).unwrap_or(TimeZone::UTC);
+        self.states.push(ManagerState { view, from_ns, tz });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// The latest view of the manager that forked this job.
+    fn view_of(&self, job: &Job) -> Option<&ManagerView> {
+        self.states
+            .iter()
+            .rev()
+            .find(|s| s.view.pids.contains(&job.scheduler_pid) && s.from_ns <= job.start_ns)
+            .or_else(|| {
+                self.states
+                    .iter()
+                    .rev()
+                    .find(|s| s.view.pids.contains(&job.scheduler_pid))
+            })
+            .map(|s| &s.view)
+    }
+
+    fn service_of(&self, t: &Tracker, job: &Job) -> Option<(Service, Option<Timer>)> {
+        let unit = job.unit.as_deref()?;
+        let view = self.view_of(job)?;
+        // systemd names the timer that started a service in its environment
+        // (TRIGGER_UNIT=, v251+); a manual start has none. A service that never ran its
+        // command shows no environment: then the timer that starts it, if any.
+        let env = t.procs.get(t.main_pid(job)).map(|p| p.env.as_slice());
+        let trigger = env.and_then(|e| {
+            e.iter()
+                .find_map(|kv| kv.strip_prefix("TRIGGER_UNIT="))
+                .map(String::from)
+        });
+        let has_env = env.is_some_and(|e| !e.is_empty());
+        let timer = match trigger {
+            Some(name) => view.timers().into_iter().find(|t| t.name == name),
+            None if has_env => None,
+            None => view.timer_of(unit),
+        };
+        view.service(unit).map(|s| (s, timer))
+    }
+
+    /// The unit a job ran as, with what its files say; `None` for other jobs.
+    pub fn unit_of(&self, t: &Tracker, job: &Job) -> Option<UnitRef> {
+        let unit = job.unit.clone()?;
+        let (service, timer) = match self.service_of(t, job) {
+            Some((s, t)) => (Some(s), t),
+            None => (None, None),
+        };
+        let mut files: Vec<String> = timer.iter().flat_map(|t| t.files.clone()).collect();
+        files.extend(service.iter().flat_map(|s| s.files.clone()));
+        Some(UnitRef {
+            service: unit,
+            timer: timer.as_ref().map(|t| t.name.clone()),
+            schedule: timer.as_ref().map(Timer::schedule_text),
+            files,
+            exec: service
+                .iter()
+                .flat_map(|s| s.exec_start_pre.iter().chain(&s.exec_start))
+                .map(|e| e.text.clone())
+                .collect(),
+            user: service.as_ref().and_then(|s| s.user.clone()),
+            working_directory: service.as_ref().and_then(|s| s.working_directory.clone()),
+            environment: service.map(|s| s.environment).unwrap_or_default(),
+        })
+    }
+
+    /// A job of a service ran: its timer's fire is accounted for.
+    pub fn ran(&mut self, job: &Job) {
+        if let Some(u) = &job.unit {
+            self.runs.entry(u.clone()).or_default().push(job.start_ns);
+        }
+    }
+
+    /// Findings of a service job in systemd's words: its set-up failures
+    /// (`status=203/EXEC`) replace the generic ones they cause, and a kill by the
+    /// manager names the timeout.
+    pub fn service_findings(
+        &self,
+        t: &Tracker,
+        job: &Job,
+        facts: &mut dyn HostFacts,
+        findings: &mut Vec<Finding>,
+    ) {
+        let Some(unit) = job.unit.as_deref() else {
+            return;
+        };
+        let service = self.service_of(t, job).map(|(s, _)| s);
+        if let Some(f) = setup_finding(t, job, unit, service.as_ref(), facts) {
+            findings.retain(|x| {
+                !matches!(
+                    x.kind.as_str(),
+                    "no_exec" | "nonzero_exit" | "chdir_failed" | "exec_failed"
+                )
+            });
+            findings.insert(0, f);
+        }
+        for f in findings.iter_mut() {
+            match f.kind.as_str() {
+                "killed_by_signal" if f.message.contains(&format!(" {}", job.scheduler_pid)) => {
+                    let limit = service
+                        .as_ref()
+                        .and_then(|s| s.timeout_start_secs)
+                        .map(|s| format!("TimeoutStartSec={s}s"))
+                        .unwrap_or_else(|| {
+                            format!("TimeoutStartSec= (default {DEFAULT_TIMEOUT_SECS}s)")
+                        });
+                    f.message.push_str(&format!(
+                        ": systemd kills a unit's processes when its {limit} runs out or the unit is stopped (`systemctl status {unit}`)"
+                    ));
+                }
+                "command_not_found" => f
+                    .message
+                    .push_str(&format!(" (the PATH systemd gives {unit}, not a login shell's: set Environment=PATH=... or use an absolute path in ExecStart=)")),
+                _ => {}
+            }
+        }
+    }
+
+    /// Timer fires in the trace window that started no run of their service.
+    pub fn missed_fires(
+        &self,
+        t: &Tracker,
+        start_ns: u64,
+        end_ns: u64,
+        mono_to_wall_ns: i64,
+    ) -> Vec<Finding> {
+        let wall = |mono: u64| {
+            Timestamp::from_nanosecond(mono as i128 + mono_to_wall_ns as i128)
+                .unwrap_or(Timestamp::UNIX_EPOCH)
+        };
+        let mut out = Vec::new();
+        for (i, st) in self.states.iter().enumerate() {
+            // A later view of the same manager takes over from its start.
+            let until = self.states[i + 1..]
+                .iter()
+                .filter(|o| o.view.pids.iter().any(|p| st.view.pids.contains(p)))
+                .map(|o| o.from_ns)
+                .min()
+                .unwrap_or(end_ns);
+            let from = st.from_ns.max(start_ns);
+            for timer in st.view.timers() {
+                let runs = self.runs.get(&timer.unit).map(Vec::as_slice).unwrap_or(&[]);
+                if !st.view.is_wanted(&timer.name) && runs.is_empty() {
+                    continue;
+                }
+                let slack = ((timer.accuracy_secs + timer.randomized_delay_secs) * 1e9) as i64;
+                let mut missed: Vec<(Timestamp, u64)> = Vec::new();
+                let mut problems = Vec::new();
+                for line in &timer.calendar {
+                    let spec = match CalendarSpec::parse(&line.value) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            problems.push(format!("{}:{}: {e}", line.file, line.line));
+                            continue;
+                        }
+                    };
+                    let mut at = wall(from);
+                    for _ in 0..MAX_FIRES {
+                        let Some(fire) = spec.next_after(at, &st.tz) else {
+                            break;
+                        };
+                        at = fire;
+                        let fire_mono = (fire.as_nanosecond() - mono_to_wall_ns as i128) as i64;
+                        // Undecided yet: the window ends before the timer's latest start.
+                        if fire_mono + slack + LATE_NS > until.min(end_ns) as i64 {
+                            break;
+                        }
+                        let ran = runs.iter().any(|&r| {
+                            let r = r as i64;
+                            r >= fire_mono - EARLY_NS && r <= fire_mono + slack + LATE_NS
+                        });
+                        if !ran {
+                            missed.push((fire, fire_mono.max(0) as u64));
+                        }
+                    }
+                }
+                if missed.is_empty() && problems.is_empty() {
+                    continue;
+                }
+                if !problems.is_empty() {
+                    out.push(Finding {
+                        kind: Kind::CrontabSyntax.as_str().into(),
+                        message: format!(
+                            "{}: systemd cannot parse its calendar: {}",
+                            timer.name,
+                            problems.join("; ")
+                        ),
+                        file: timer.files.first().cloned(),
+                        ..Default::default()
+                    });
+                }
+                if missed.is_empty() {
+                    continue;
+                }
+                missed.sort();
+                let first_mono = missed[0].1;
+                let alive = |mono: u64| {
+                    t.schedulers
+                        .lives
+                        .iter()
+                        .any(|l| st.view.pids.contains(&l.pid) && l.alive_at(mono))
+                };
+                let why = if alive(first_mono) {
+                    format!(
+                        "{} was running: the timer was stopped or disabled, or its schedule changed (`systemctl status {}`, `systemctl list-timers`)",
+                        st.view.who(),
+                        timer.name
+                    )
+                } else {
+                    format!("{} was not running then", st.view.who())
+                };
+                let times: Vec<String> = missed
+                    .iter()
+                    .take(TIMES_LISTED)
+                    .map(|(f, _)| rfc3339(&f.to_zoned_datetime(st.tz.clone())))
+                    .collect();
+                let count = if missed.len() == 1 {
+                    "once".to_string()
+                } else {
+                    format!("{} times", missed.len())
+                };
+                out.push(Finding {
+                    kind: Kind::MissedSchedule.as_str().into(),
+                    message: format!(
+                        "{} ({}) should have started {} at {} and it did not ({count} in the trace): {why}",
+                        timer.name,
+                        timer.schedule_text(),
+                        timer.unit,
+                        times[0],
+                    ),
+                    file: timer.files.first().cloned(),
+                    times,
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The job's own process ended with one of systemd's set-up statuses before running
+/// anything: say which step failed, with the unit's line for it.
+fn setup_finding(
+    t: &Tracker,
+    job: &Job,
+    unit: &str,
+    service: Option<&Service>,
+    facts: &mut dyn HostFacts,
+) -> Option<Finding> {
+    let leader = t.procs.get(job.leader_pid)?;
+    if leader.execed {
+        return None;
+    }
+    let code = leader.exit?.code?;
+    let (name, what) = setup_failure(code)?;
+    let status = format!("status={code}/{name}");
+    let failed_event = |pred: &dyn Fn(&Body) -> bool| {
+        job.timeline
+            .iter()
+            .position(|e| e.pid == job.leader_pid && pred(&e.body))
+    };
+    let (kind, message, evidence) = match code {
+        203 => {
+            let exec = service.and_then(|s| s.exec_start.first());
+            let path = exec.map(|e| e.path.clone());
+            let why = match &path {
+                Some(p) if p.starts_with('/') => {
+                    let f = facts.file(p);
+                    if !f.exists {
+                        format!(": {p} does not exist")
+                    } else if f.is_dir {
+                        format!(": {p} is a directory")
+                    } else if f.mode & 0o111 == 0 {
+                        format!(": {p} is not executable (mode {:o})", f.mode & 0o7777)
+                    } else if f.noexec_mount {
+                        format!(": {p} is on a noexec mount")
+                    } else {
+                        String::new()
+                    }
+                }
+                Some(p) => format!(
+                    ": {p} is not an absolute path and was not found in systemd's search path"
+                ),
+                None => String::new(),
+            };
+            let line = exec
+                .map(|e| format!("{} ({}:{})", e.text, e.file, e.line))
+                .unwrap_or_else(|| "its ExecStart=".to_string());
+            (
+                Kind::ExecFailed,
+                format!("systemd could not execute {line} of {unit} ({status}){why}"),
+                failed_event(&|b| matches!(b, Body::ExecAttempt { .. })),
+            )
+        }
+        200 => {
+            let dir = service
+                .and_then(|s| s.working_directory.clone())
+                .unwrap_or_else(|| "the unit's WorkingDirectory=".into());
+            let ev = failed_event(&|b| matches!(b, Body::Chdir { result, .. } if !result.ok()));
+            let err = ev
+                .and_then(|i| job.timeline[i].body.result())
+                .and_then(|r| r.error)
+                .map(|e| format!(": chdir {e}"))
+                .unwrap_or_default();
+            (
+                Kind::ChdirFailed,
+                format!("systemd could not enter WorkingDirectory={dir} of {unit} ({status}){err}"),
+                ev,
+            )
+        }
+        217 | 216 => {
+            let (key, who) = if code == 217 {
+                ("User", service.and_then(|s| s.user.clone()))
+            } else {
+                ("Group", service.and_then(|s| s.group.clone()))
+            };
+            let who = who.unwrap_or_default();
+            (
+                Kind::NoExec,
+                format!("systemd could not resolve {key}={who} of {unit} ({status}): no such {} on this host, or NSS failed", key.to_lowercase()),
+                None,
+            )
+        }
+        _ => (
+            Kind::NoExec,
+            format!("systemd's set-up of {unit} failed before its command ran ({status}: {what})"),
+            None,
+        ),
+    };
+    let exit_idx = job
+        .timeline
+        .iter()
+        .rposition(|e| e.pid == job.leader_pid && matches!(e.body, Body::Exit { .. }));
+    Some(Finding {
+        kind: kind.as_str().into(),
+        message,
+        pid: job.leader_pid,
+        evidence: evidence.into_iter().chain(exit_idx).collect(),
+        ..Default::default()
+    })
+}
+
+/// The command a service job stands for when its process never ran one: the unit's
+/// first `ExecStart=`.
+pub fn unexecuted_command(unit: &UnitRef) -> Option<String> {
+    let line = unit.exec.iter().find(|l| l.starts_with("ExecStart="))?;
+    let words = crate::schedules::systemd::unit::split_words(line.trim_start_matches("ExecStart="));
+    Some(command_of(&words))
+}
