@@ -11,6 +11,7 @@ use crate::{
     diagnosis::{
         schedule::{EntryRef, ScheduleCheck},
         systemd::{Managers, UnitRef},
+        tables::Tables,
         Finding,
     },
     facts::HostFacts,
@@ -22,9 +23,13 @@ use crate::{
         follow::Follow,
         report::{self, Earlier, Report, Stats},
     },
-    schedules::{systemd::ManagerView, ScheduleView},
+    schedules::{
+        systemd::ManagerView,
+        tables::{AtJob, TableFile},
+        ScheduleView,
+    },
     secrets,
-    tracefile::{LostEvents, Synthetic, TraceWriter},
+    tracefile::{LateSchedulerFiles, LostEvents, Synthetic, TraceWriter},
     Format,
 };
 
@@ -43,6 +48,7 @@ struct Verdict {
     findings: Vec<Finding>,
     entry: Option<EntryRef>,
     unit: Option<UnitRef>,
+    at_job: Option<AtJob>,
     /// A service manager's own work (systemd running its generators): not a job of
     /// any unit, so not listed.
     manager_work: bool,
@@ -86,6 +92,8 @@ pub struct Pipeline {
     schedules: ScheduleCheck,
     /// The systemd managers' timers and services, and the runs of those services.
     managers: Managers,
+    /// anacrontabs and at jobs, and which of the at jobs ran.
+    tables: Tables,
     mono_to_wall_ns: i64,
     /// `record --entry`: report only these entries' jobs and what concerns them.
     entry_filter: Option<Vec<EntryRef>>,
@@ -130,6 +138,7 @@ impl Pipeline {
             advanced_ns: 0,
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             managers: Managers::default(),
+            tables: Tables::default(),
             mono_to_wall_ns: 0,
             entry_filter: None,
             forced_entry: None,
@@ -267,8 +276,10 @@ impl Pipeline {
         if !wanted {
             return;
         }
-        let (findings, entry, unit) = v.map(|v| (v.findings, v.entry, v.unit)).unwrap_or_default();
-        let jr = report::job_report(&self.tracker, job, &self.users, findings, entry, unit);
+        let (findings, entry, unit, at) = v
+            .map(|v| (v.findings, v.entry, v.unit, v.at_job))
+            .unwrap_or_default();
+        let jr = report::job_report(&self.tracker, job, &self.users, findings, entry, unit, at);
         self.earlier.add(&jr);
     }
 
@@ -330,20 +341,31 @@ impl Pipeline {
         self
     }
 
-    /// The systemd managers' units as read at start.
-    pub fn with_managers(mut self, views: Vec<ManagerView>) -> Self {
+    /// The systemd managers' units, anacrontabs and at jobs as read at start.
+    pub fn with_scheduler_files(mut self, views: Vec<ManagerView>, tables: Vec<TableFile>) -> Self {
         for v in views {
             self.managers.add(v, self.start_ns);
+        }
+        for f in tables {
+            self.tables.add(f, self.start_ns);
         }
         self
     }
 
-    /// The units of a systemd manager that started during the trace, read at `ts_ns`.
-    pub fn manager_view(&mut self, v: ManagerView, ts_ns: u64) {
-        if let Some(w) = self.writer.as_mut() {
-            w.manager(&v, ts_ns);
+    /// The files of a systemd manager, anacron or atd that started during the trace.
+    pub fn scheduler_files(&mut self, late: LateSchedulerFiles) {
+        if late.managers.is_empty() && late.tables.is_empty() {
+            return;
         }
-        self.managers.add(v, ts_ns);
+        if let Some(w) = self.writer.as_mut() {
+            w.scheduler_files(&late);
+        }
+        for v in late.managers {
+            self.managers.add(v, late.ts_ns);
+        }
+        for f in late.tables {
+            self.tables.add(f, late.ts_ns);
+        }
     }
 
     pub fn schedules(&self) -> &ScheduleCheck {
@@ -431,6 +453,11 @@ impl Pipeline {
 
     fn feed(&mut self, ev: Event) {
         let finished = self.tracker.push(ev);
+        for (parent, child) in self.tracker.take_daemonized() {
+            self.schedules.continued(parent, child);
+            self.managers.continued(parent, child);
+            self.tables.continued(parent, child);
+        }
         for idx in finished {
             self.diagnose(idx, false);
             if self.follow.is_some() {
@@ -460,11 +487,16 @@ impl Pipeline {
         self.managers
             .service_findings(&self.tracker, job, self.facts.as_mut(), &mut findings);
         self.managers.ran(job);
+        self.tables.ran(job);
         let unit = self.managers.unit_of(&self.tracker, job);
+        let at_job = self.tables.at_job(job);
         let entry = match &self.forced_entry {
             Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
-            _ if job.unit.is_some() => None,
-            _ => self.schedules.entry_of(&self.tracker, job),
+            _ if job.unit.is_some() || job.at_file.is_some() => None,
+            _ => self
+                .tables
+                .anacron_entry(&self.tracker, job)
+                .or_else(|| self.schedules.entry_of(&self.tracker, job)),
         };
         self.verdicts.insert(
             idx,
@@ -472,6 +504,7 @@ impl Pipeline {
                 findings,
                 entry,
                 unit,
+                at_job,
                 manager_work,
             },
         );
@@ -494,6 +527,7 @@ impl Pipeline {
             v.map(|v| v.findings.clone()).unwrap_or_default(),
             v.and_then(|v| v.entry.clone()),
             v.and_then(|v| v.unit.clone()),
+            v.and_then(|v| v.at_job.clone()),
         ))
     }
 
@@ -536,6 +570,12 @@ impl Pipeline {
         }
         let end_ns = self.tracker.counters.last_ts.max(self.start_ns);
         let mut host = self.schedules.finish(&self.tracker, end_ns);
+        host.extend(self.tables.finish(
+            &self.tracker,
+            end_ns,
+            self.mono_to_wall_ns,
+            &jiff::tz::TimeZone::UTC,
+        ));
         host.extend(self.managers.missed_fires(
             &self.tracker,
             self.start_ns,

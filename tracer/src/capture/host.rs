@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path};
 use crate::{
     capture::snapshot::ProcInfo,
     model::users::UserNames,
-    schedules::{self, systemd::ManagerView, Daemon, ScheduleView},
+    schedules::{self, systemd::ManagerView, tables::TableFile, Daemon, ScheduleView},
     secrets,
 };
 
@@ -260,6 +260,117 @@ pub fn manager_views(procs: &[ProcInfo]) -> Vec<ManagerView> {
         views.push(view);
     }
     views
+}
+
+/// At most this many queued at jobs are read, each up to this size.
+const MAX_AT_JOBS: usize = 1_000;
+const MAX_TABLE_BYTES: u64 = 256 * 1024;
+
+/// The anacrontab each anacron among `procs` reads (`-t FILE`, else
+/// `/etc/anacrontab`) and the jobs queued in atd's spool. Only daemons in our own
+/// mount namespace: another's files are not read (yet).
+pub fn table_files(procs: &[ProcInfo]) -> Vec<TableFile> {
+    let own_ns = mount_ns("self");
+    let mut out: Vec<TableFile> = Vec::new();
+    let read = |path: &str| -> Option<String> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_TABLE_BYTES {
+            log::warn!("{path}: not a regular file under 256 KiB: not read");
+            return None;
+        }
+        std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .ok()
+    };
+    for p in procs {
+        let kind = match p.comm.as_str() {
+            "anacron" => "anacron",
+            "atd" => "at",
+            _ => continue,
+        };
+        let ns = mount_ns(&p.pid.to_string());
+        if ns.is_some() && ns != own_ns {
+            log::warn!(
+                "{} (pid {}) is in another mount namespace: its {} files are not read",
+                p.comm,
+                p.pid,
+                kind
+            );
+            continue;
+        }
+        if trusted_daemon(p.pid, None).is_err() {
+            continue;
+        }
+        // Two atd read one spool.
+        if kind == "at" && out.iter().any(|f| f.scheduler == "at") {
+            for f in out.iter_mut().filter(|f| f.scheduler == "at") {
+                f.pids.push(p.pid);
+            }
+            continue;
+        }
+        let paths: Vec<String> = if kind == "anacron" {
+            let mut it = p.cmdline.iter();
+            let mut tab = "/etc/anacrontab".to_string();
+            while let Some(a) = it.next() {
+                if a == "-t" {
+                    if let Some(t) = it.next() {
+                        tab = t.clone();
+                    }
+                }
+            }
+            if !tab.starts_with('/') {
+                // anacron opens it from the directory it was started in.
+                if let Ok(cwd) = std::fs::read_link(format!("/proc/{}/cwd", p.pid)) {
+                    tab = cwd.join(&tab).display().to_string();
+                }
+            }
+            if out.iter().any(|f| f.path == tab) {
+                continue;
+            }
+            vec![tab]
+        } else {
+            let mut names: Vec<String> = std::fs::read_dir(schedules::tables::AT_SPOOL_DIR)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| schedules::tables::parse_at_name(n).is_some())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            if names.len() > MAX_AT_JOBS {
+                log::warn!(
+                    "{} at jobs queued: only the first {MAX_AT_JOBS} are read",
+                    names.len()
+                );
+                names.truncate(MAX_AT_JOBS);
+            }
+            names
+                .iter()
+                .map(|n| format!("{}/{n}", schedules::tables::AT_SPOOL_DIR))
+                .collect()
+        };
+        for path in paths {
+            if let Some(text) = read(&path) {
+                out.push(TableFile {
+                    scheduler: kind.into(),
+                    pids: vec![p.pid],
+                    path,
+                    text,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Everything a scheduler that appeared at `ts_ns` reads, for the trace.
+pub fn scheduler_files(p: &ProcInfo, ts_ns: u64) -> crate::tracefile::LateSchedulerFiles {
+    crate::tracefile::LateSchedulerFiles {
+        ts_ns,
+        managers: manager_views(std::slice::from_ref(p)),
+        tables: table_files(std::slice::from_ref(p)),
+    }
 }
 
 /// The hidden `tracer __read-units ROOT`: chroot into ROOT (a manager's

@@ -314,9 +314,7 @@ fn rescan(
                         pipe.schedule_view(v, now);
                     }
                 }
-                for v in crate::capture::host::manager_views(std::slice::from_ref(&p)) {
-                    pipe.manager_view(v, now);
-                }
+                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, now));
             }
             let process = process_for_trace(&p, counts.as_mut());
             pipe.note_redactions(counts.as_ref());
@@ -471,9 +469,7 @@ fn drain(
                         pipe.schedule_view(v, monotonic_ns());
                     }
                 }
-                for v in crate::capture::host::manager_views(std::slice::from_ref(&p)) {
-                    pipe.manager_view(v, monotonic_ns());
-                }
+                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, monotonic_ns()));
                 let process = process_for_trace(&p, counts.as_mut());
                 pipe.note_redactions(counts.as_ref());
                 pipe.synthetic(&Synthetic {

@@ -10,7 +10,10 @@ use std::{
 use crate::{
     capture::{
         as_cron::Plan,
-        host::{manager_views, monotonic_ns, read_trim, realtime_ns, schedule_views, users_map},
+        host::{
+            manager_views, monotonic_ns, read_trim, realtime_ns, schedule_views, table_files,
+            users_map,
+        },
         live::{self, process_for_trace},
         loader::{self, LoadOptions, SetupError},
         snapshot::{self, RootSpec},
@@ -443,6 +446,11 @@ fn run_attached(
         } else {
             manager_views(&roots)
         },
+        tables: if opts.trigger.is_some() {
+            Vec::new()
+        } else {
+            table_files(&roots)
+        },
     };
     let mut pipe = Pipeline::new(
         UserNames::from_map(users),
@@ -452,7 +460,7 @@ fn run_attached(
         Box::new(LiveFacts::default()),
     )
     .with_schedules(header.schedules.clone(), mono_to_wall_ns)
-    .with_managers(header.managers.clone())
+    .with_scheduler_files(header.managers.clone(), header.tables.clone())
     .summarise_clean_jobs(!opts.timelines);
     let reopen = opts
         .follow

@@ -208,7 +208,7 @@ fn feed(
     let users = UserNames::from_map(header.users.clone());
     let mut pipe = Pipeline::new(users, how.format, false, header.start_ns, Box::new(facts))
         .with_schedules(header.schedules.clone(), header.mono_to_wall_ns)
-        .with_managers(header.managers.clone())
+        .with_scheduler_files(header.managers.clone(), header.tables.clone())
         .summarise_clean_jobs(!how.timelines);
     if how.quiet {
         pipe = pipe.quiet();
@@ -224,7 +224,7 @@ fn feed(
             Entry::Synthetic(s) => pipe.synthetic(&s),
             Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
             Entry::Lost(l) => pipe.lost(l),
-            Entry::Manager(m) => pipe.manager_view(m.view, m.ts_ns),
+            Entry::SchedulerFiles(l) => pipe.scheduler_files(l),
             Entry::Fact(_) => {}
         }
     }

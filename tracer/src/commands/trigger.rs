@@ -111,6 +111,7 @@ fn resolve(pattern: &str) -> Result<(EntryRef, Plan, bool, Option<String>), Stri
         schedule: e.schedule.clone(),
         user: e.user.clone(),
         command: shown(&e.command),
+        job_id: None,
     };
     Ok((entry, plan, e.runs, e.skipped_because.clone()))
 }

@@ -23,6 +23,7 @@ pub mod preflight;
 mod rules_tests;
 pub mod schedule;
 pub mod systemd;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -55,6 +55,9 @@ pub struct EntryRef {
     pub schedule: String,
     pub user: String,
     pub command: String,
+    /// anacron's job identifier (its timestamp file's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 impl EntryRef {
@@ -65,6 +68,7 @@ impl EntryRef {
             schedule: e.schedule.clone(),
             user: e.user.clone(),
             command: e.command.clone(),
+            job_id: None,
         }
     }
 }
@@ -174,6 +178,20 @@ impl ScheduleCheck {
     fn mono(&self, t: Timestamp) -> u64 {
         let ns = t.as_nanosecond() - self.mono_to_wall_ns as i128;
         ns.clamp(0, u64::MAX as i128) as u64
+    }
+
+    /// The daemon `parent` went on as `child` (it daemonized): same files, same group.
+    pub fn continued(&mut self, parent: u32, child: u32) {
+        for g in self.groups.iter_mut().filter(|g| g.contains(&parent)) {
+            g.push(child);
+        }
+        for s in self
+            .views
+            .iter_mut()
+            .filter(|s| s.view.pids.contains(&parent))
+        {
+            s.view.pids.push(child);
+        }
     }
 
     fn group_of_pid(&self, pid: u32) -> Option<usize> {

@@ -72,8 +72,14 @@ impl Managers {
         self.states.push(ManagerState { view, from_ns, tz });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+    pub fn continued(&mut self, parent: u32, child: u32) {
+        for s in self
+            .states
+            .iter_mut()
+            .filter(|s| s.view.pids.contains(&parent))
+        {
+            s.view.pids.push(child);
+        }
     }
 
     /// The latest view of the manager that forked this job.

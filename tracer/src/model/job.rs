@@ -12,9 +12,13 @@ use foldhash::{HashMap as PidMap, HashMapExt, HashSet as PidSet, HashSetExt};
 use crate::{
     model::event::{Body, Event, ExitStatus},
     model::jobs::Jobs,
+    model::process::resolve,
     model::process::ProcessTable,
     model::scheduler::Schedulers,
-    schedules::systemd::service_of_cgroup_path,
+    schedules::{
+        systemd::service_of_cgroup_path,
+        tables::{parse_at_name, AT_SPOOL_DIR},
+    },
 };
 
 #[derive(Clone, Debug)]
@@ -44,8 +48,13 @@ pub struct Job {
     /// The systemd service the job runs as, from the cgroup systemd put its first
     /// process in (`NAME.service`); `None` for other schedulers.
     pub unit: Option<String>,
+    /// The at job it runs: the spool file atd's child opened (`.../atjobs/a0000201c8bcf2`).
+    pub at_file: Option<String>,
     retired: bool,
 }
+
+/// A daemon's parent exits this soon after the fork that carries the daemon on.
+const DAEMONIZE_NS: u64 = 2_000_000_000;
 
 /// Past this many events in one job's timeline, routine successes (opens, stats,
 /// sockets, connects that worked) are counted, not kept; what the rules and a person
@@ -170,6 +179,8 @@ pub struct Tracker {
     /// environment, what `env_mismatch` compares a later failure with. Kept aside so
     /// that the job itself can be let go.
     last_good: HashMap<(String, u32), (u64, Vec<String>)>,
+    /// See `take_daemonized`.
+    daemonized: Vec<(u32, u32)>,
     pub counters: Counters,
 }
 
@@ -219,6 +230,7 @@ impl Tracker {
             dropped_events: 0,
             capped: BTreeMap::new(),
             unit: None,
+            at_file: None,
             retired: false,
         });
         self.pid_job.insert(leader, idx);
@@ -294,7 +306,9 @@ impl Tracker {
             }
             Body::Exit { .. } => {
                 // A scheduler that ends stops being a root; its jobs keep its name.
-                self.roots.remove(&ev.pid);
+                if let Some(comm) = self.roots.remove(&ev.pid) {
+                    self.daemonized(ev.pid, comm, ev.ts_ns);
+                }
             }
             _ => {}
         }
@@ -326,7 +340,26 @@ impl Tracker {
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
+        // atd's child opens the job's spool file (relative to atd's spool directory)
+        // before it runs the script on the shell's stdin.
+        let at_file = match &ev.body {
+            Body::Open { path, result, .. }
+                if result.ok()
+                    && parse_at_name(path).is_some()
+                    && self.jobs[idx].scheduler == "atd" =>
+            {
+                let cwd = self.procs.get(ev.pid).and_then(|p| p.cwd.as_deref());
+                Some(match resolve(cwd, path) {
+                    Some(p) if p.starts_with('/') => p,
+                    _ => format!("{AT_SPOOL_DIR}/{}", path.rsplit('/').next().unwrap_or(path)),
+                })
+            }
+            _ => None,
+        };
         let job = self.jobs.get_mut(idx)?;
+        if job.at_file.is_none() {
+            job.at_file = at_file;
+        }
         if job.unit.is_none() {
             // systemd's child writes itself into the service's cgroup before anything
             // of the service runs: the one place the service's name shows.
@@ -352,6 +385,42 @@ impl Tracker {
             }
         }
         None
+    }
+
+    /// A daemon that forks and lets its parent exit (cron from an init script,
+    /// `anacron -s`, atd) goes on in the child: that fork was not a job, and the child
+    /// is the scheduler whose forks are the jobs. Told by the child: alive, not
+    /// exec'd, alone (a job's child forks its command at once), forked just before.
+    fn daemonized(&mut self, parent: u32, comm: String, ts: u64) {
+        let took_over: Vec<usize> = self
+            .jobs
+            .indexed()
+            .rev()
+            .take_while(|(_, j)| ts.saturating_sub(j.start_ns) <= DAEMONIZE_NS)
+            .filter(|(_, j)| {
+                j.scheduler_pid == parent
+                    && !j.started_before_trace
+                    && j.members.len() == 1
+                    && j.live.contains(&j.leader_pid)
+                    && !self.procs.get(j.leader_pid).is_some_and(|p| p.execed)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for idx in took_over {
+            let Some(job) = self.jobs.withdraw(idx) else {
+                continue;
+            };
+            self.pid_job.remove(&job.leader_pid);
+            self.counters.root_events += job.timeline.len() as u64;
+            self.roots.insert(job.leader_pid, comm.clone());
+            self.schedulers.continued(parent, job.leader_pid, ts);
+            self.daemonized.push((parent, job.leader_pid));
+        }
+    }
+
+    /// Daemons that went on in a child since the last call: (parent, child).
+    pub fn take_daemonized(&mut self) -> Vec<(u32, u32)> {
+        std::mem::take(&mut self.daemonized)
     }
 
     /// A finished job's timeline is let go (its summary and counts stay): what a long
@@ -940,5 +1009,41 @@ mod tests {
         let idx = t.jobs().started() - 1;
         t.retire(idx);
         assert!(t.evict(idx).is_none());
+    }
+
+    #[test]
+    fn a_daemon_that_forks_and_lets_its_parent_exit_goes_on_in_the_child() {
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(fork(100, 10, 200)); // the daemonizing fork
+        t.push(exit(100, 20, 0));
+        assert!(t.jobs().is_empty(), "the daemon's own fork is not a job");
+        assert_eq!(t.take_daemonized(), vec![(100, 200)]);
+        assert!(t
+            .schedulers
+            .lives
+            .iter()
+            .any(|l| l.pid == 200 && l.alive_at(30)));
+        t.push(fork(200, 1_000, 300));
+        for e in exec_events(300, 1_001, &["/bin/sh", "-c", "x"], &[], 0) {
+            t.push(e);
+        }
+        t.push(exit(300, 1_002, 0));
+        let jobs: Vec<_> = t.jobs().iter().collect();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].id, jobs[0].scheduler_pid, jobs[0].leader_pid),
+            (1, 200, 300)
+        );
+        assert!(jobs[0].finished());
+
+        // A job's child that has forked its command is a job, even if the daemon dies.
+        let mut t = Tracker::default();
+        t.push(snapshot_root(100));
+        t.push(fork(100, 10, 200));
+        t.push(fork(200, 11, 201));
+        t.push(exit(100, 20, 0));
+        assert_eq!(t.jobs().len(), 1);
+        assert!(t.take_daemonized().is_empty());
     }
 }

@@ -32,6 +32,16 @@ impl Jobs {
         idx
     }
 
+    /// Take back a job that was not one (a daemon's own fork); the latest one's index
+    /// and id are given to the next job.
+    pub(super) fn withdraw(&mut self, idx: usize) -> Option<Job> {
+        let job = self.held.remove(&idx)?;
+        if idx + 1 == self.next {
+            self.next = idx;
+        }
+        Some(job)
+    }
+
     pub(super) fn remove(&mut self, idx: usize) -> Option<Job> {
         self.held.remove(&idx)
     }

@@ -124,6 +124,26 @@ impl Schedulers {
         }
     }
 
+    /// The daemon `parent` went on in its child `child` (it daemonized) at `ts`: the
+    /// child's life starts where the parent's ends, with its name and argv.
+    pub fn continued(&mut self, parent: u32, child: u32, ts: u64) {
+        let Some(p) = self.lives.iter().rev().find(|l| l.pid == parent) else {
+            return;
+        };
+        let life = SchedulerLife {
+            pid: child,
+            comm: p.comm.clone(),
+            cmdline: p.cmdline.clone(),
+            since_ns: ts.min(p.end_ns.unwrap_or(ts)),
+            end_ns: None,
+            exit: None,
+            signals: Vec::new(),
+            reads: Vec::new(),
+        };
+        self.live.insert(child, self.lives.len());
+        self.lives.push(life);
+    }
+
     fn start(&mut self, ev: &Event, cmdline: Vec<String>) {
         self.live.insert(ev.pid, self.lives.len());
         self.lives.push(SchedulerLife {

@@ -36,7 +36,7 @@ pub fn events(c: &TraceContents) -> Vec<Event> {
                 }
             }
             Entry::Synthetic(s) => v.push(decode_snapshot(&s.process, s.root, s.ts_ns)),
-            Entry::Fact(_) | Entry::Schedules(_) | Entry::Lost(_) | Entry::Manager(_) => {}
+            Entry::Fact(_) | Entry::Schedules(_) | Entry::Lost(_) | Entry::SchedulerFiles(_) => {}
         }
     }
     v

@@ -10,6 +10,7 @@ use crate::{
     model::event::{Body, Event, ExitStatus},
     model::job::{Job, Tracker},
     model::users::UserNames,
+    schedules::tables::AtJob,
 };
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -27,6 +28,9 @@ pub struct JobReport {
     /// The systemd service it ran as, with its timer and unit files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitRef>,
+    /// The at job it ran: spool file, queue, number, due time, commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_job: Option<AtJob>,
     /// `finished`, or `running` when the trace ended first.
     pub state: &'static str,
     pub started_before_trace: bool,
@@ -196,14 +200,18 @@ pub fn job_report(
     findings: Vec<Finding>,
     crontab_entry: Option<EntryRef>,
     unit: Option<UnitRef>,
+    at_job: Option<AtJob>,
 ) -> JobReport {
     let s = t.summary(job);
     // systemd's child that never ran its command still carries systemd's argv: the
     // unit's ExecStart= is what it was to run.
     let never_ran = t.procs.get(job.leader_pid).is_some_and(|p| !p.execed);
-    let command = match unit.as_ref().filter(|_| never_ran) {
-        Some(u) => crate::diagnosis::systemd::unexecuted_command(u).unwrap_or(s.command),
-        None => s.command,
+    let command = match (unit.as_ref().filter(|_| never_ran), &at_job) {
+        (Some(u), _) => crate::diagnosis::systemd::unexecuted_command(u).unwrap_or(s.command),
+        // atd's shell reads the script on stdin: its commands are in the spool file.
+        (None, Some(a)) => crate::diagnosis::tables::at_command(a)
+            .unwrap_or_else(|| format!("(at job {}: its script was not read)", a.number)),
+        (None, None) => s.command,
     };
     JobReport {
         id: job.id,
@@ -214,6 +222,7 @@ pub fn job_report(
         command,
         crontab_entry,
         unit,
+        at_job,
         state: if job.finished() {
             "finished"
         } else {
@@ -433,6 +442,13 @@ pub fn write_job_text(
         if !u.files.is_empty() {
             writeln!(out, "  files:   {}", u.files.join(", "))?;
         }
+    }
+    if let Some(a) = &j.at_job {
+        writeln!(
+            out,
+            "  at job:  {} (queue {}, due {})  {}",
+            a.number, a.queue, a.due, a.file
+        )?;
     }
     if let Some(e) = &j.crontab_entry {
         writeln!(

@@ -4,6 +4,9 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Where Debian's atd keeps its queue (and runs from).
+pub const AT_SPOOL_DIR: &str = "/var/spool/cron/atjobs";
+
 /// A scheduler's file as read: an anacrontab, or one at job in atd's spool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

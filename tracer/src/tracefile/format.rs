@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     capture::snapshot::ProcInfo,
     facts::Fact,
-    schedules::{systemd::ManagerView, ScheduleView},
+    schedules::{systemd::ManagerView, tables::TableFile, ScheduleView},
 };
 
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
@@ -15,7 +15,8 @@ pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
 pub const FORMAT_MAJOR: u32 = 1;
 /// 1.3: event blocks are compressed (`FLAG_ZSTD`).
-/// 1.4: systemd managers' timers and services (`managers`, `ENTRY_MANAGER`).
+/// 1.4: systemd managers' units, anacrontabs and at jobs (`managers`, `tables`,
+/// `ENTRY_SCHEDULER_FILES`).
 pub const FORMAT_MINOR: u32 = 4;
 /// Frame flag (format 1.3): the payload is one zstd frame holding the block, which
 /// checksums cover as written (damage is found before anything is decompressed).
@@ -35,7 +36,7 @@ pub(super) const ENTRY_SCHEDULES: u8 = 4;
 /// Format 1.2: events the kernel dropped, as the live loop saw the counters grow.
 pub(super) const ENTRY_LOST: u8 = 5;
 /// Format 1.4: the units of a systemd manager that started while recording.
-pub(super) const ENTRY_MANAGER: u8 = 6;
+pub(super) const ENTRY_SCHEDULER_FILES: u8 = 6;
 /// Write a block when it grows past this, or a second has passed.
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -84,6 +85,9 @@ pub struct TraceHeader {
     /// The timers and services of each systemd manager at start (format 1.4).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub managers: Vec<ManagerView>,
+    /// anacron's anacrontab and atd's queued jobs at start (format 1.4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableFile>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -133,15 +137,20 @@ pub enum Entry {
     Schedules(LateSchedules),
     /// Events the kernel dropped while recording (format 1.2).
     Lost(LostEvents),
-    /// The units of a systemd manager that started during the recording (format 1.4).
-    Manager(LateManager),
+    /// The files of a systemd manager, anacron or atd that started during the
+    /// recording (format 1.4).
+    SchedulerFiles(LateSchedulerFiles),
 }
 
-/// A systemd manager's units read while recording (when it started), and when.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LateManager {
+/// A systemd manager's units, an anacrontab or at jobs read while recording, and when.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LateSchedulerFiles {
     pub ts_ns: u64,
-    pub view: ManagerView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<ManagerView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableFile>,
 }
 
 pub(super) fn frame(tag: u8, payload: &[u8]) -> BytesMut {

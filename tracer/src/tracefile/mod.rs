@@ -30,8 +30,8 @@ mod reader;
 mod writer;
 
 pub use format::{
-    CaptureOptions, Entry, LateManager, LateSchedules, LostEvents, Synthetic, TraceHeader, Trailer,
-    FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
+    CaptureOptions, Entry, LateSchedulerFiles, LateSchedules, LostEvents, Synthetic, TraceHeader,
+    Trailer, FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
 pub use reader::{read, Damage, FileWindow, ReadError, Source, TraceContents, TraceStream};
 pub use writer::{create_file, CreateError, TraceWriter};

@@ -371,9 +371,9 @@ fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
                 Ok(l) => out.push(Entry::Lost(l)),
                 Err(e) => return Err(format!("lost-events entry is not valid JSON: {e}")),
             },
-            ENTRY_MANAGER => {
+            ENTRY_SCHEDULER_FILES => {
                 if let Ok(v) = serde_json::from_slice(&data) {
-                    out.push(Entry::Manager(v));
+                    out.push(Entry::SchedulerFiles(v));
                 }
             }
             // A newer writer's entry kind: skip it.

@@ -16,10 +16,7 @@ use std::{
 use bytes::{BufMut, BytesMut};
 
 use super::format::*;
-use crate::{
-    facts::Fact,
-    schedules::{systemd::ManagerView, ScheduleView},
-};
+use crate::{facts::Fact, schedules::ScheduleView};
 
 /// Why a trace (or an export of one) could not be created, and what to do instead.
 #[derive(Debug)]
@@ -353,13 +350,9 @@ impl TraceWriter {
         self.entry(ENTRY_SCHEDULES, &json);
     }
 
-    pub fn manager(&mut self, v: &ManagerView, ts_ns: u64) {
-        let late = LateManager {
-            ts_ns,
-            view: v.clone(),
-        };
-        let json = serde_json::to_vec(&late).expect("manager view serialises");
-        self.entry(ENTRY_MANAGER, &json);
+    pub fn scheduler_files(&mut self, late: &LateSchedulerFiles) {
+        let json = serde_json::to_vec(late).expect("scheduler files serialise");
+        self.entry(ENTRY_SCHEDULER_FILES, &json);
     }
 
     pub fn lost(&mut self, l: &LostEvents) {
