@@ -350,7 +350,14 @@ fn run_as_root(bin: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Debian packages the tests drive, the program each provides, and why.
-const TEST_PACKAGES: [(&str, &str, &str); 6] = [
+const TEST_PACKAGES: [(&str, &str, &str); 9] = [
+    (
+        "systemd",
+        "/lib/systemd/systemd",
+        "a real systemd (PID 1 of a test namespace) whose timers start services",
+    ),
+    ("at", "/usr/sbin/atd", "atd, which runs at jobs"),
+    ("anacron", "/usr/sbin/anacron", "anacron, which runs anacrontab jobs"),
     (
         "cron",
         "/usr/sbin/cron",

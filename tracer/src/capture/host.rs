@@ -268,8 +268,9 @@ const MAX_TABLE_BYTES: u64 = 256 * 1024;
 
 /// The anacrontab each anacron among `procs` reads (`-t FILE`, else
 /// `/etc/anacrontab`) and the jobs queued in atd's spool. Only daemons in our own
-/// mount namespace: another's files are not read (yet).
-pub fn table_files(procs: &[ProcInfo]) -> Vec<TableFile> {
+/// mount namespace: another's files are not read (yet). With `fallback` and no atd
+/// running, the spool of the installed atd is read too: a job queued there cannot run.
+pub fn table_files(procs: &[ProcInfo], fallback: bool) -> Vec<TableFile> {
     let own_ns = mount_ns("self");
     let mut out: Vec<TableFile> = Vec::new();
     let read = |path: &str| -> Option<String> {
@@ -282,6 +283,21 @@ pub fn table_files(procs: &[ProcInfo]) -> Vec<TableFile> {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .ok()
     };
+    let no_atd = fallback
+        && !procs.iter().any(|p| p.comm == "atd")
+        && Path::new("/usr/sbin/atd").exists();
+    if no_atd {
+        for path in at_spool_files() {
+            if let Some(text) = read(&path) {
+                out.push(TableFile {
+                    scheduler: "at".into(),
+                    pids: Vec::new(),
+                    path,
+                    text,
+                });
+            }
+        }
+    }
     for p in procs {
         let kind = match p.comm.as_str() {
             "anacron" => "anacron",
@@ -329,26 +345,7 @@ pub fn table_files(procs: &[ProcInfo]) -> Vec<TableFile> {
             }
             vec![tab]
         } else {
-            let mut names: Vec<String> = std::fs::read_dir(schedules::tables::AT_SPOOL_DIR)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .filter(|n| schedules::tables::parse_at_name(n).is_some())
-                        .collect()
-                })
-                .unwrap_or_default();
-            names.sort();
-            if names.len() > MAX_AT_JOBS {
-                log::warn!(
-                    "{} at jobs queued: only the first {MAX_AT_JOBS} are read",
-                    names.len()
-                );
-                names.truncate(MAX_AT_JOBS);
-            }
-            names
-                .iter()
-                .map(|n| format!("{}/{n}", schedules::tables::AT_SPOOL_DIR))
-                .collect()
+            at_spool_files()
         };
         for path in paths {
             if let Some(text) = read(&path) {
@@ -364,12 +361,31 @@ pub fn table_files(procs: &[ProcInfo]) -> Vec<TableFile> {
     out
 }
 
+/// The queued jobs in atd's spool, by name (at most `MAX_AT_JOBS`).
+fn at_spool_files() -> Vec<String> {
+    let dir = schedules::tables::AT_SPOOL_DIR;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| schedules::tables::parse_at_name(n).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.len() > MAX_AT_JOBS {
+        log::warn!("{} at jobs queued: only the first {MAX_AT_JOBS} are read", names.len());
+        names.truncate(MAX_AT_JOBS);
+    }
+    names.iter().map(|n| format!("{dir}/{n}")).collect()
+}
+
 /// Everything a scheduler that appeared at `ts_ns` reads, for the trace.
 pub fn scheduler_files(p: &ProcInfo, ts_ns: u64) -> crate::tracefile::LateSchedulerFiles {
     crate::tracefile::LateSchedulerFiles {
         ts_ns,
         managers: manager_views(std::slice::from_ref(p)),
-        tables: table_files(std::slice::from_ref(p)),
+        tables: table_files(std::slice::from_ref(p), false),
     }
 }
 

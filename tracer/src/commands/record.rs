@@ -449,7 +449,8 @@ fn run_attached(
         tables: if opts.trigger.is_some() {
             Vec::new()
         } else {
-            table_files(&roots)
+            let explicit = opts.all || !opts.comms.is_empty() || !opts.pids.is_empty();
+            table_files(&roots, !explicit)
         },
     };
     let mut pipe = Pipeline::new(
