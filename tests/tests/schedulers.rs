@@ -60,11 +60,9 @@ impl NamespacedSystemd {
     fn pid(&self) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let children = std::fs::read_to_string(format!(
-                "/proc/{0}/task/{0}/children",
-                self.child.id()
-            ))
-            .unwrap_or_default();
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+                    .unwrap_or_default();
             if let Some(pid) = children
                 .split_whitespace()
                 .filter_map(|p| p.parse::<u32>().ok())
@@ -93,11 +91,13 @@ impl NamespacedSystemd {
 
 impl Drop for NamespacedSystemd {
     fn drop(&mut self) {
-        if let Ok(children) = std::fs::read_to_string(format!(
-            "/proc/{0}/task/{0}/children",
-            self.child.id()
-        )) {
-            for p in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+        {
+            for p in children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
                 // SAFETY: SIGKILL to our namespace's PID 1 ends it and every service.
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }
@@ -109,9 +109,7 @@ impl Drop for NamespacedSystemd {
 }
 
 fn timer(calendar: &str) -> String {
-    format!(
-        "[Unit]\nDefaultDependencies=no\n[Timer]\nOnCalendar={calendar}\nAccuracySec=1s\n"
-    )
+    format!("[Unit]\nDefaultDependencies=no\n[Timer]\nOnCalendar={calendar}\nAccuracySec=1s\n")
 }
 
 fn service(body: &str) -> String {
@@ -188,7 +186,10 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
 
     // The at job, due at the next minute; queued before the trace, so its script is
     // read at start (atd unlinks it before running it).
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let due = (now / 60 + 1) * 60;
     let stamp = String::from_utf8(
         Command::new("date")
@@ -221,7 +222,7 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
         .to_string();
     let _at_job = AtJob(at_number.clone());
 
-    let mut tracer = Tracer::start(&["--format", "json"]);
+    let tracer = Tracer::start(&["--format", "json"]);
     let own_atd = if Command::new("pgrep")
         .args(["-x", "atd"])
         .stdout(Stdio::null())
@@ -245,7 +246,11 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     };
 
     // A timer stopped before it fires: 30 s from now, wall clock, UTC.
-    let stop_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 30;
+    let stop_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30;
     let stop_cal = String::from_utf8(
         Command::new("date")
             .args(["-u", "-d", &format!("@{stop_at}"), "+%Y-%m-%d %H:%M:%S"])
@@ -262,7 +267,10 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
                 .to_string(),
         ),
         ("jt-ok.timer", timer(every)),
-        ("jt-ok.service", service("ExecStart=/bin/sh -c 'cat /etc/hostname'")),
+        (
+            "jt-ok.service",
+            service("ExecStart=/bin/sh -c 'cat /etc/hostname'"),
+        ),
         ("jt-path.timer", timer(every)),
         (
             "jt-path.service",
@@ -283,8 +291,14 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     ];
     let sd = NamespacedSystemd::boot(&work.join("systemd"), &units);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !sd.systemctl(&["list-timers", "--all", "--no-pager"]).contains("jt-stop.timer") {
-        assert!(Instant::now() < deadline, "our systemd did not load jt-stop.timer");
+    while !sd
+        .systemctl(&["list-timers", "--all", "--no-pager"])
+        .contains("jt-stop.timer")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "our systemd did not load jt-stop.timer"
+        );
         thread::sleep(Duration::from_millis(200));
     }
     sd.systemctl(&["stop", "jt-stop.timer"]);
@@ -299,21 +313,26 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     .unwrap();
     let spool = work.join("anacron-spool");
     std::fs::create_dir_all(&spool).unwrap();
-    let status = Command::new("/usr/sbin/anacron")
+    let mut anacron = Command::new("/usr/sbin/anacron")
         .args(["-f", "-n", "-t"])
         .arg(&tab)
         .arg("-S")
         .arg(&spool)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .status()
+        .spawn()
         .expect("anacron");
+    let anacron_parent = anacron.id();
+    let status = anacron.wait().unwrap();
     assert!(status.success(), "anacron: {status}");
 
     // Until the stopped timer's time has passed, and the at job's minute has come.
     let until = (stop_at + 8).max(due + 6);
     loop {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         if now >= until {
             break;
         }
@@ -327,7 +346,10 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
 
     // systemd: every listed job of it is a service; its own helpers are not listed.
     for j in jobs(&report).iter().filter(|j| j["scheduler"] == "systemd") {
-        assert!(j["unit"]["service"].is_string(), "a systemd job without a unit: {j:#}");
+        assert!(
+            j["unit"]["service"].is_string(),
+            "a systemd job without a unit: {j:#}"
+        );
     }
     let ok = of_unit(&report, "jt-ok.service");
     assert!(!ok.is_empty(), "no run of jt-ok.service: {report:#}");
@@ -340,7 +362,10 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     assert!(!path.is_empty(), "no run of jt-path.service");
     let f = finding(path[0], "command_not_found");
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains("jt-sd-missing-tool") && msg.contains("jt-path.service"), "{msg}");
+    assert!(
+        msg.contains("jt-sd-missing-tool") && msg.contains("jt-path.service"),
+        "{msg}"
+    );
     let exec = of_unit(&report, "jt-exec.service");
     assert!(!exec.is_empty(), "no run of jt-exec.service");
     assert_eq!(kinds(exec[0]), vec!["exec_failed"], "{:#}", exec[0]);
@@ -362,14 +387,27 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     let host: Vec<&Value> = report["findings"].as_array().unwrap().iter().collect();
     let missed = host
         .iter()
-        .find(|f| f["kind"] == "missed_schedule" && f["message"].as_str().unwrap().contains("jt-stop.timer"))
+        .find(|f| {
+            f["kind"] == "missed_schedule"
+                && f["message"].as_str().unwrap().contains("jt-stop.timer")
+        })
         .unwrap_or_else(|| panic!("no missed_schedule for jt-stop.timer: {host:#?}"));
     let msg = missed["message"].as_str().unwrap();
-    assert!(msg.contains("jt-stop.service") && msg.contains("was running"), "{msg}");
-    for t in ["jt-ok.timer", "jt-path.timer", "jt-exec.timer", "jt-wd.timer"] {
+    assert!(
+        msg.contains("jt-stop.service") && msg.contains("was running"),
+        "{msg}"
+    );
+    for t in [
+        "jt-ok.timer",
+        "jt-path.timer",
+        "jt-exec.timer",
+        "jt-wd.timer",
+    ] {
         assert!(
-            !host.iter().any(|f| f["kind"] == "missed_schedule"
-                && f["message"].as_str().unwrap().starts_with(t)),
+            !host
+                .iter()
+                .any(|f| f["kind"] == "missed_schedule"
+                    && f["message"].as_str().unwrap().starts_with(t)),
             "{t} fired every time, yet: {host:#?}"
         );
     }
@@ -381,19 +419,49 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
         .collect();
     assert_eq!(at_jobs.len(), 1, "{report:#}");
     let a = at_jobs[0];
-    assert_eq!(a["at_job"]["number"].as_u64().unwrap().to_string(), at_number);
-    assert!(a["at_job"]["file"].as_str().unwrap().starts_with("/var/spool/cron/atjobs/a"));
+    assert_eq!(
+        a["at_job"]["number"].as_u64().unwrap().to_string(),
+        at_number
+    );
+    assert!(a["at_job"]["file"]
+        .as_str()
+        .unwrap()
+        .starts_with("/var/spool/cron/atjobs/a"));
     assert_eq!(a["command"], "jt-at-missing-cmd --nightly");
     let msg = finding(a, "command_not_found")["message"].as_str().unwrap();
     assert!(msg.contains("jt-at-missing-cmd"), "{msg}");
 
     // anacron: each job matched to its line, under the daemon that went on in the
-    // child; the daemon's own fork is not a job.
-    let ana: Vec<&Value> = jobs(&report)
+    // child; the daemon's own fork is not a job. Besides them, anacron mails each
+    // job's output from a child of its own.
+    let (ana, mail): (Vec<&Value>, Vec<&Value>) = jobs(&report)
         .into_iter()
         .filter(|j| j["scheduler"] == "anacron")
-        .collect();
+        .partition(|j| j["crontab_entry"].is_object());
     assert_eq!(ana.len(), 2, "{ana:#?}");
+    for j in ana.iter().chain(&mail) {
+        assert_ne!(
+            j["scheduler_pid"], anacron_parent,
+            "a job of the exited parent: {j:#}"
+        );
+        assert_eq!(j["scheduler_pid"], ana[0]["scheduler_pid"], "{j:#}");
+        assert_ne!(
+            j["leader_pid"], ana[0]["scheduler_pid"],
+            "the daemon is a job: {j:#}"
+        );
+    }
+    for m in &mail {
+        let mails = m["timeline"].as_array().unwrap().iter().any(|e| {
+            e["event"] == "exec"
+                && e["filename"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("/sendmail"))
+        });
+        assert!(
+            mails,
+            "an anacron job that is neither a line nor its mail: {m:#}"
+        );
+    }
     let tab_s = tab.display().to_string();
     let by_id = |id: &str| {
         *ana.iter()

@@ -92,6 +92,9 @@ pub struct Pipeline {
     schedules: ScheduleCheck,
     /// The systemd managers' timers and services, and the runs of those services.
     managers: Managers,
+    /// Daemons that went on in a child (they daemonized) since the live loop last
+    /// asked: their files are read from the child (the parent may be gone already).
+    new_daemons: Vec<u32>,
     /// anacrontabs and at jobs, and which of the at jobs ran.
     tables: Tables,
     mono_to_wall_ns: i64,
@@ -138,6 +141,7 @@ impl Pipeline {
             advanced_ns: 0,
             schedules: ScheduleCheck::new(Vec::new(), start_ns, 0),
             managers: Managers::default(),
+            new_daemons: Vec::new(),
             tables: Tables::default(),
             mono_to_wall_ns: 0,
             entry_filter: None,
@@ -352,6 +356,11 @@ impl Pipeline {
         self
     }
 
+    /// Daemons that went on in a child since the last call (see `new_daemons`).
+    pub fn take_new_daemons(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.new_daemons)
+    }
+
     /// The files of a systemd manager, anacron or atd that started during the trace.
     pub fn scheduler_files(&mut self, late: LateSchedulerFiles) {
         if late.managers.is_empty() && late.tables.is_empty() {
@@ -457,6 +466,7 @@ impl Pipeline {
             self.schedules.continued(parent, child);
             self.managers.continued(parent, child);
             self.tables.continued(parent, child);
+            self.new_daemons.push(child);
         }
         for idx in finished {
             self.diagnose(idx, false);
@@ -478,18 +488,25 @@ impl Pipeline {
         let Some(job) = self.tracker.jobs().get(idx) else {
             return;
         };
-        let manager_work = job.unit.is_none() && is_service_manager(&job.scheduler);
+        let manager_work =
+            job.unit.is_none() && crate::schedules::systemd::is_manager(&job.scheduler);
+        let at_job = self.tables.at_job(job);
+        let script = at_job.as_ref().and_then(|a| {
+            Some(diagnosis::ShellScript {
+                commands: a.commands.clone()?,
+                path: a.path.clone(),
+            })
+        });
         let mut findings = if manager_work {
             Vec::new()
         } else {
-            diagnosis::diagnose(&self.tracker, job, self.facts.as_mut(), ended)
+            diagnosis::diagnose_script(&self.tracker, job, self.facts.as_mut(), ended, script)
         };
         self.managers
             .service_findings(&self.tracker, job, self.facts.as_mut(), &mut findings);
         self.managers.ran(job);
         self.tables.ran(job);
         let unit = self.managers.unit_of(&self.tracker, job);
-        let at_job = self.tables.at_job(job);
         let entry = match &self.forced_entry {
             Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
             _ if job.unit.is_some() || job.at_file.is_some() => None,
@@ -525,7 +542,9 @@ impl Pipeline {
             job,
             &self.users,
             v.map(|v| v.findings.clone()).unwrap_or_default(),
-            v.and_then(|v| v.entry.clone()),
+            // A daemonized anacron's table may be read only after its first jobs ended.
+            v.and_then(|v| v.entry.clone())
+                .or_else(|| self.tables.anacron_entry(&self.tracker, job)),
             v.and_then(|v| v.unit.clone()),
             v.and_then(|v| v.at_job.clone()),
         ))
@@ -810,9 +829,4 @@ mod tests {
             f.message
         );
     }
-}
-
-/// systemd, as a root: its forks are services (and its own helpers).
-pub fn is_service_manager(comm: &str) -> bool {
-    comm == "systemd"
 }

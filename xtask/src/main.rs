@@ -357,7 +357,11 @@ const TEST_PACKAGES: [(&str, &str, &str); 9] = [
         "a real systemd (PID 1 of a test namespace) whose timers start services",
     ),
     ("at", "/usr/sbin/atd", "atd, which runs at jobs"),
-    ("anacron", "/usr/sbin/anacron", "anacron, which runs anacrontab jobs"),
+    (
+        "anacron",
+        "/usr/sbin/anacron",
+        "anacron, which runs anacrontab jobs",
+    ),
     (
         "cron",
         "/usr/sbin/cron",

@@ -211,8 +211,7 @@ pub fn manager_views(procs: &[ProcInfo]) -> Vec<ManagerView> {
     let own_ns = mount_ns("self");
     let mut views: Vec<ManagerView> = Vec::new();
     for p in procs {
-        if !crate::pipeline::is_service_manager(&p.comm) || p.cmdline.iter().any(|a| a == "--user")
-        {
+        if !schedules::systemd::is_manager(&p.comm) || p.cmdline.iter().any(|a| a == "--user") {
             continue;
         }
         if let Err(why) = trusted_daemon(p.pid, None) {
@@ -283,9 +282,8 @@ pub fn table_files(procs: &[ProcInfo], fallback: bool) -> Vec<TableFile> {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .ok()
     };
-    let no_atd = fallback
-        && !procs.iter().any(|p| p.comm == "atd")
-        && Path::new("/usr/sbin/atd").exists();
+    let no_atd =
+        fallback && !procs.iter().any(|p| p.comm == "atd") && Path::new("/usr/sbin/atd").exists();
     if no_atd {
         for path in at_spool_files() {
             if let Some(text) = read(&path) {
@@ -374,7 +372,10 @@ fn at_spool_files() -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     if names.len() > MAX_AT_JOBS {
-        log::warn!("{} at jobs queued: only the first {MAX_AT_JOBS} are read", names.len());
+        log::warn!(
+            "{} at jobs queued: only the first {MAX_AT_JOBS} are read",
+            names.len()
+        );
         names.truncate(MAX_AT_JOBS);
     }
     names.iter().map(|n| format!("{dir}/{n}")).collect()

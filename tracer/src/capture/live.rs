@@ -454,6 +454,11 @@ fn drain(
         };
         let new_root = pipe.kernel_record(&item);
         drop(item);
+        for pid in pipe.take_new_daemons() {
+            if let Some(p) = snapshot::read_one(pid) {
+                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, monotonic_ns()));
+            }
+        }
         // A scheduler that started while we trace: its argv and cwd come from /proc
         // (its exec attempt was not followed), so its jobs inherit them.
         if let Some(pid) = new_root {

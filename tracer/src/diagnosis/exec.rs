@@ -582,10 +582,12 @@ pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec
         if p.exit.and_then(|s| s.code) != Some(127) {
             continue;
         }
-        if p.argv.get(1).map(String::as_str) != Some("-c") {
-            continue;
-        }
-        let cmd = p.argv.get(2).cloned().unwrap_or_default();
+        let script = v.script.as_ref().filter(|_| pid == v.main);
+        let cmd = match (p.argv.get(1).map(String::as_str), script) {
+            (Some("-c"), _) => p.argv.get(2).cloned().unwrap_or_default(),
+            (None, Some(s)) => s.commands.clone(),
+            _ => continue,
+        };
         let ran: HashSet<String> =
             v.tl.iter()
                 .filter_map(|e| match &e.body {
@@ -605,7 +607,10 @@ pub(super) fn command_not_found(v: &View, facts: &mut dyn HostFacts, d: &mut Vec
                 && !SHELL_BUILTINS.contains(&w.as_str())
                 && !ran.contains(w)
         });
-        let path = v.env_var(pid, "PATH").unwrap_or_else(|| "(unset)".into());
+        let path = v
+            .env_var(pid, "PATH")
+            .or_else(|| script.and_then(|s| s.path.clone()))
+            .unwrap_or_else(|| "(unset)".into());
         let mut evidence: Vec<usize> =
             v.tl.iter()
                 .position(|e| e.pid == pid && matches!(e.body, Body::ExecAttempt { .. }))

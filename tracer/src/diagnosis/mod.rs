@@ -28,6 +28,7 @@ pub mod tables;
 mod tests;
 mod view;
 
+pub use view::ShellScript;
 use view::View;
 
 /// A diagnosis result: a stable `kind`, a line a person can act on, and the events
@@ -111,7 +112,19 @@ pub(super) struct Draft {
 /// Everything wrong with one job. `ended` is true when the trace is over (a job still
 /// running is then a finding). `others` are the jobs seen before, for env comparisons.
 pub fn diagnose(t: &Tracker, job: &Job, facts: &mut dyn HostFacts, ended: bool) -> Vec<Finding> {
-    let v = View::new(t, job);
+    diagnose_script(t, job, facts, ended, None)
+}
+
+/// `diagnose`, for a job whose shell ran `script` from stdin (an at job).
+pub fn diagnose_script(
+    t: &Tracker,
+    job: &Job,
+    facts: &mut dyn HostFacts,
+    ended: bool,
+    script: Option<ShellScript>,
+) -> Vec<Finding> {
+    let mut v = View::new(t, job);
+    v.script = script;
     let mut d: Vec<Draft> = Vec::new();
     exec::chdir_failed(&v, &mut d);
     let exec_found = exec::exec_failures(&v, facts, &mut d);

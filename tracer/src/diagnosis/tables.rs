@@ -36,6 +36,19 @@ fn base(p: &str) -> &str {
 
 impl Tables {
     pub fn add(&mut self, file: TableFile, from_ns: u64) {
+        // The same file read again (a daemon's child after its parent): its readers.
+        if let Some(h) = self
+            .held
+            .iter_mut()
+            .find(|h| h.file.path == file.path && h.file.text == file.text)
+        {
+            for p in file.pids {
+                if !h.file.pids.contains(&p) {
+                    h.file.pids.push(p);
+                }
+            }
+            return;
+        }
         let entries = if file.scheduler == "anacron" {
             let (e, p) = parse_anacrontab(&file.path, &file.text);
             self.problems.extend(p);

@@ -26,6 +26,15 @@ pub(super) struct View<'a> {
     pub mailers: HashSet<u32>,
     pub main: u32,
     pub main_exit: Option<ExitStatus>,
+    /// The script the main shell read on stdin (an at job), when known.
+    pub script: Option<ShellScript>,
+}
+
+/// A script a shell runs from stdin rather than `-c` (atd's), and the PATH it sets.
+#[derive(Clone, Debug, Default)]
+pub struct ShellScript {
+    pub commands: String,
+    pub path: Option<String>,
 }
 
 pub(super) fn basename(p: &str) -> &str {
@@ -69,6 +78,7 @@ impl<'a> View<'a> {
             mailers,
             main,
             main_exit,
+            script: None,
         }
     }
 

@@ -521,6 +521,21 @@ impl Tracker {
     /// `sh -c` (Debian cron's child waits for a grandchild that runs the command).
     pub fn main_pid(&self, job: &Job) -> u32 {
         let leader = job.leader_pid;
+        // atd's child runs the script in its own child's shell, then may exec sendmail
+        // in its own pid: the shell is the job.
+        if job.at_file.is_some() {
+            if let Some(sh) = job.members.iter().copied().find(|&pid| {
+                self.procs.get(pid).is_some_and(|p| {
+                    p.ppid == leader
+                        && p.execed
+                        && p.first_argv.first().is_some_and(|a| {
+                            a.rsplit('/').next().is_some_and(|b| b.ends_with("sh"))
+                        })
+                })
+            }) {
+                return sh;
+            }
+        }
         if self.procs.get(leader).is_some_and(|p| p.execed) {
             return leader;
         }

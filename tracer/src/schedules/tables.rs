@@ -110,6 +110,9 @@ pub struct AtJob {
     pub directory: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The PATH the script exports (at copies the submitter's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The name atd gives a spool file (`%c%5lx%8lx`), parsed; `None` for other names.
@@ -139,6 +142,7 @@ pub fn at_job(path: &str, text: Option<&str>) -> Option<AtJob> {
         commands: None,
         directory: None,
         uid: None,
+        path: None,
     };
     if let Some(text) = text {
         job.uid = text
@@ -146,6 +150,11 @@ pub fn at_job(path: &str, text: Option<&str>) -> Option<AtJob> {
             .find_map(|l| l.strip_prefix("# atrun uid="))
             .and_then(|l| l.split_whitespace().next())
             .and_then(|u| u.parse().ok());
+        job.path = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PATH="))
+            .and_then(|l| l.strip_suffix("; export PATH"))
+            .map(|p| p.replace('\\', ""));
         // at.c writes `cd DIR || {`, its three-line block, then the user's input.
         let lines: Vec<&str> = text.lines().collect();
         if let Some(i) = lines
@@ -199,6 +208,13 @@ mod tests {
         assert_eq!(j.commands.as_deref(), Some("backup-db --full\necho done"));
         assert_eq!(j.directory.as_deref(), Some("/home/alice/my dir"));
         assert_eq!(j.uid, Some(1000));
+        assert_eq!(j.path, None);
+        let j = at_job(
+            "a0000201c8bcf2",
+            Some("PATH=/usr/local/bin:/usr/bin; export PATH\n"),
+        )
+        .unwrap();
+        assert_eq!(j.path.as_deref(), Some("/usr/local/bin:/usr/bin"));
         assert_eq!(
             parse_at_name("=0000201c8bcf2"),
             None,

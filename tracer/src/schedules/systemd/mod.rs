@@ -102,14 +102,18 @@ impl ManagerView {
     }
 }
 
+/// systemd, as a root: its forks are services (and its own helpers).
+pub fn is_manager(comm: &str) -> bool {
+    comm == "systemd"
+}
+
 /// The service a process was placed in, from a cgroup path systemd wrote it to
 /// (`/sys/fs/cgroup/system.slice/backup.service/cgroup.procs`, or per controller on
 /// cgroup v1): the last `.service` component.
 pub fn service_of_cgroup_path(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/sys/fs/cgroup/")?;
     rest.split('/')
-        .filter(|c| c.ends_with(".service") && c.len() > ".service".len())
-        .next_back()
+        .rfind(|c| c.ends_with(".service") && c.len() > ".service".len())
 }
 
 #[cfg(test)]
