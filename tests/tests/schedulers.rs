@@ -346,13 +346,22 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     // The same file, replayed offline, names the same units, at job and anacrontab
     // lines, and finds the same (the units and tables read while recording are in it).
     let out = Command::new(tracer_bin())
-        .args(["replay", trace.to_str().unwrap(), "--format", "json", "--timelines"])
+        .args([
+            "replay",
+            trace.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timelines",
+        ])
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&work);
     let replayed: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("replay: {e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(replayed["jobs"], report["jobs"], "replayed jobs differ from the live run");
+    assert_eq!(
+        replayed["jobs"], report["jobs"],
+        "replayed jobs differ from the live run"
+    );
     assert_eq!(replayed["findings"], report["findings"]);
 
     // systemd: every listed job of it is a service; its own helpers are not listed.

@@ -426,3 +426,229 @@ pub fn unexecuted_command(unit: &UnitRef) -> Option<String> {
     let words = crate::schedules::systemd::unit::split_words(line.trim_start_matches("ExecStart="));
     Some(command_of(&words))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        diagnosis::diagnose,
+        facts::RecordedFacts,
+        model::event::ExitStatus,
+        schedules::systemd::UnitSource,
+        testutil::{ev, exec_events, exit, fork, open, snapshot_root},
+    };
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn view(units: &[(&str, &str)]) -> ManagerView {
+        ManagerView {
+            pids: vec![1],
+            root: "/".into(),
+            tz: "UTC".into(),
+            units: units
+                .iter()
+                .map(|(u, t)| UnitSource {
+                    unit: u.to_string(),
+                    path: format!("/etc/systemd/system/{u}"),
+                    text: t.to_string(),
+                })
+                .collect(),
+            wanted: vec!["b.timer".into()],
+            ..Default::default()
+        }
+    }
+
+    /// systemd (pid 1) forks `child` into `service`; it exits `code` without exec.
+    fn setup_failed_run(t: &mut Tracker, child: u32, ts: u64, service: &str, code: i32) {
+        t.push(fork(1, ts, child));
+        t.push(open(
+            child,
+            ts + 1,
+            &format!("/sys/fs/cgroup/system.slice/{service}/cgroup.procs"),
+            3,
+        ));
+        t.push(exit(child, ts + 2, code));
+    }
+
+    fn tracker() -> Tracker {
+        let mut t = Tracker::default();
+        let mut root = snapshot_root(1);
+        root.comm = "systemd".into();
+        t.push(root);
+        t
+    }
+
+    #[test]
+    fn a_set_up_failure_is_named_in_systemds_words_and_replaces_the_generic_findings() {
+        let mut t = tracker();
+        setup_failed_run(&mut t, 50, 10, "b.service", 203);
+        setup_failed_run(&mut t, 51, 20, "w.service", 200);
+        setup_failed_run(&mut t, 52, 30, "u.service", 217);
+        let mut m = Managers::default();
+        m.add(
+            view(&[
+                ("b.service", "[Service]\nExecStart=/opt/b/run --x\n"),
+                (
+                    "w.service",
+                    "[Service]\nWorkingDirectory=/srv/w\nExecStart=/bin/true\n",
+                ),
+                (
+                    "u.service",
+                    "[Service]\nUser=nobody-here\nExecStart=/bin/true\n",
+                ),
+            ]),
+            0,
+        );
+        let mut facts = RecordedFacts::default();
+        let jobs: Vec<&Job> = t.jobs().iter().collect();
+        assert_eq!(jobs[0].unit.as_deref(), Some("b.service"));
+        let run = |j: &Job, facts: &mut RecordedFacts| {
+            let mut f = diagnose(&t, j, facts, true);
+            m.service_findings(&t, j, facts, &mut f);
+            f
+        };
+        let f = run(jobs[0], &mut facts);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, "exec_failed");
+        assert!(
+            f[0].message
+                .contains("ExecStart=/opt/b/run --x (/etc/systemd/system/b.service:2)")
+                && f[0].message.contains("status=203/EXEC")
+                && f[0].message.contains("does not exist"),
+            "{}",
+            f[0].message
+        );
+        let f = run(jobs[1], &mut facts);
+        assert_eq!((f.len(), f[0].kind.as_str()), (1, "chdir_failed"), "{f:?}");
+        assert!(
+            f[0].message.contains("WorkingDirectory=/srv/w") && f[0].message.contains("200/CHDIR")
+        );
+        let f = run(jobs[2], &mut facts);
+        assert_eq!(f[0].kind, "no_exec");
+        assert!(f[0].message.contains("User=nobody-here") && f[0].message.contains("217/USER"));
+        let u = m.unit_of(&t, jobs[0]).unwrap();
+        assert_eq!(u.exec, vec!["ExecStart=/opt/b/run --x"]);
+        assert_eq!(unexecuted_command(&u).as_deref(), Some("/opt/b/run --x"));
+    }
+
+    #[test]
+    fn a_job_of_systemd_that_ran_its_command_keeps_the_rules_findings() {
+        let mut t = tracker();
+        t.push(fork(1, 10, 60));
+        t.push(open(
+            60,
+            11,
+            "/sys/fs/cgroup/system.slice/b.service/cgroup.procs",
+            3,
+        ));
+        for e in exec_events(
+            60,
+            12,
+            &["/bin/sh", "-c", "exit 3"],
+            &["TRIGGER_UNIT=b.timer"],
+            0,
+        ) {
+            t.push(e);
+        }
+        t.push(exit(60, 13, 3));
+        let mut m = Managers::default();
+        m.add(
+            view(&[
+                ("b.timer", "[Timer]\nOnCalendar=*:*:0/10\n"),
+                ("b.service", "[Service]\nExecStart=/bin/sh -c 'exit 3'\n"),
+            ]),
+            0,
+        );
+        let job = t.jobs().iter().next().unwrap();
+        let mut facts = RecordedFacts::default();
+        let mut f = diagnose(&t, job, &mut facts, true);
+        m.service_findings(&t, job, &mut facts, &mut f);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, "nonzero_exit");
+        let u = m.unit_of(&t, job).unwrap();
+        assert_eq!(u.timer.as_deref(), Some("b.timer"));
+        assert_eq!(u.schedule.as_deref(), Some("OnCalendar=*:*:0/10"));
+    }
+
+    #[test]
+    fn a_wanted_timer_whose_fire_started_nothing_is_a_missed_schedule() {
+        // The trace runs from wall 1000 s to 1060 s; the timer fires every 10 s (at
+        // wall seconds divisible by 10), with 1 s accuracy.
+        let mono_to_wall = 1000 * SEC as i64;
+        let mut t = tracker();
+        let mut m = Managers::default();
+        m.add(
+            view(&[
+                ("b.timer", "[Timer]\nOnCalendar=*:*:0/10\nAccuracySec=1s\n"),
+                ("b.service", "[Service]\nExecStart=/bin/true\n"),
+                // Not wanted by anything and never run: not expected to fire.
+                ("c.timer", "[Timer]\nOnCalendar=*:*:0/10\n"),
+            ]),
+            0,
+        );
+        // Runs at the fires of 1010 and 1030 s only.
+        for (i, at) in [10u64, 30].into_iter().enumerate() {
+            let child = 70 + i as u32;
+            t.push(fork(1, at * SEC, child));
+            t.push(open(
+                child,
+                at * SEC + 1,
+                "/sys/fs/cgroup/system.slice/b.service/cgroup.procs",
+                3,
+            ));
+            t.push(exit(child, at * SEC + 2, 0));
+        }
+        for j in t.jobs().iter() {
+            m.ran(j);
+        }
+        let f = m.missed_fires(&t, 0, 60 * SEC, mono_to_wall);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, "missed_schedule");
+        // 1020, 1040 and 1050 s (decided: 1050 + 1 s accuracy + 5 s is within the
+        // window); 1060 s is not decided yet.
+        assert_eq!(
+            f[0].times,
+            vec![
+                "1970-01-01T00:17:00+00:00",
+                "1970-01-01T00:17:20+00:00",
+                "1970-01-01T00:17:30+00:00"
+            ]
+        );
+        assert!(f[0]
+            .message
+            .starts_with("b.timer (OnCalendar=*:*:0/10) should have started b.service"));
+        assert!(
+            f[0].message.contains("3 times") && f[0].message.contains("was running"),
+            "{}",
+            f[0].message
+        );
+        // The manager dead at the first miss: said so.
+        t.push(ev(
+            1,
+            15 * SEC,
+            Body::Exit {
+                status: Some(ExitStatus::signal(9, false)),
+            },
+        ));
+        let f = m.missed_fires(&t, 0, 60 * SEC, mono_to_wall);
+        assert!(
+            f[0].message.contains("was not running then"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn a_calendar_systemd_cannot_parse_is_named_with_its_file_and_line() {
+        let mut m = Managers::default();
+        m.add(view(&[("b.timer", "[Timer]\nOnCalendar=*-*-* 25:00\n")]), 0);
+        let f = m.missed_fires(&tracker(), 0, 60 * SEC, 0);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, "crontab_syntax");
+        assert!(
+            f[0].message.contains("/etc/systemd/system/b.timer:2"),
+            "{}",
+            f[0].message
+        );
+    }
+}

@@ -203,3 +203,79 @@ pub fn at_command(job: &AtJob) -> Option<String> {
             .join("; "),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ev, fork, open, snapshot_root};
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_queued_at_job_due_in_the_trace_that_never_ran_is_missed_and_one_that_ran_is_not() {
+        // Due at minute 0x1c8bcf2 and 0x1c8bcf3; the trace covers both and more.
+        let due = 0x1c8bcf2u64 * 60;
+        let mono_to_wall = (due as i64 - 100) * SEC as i64;
+        let script = |cmd: &str| {
+            format!("#!/bin/sh\n# atrun uid=0 gid=0\ncd /root || {{\n\t echo x >&2\n\t exit 1\n}}\n{cmd}\n")
+        };
+        let mut tables = Tables::default();
+        for (name, cmd) in [
+            ("a0000201c8bcf2", "backup --now"),
+            ("a0000301c8bcf3", "report"),
+        ] {
+            tables.add(
+                TableFile {
+                    scheduler: "at".into(),
+                    pids: vec![],
+                    path: format!("/var/spool/cron/atjobs/{name}"),
+                    text: script(cmd),
+                },
+                0,
+            );
+        }
+        let mut t = Tracker::default();
+        let mut root = snapshot_root(9);
+        root.comm = "atd".into();
+        t.push(root);
+        t.push(fork(9, 160 * SEC, 90));
+        t.push(open(90, 160 * SEC + 1, "a0000301c8bcf3", 5));
+        let job = t.jobs().iter().next().unwrap();
+        assert_eq!(
+            job.at_file.as_deref(),
+            Some("/var/spool/cron/atjobs/a0000301c8bcf3"),
+            "relative to atd's spool"
+        );
+        let a = tables.at_job(job).unwrap();
+        assert_eq!((a.number, at_command(&a).as_deref()), (3, Some("report")));
+        tables.ran(job);
+        let f = tables.finish(&t, 400 * SEC, mono_to_wall, &TimeZone::UTC);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message.starts_with("at job 2 (queue a,"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message.contains("backup --now") && f[0].message.contains("atd was running"),
+            "{}",
+            f[0].message
+        );
+        // Without an atd alive then, that is the cause.
+        t.push(ev(
+            9,
+            50 * SEC,
+            crate::model::event::Body::Exit { status: None },
+        ));
+        let f = tables.finish(&t, 400 * SEC, mono_to_wall, &TimeZone::UTC);
+        assert!(
+            f[0].message.contains("no atd was running"),
+            "{}",
+            f[0].message
+        );
+        // Not yet decided: the window ends within the grace after it was due.
+        assert!(tables
+            .finish(&t, 150 * SEC, mono_to_wall, &TimeZone::UTC)
+            .is_empty());
+    }
+}

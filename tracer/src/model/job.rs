@@ -348,11 +348,15 @@ impl Tracker {
                     && parse_at_name(path).is_some()
                     && self.jobs[idx].scheduler == "atd" =>
             {
-                let cwd = self.procs.get(ev.pid).and_then(|p| p.cwd.as_deref());
-                Some(match resolve(cwd, path) {
-                    Some(p) if p.starts_with('/') => p,
-                    _ => format!("{AT_SPOOL_DIR}/{}", path.rsplit('/').next().unwrap_or(path)),
-                })
+                // atd works from its spool; a cwd not known (or `/` from a late
+                // look) is that.
+                let cwd = self
+                    .procs
+                    .get(ev.pid)
+                    .and_then(|p| p.cwd.as_deref())
+                    .filter(|c| *c != "/")
+                    .unwrap_or(AT_SPOOL_DIR);
+                resolve(Some(cwd), path)
             }
             _ => None,
         };
@@ -399,6 +403,7 @@ impl Tracker {
             .take_while(|(_, j)| ts.saturating_sub(j.start_ns) <= DAEMONIZE_NS)
             .filter(|(_, j)| {
                 j.scheduler_pid == parent
+                    && j.start_ns <= ts
                     && !j.started_before_trace
                     && j.members.len() == 1
                     && j.live.contains(&j.leader_pid)
