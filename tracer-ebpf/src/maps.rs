@@ -38,7 +38,8 @@ pub static TRACKED: HashMap<u32, Tracked> = HashMap::with_max_entries(32768, 0);
 #[map]
 pub static THREADS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 
-/// Comms that make a process a root when it execs (cron, crond, anacron, atd, `--comm`).
+/// Comms that make a process a root when it execs (cron, crond, anacron, atd, systemd,
+/// `--comm`).
 #[map]
 pub static ROOT_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);
 

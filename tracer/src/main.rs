@@ -19,7 +19,7 @@ const EXIT_CODES: &str = "Exit codes:\n  0  ran and found nothing wrong\n  1  fi
 #[command(
     name = "tracer",
     version,
-    about = "Follow every job a scheduler (cron, crond, anacron, atd) starts, from kernel tracepoints, and show where each job's trigger path broke.",
+    about = "Follow every job a scheduler (cron, crond, anacron, atd, systemd timers) starts, from kernel tracepoints, and show where each job's trigger path broke.",
     after_help = "Exit codes: 0 nothing wrong; 1 findings; 2 usage, setup or input error; 3 damaged trace (replay).\n\nRunbook:\n  sudo tracer check                      # can this host be traced?\n  sudo tracer record --duration 90       # catch the next minute's cron jobs\n  sudo tracer record --comm myscheduler  # follow another scheduler too\n  sudo tracer record --output /var/tmp/cron.jtrace --duration 300\n  tracer replay /var/tmp/cron.jtrace     # later, anywhere, no root"
 )]
 struct Cli {
