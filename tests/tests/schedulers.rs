@@ -200,7 +200,7 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     )
     .unwrap();
     let mut at = Command::new("at")
-        .args(["-t", stamp.trim()])
+        .args(["-M", "-t", stamp.trim()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
