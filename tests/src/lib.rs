@@ -27,6 +27,28 @@ pub fn tracer_bin() -> PathBuf {
     p
 }
 
+/// `tracer replay TRACE --format json --timelines`: its exit code and its report.
+pub fn replay_json(trace: &std::path::Path) -> (Option<i32>, Value) {
+    let out = Command::new(tracer_bin())
+        .args([
+            "replay",
+            &trace.display().to_string(),
+            "--format",
+            "json",
+            "--timelines",
+        ])
+        .output()
+        .expect("run tracer replay");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "replay of {} is not JSON ({e}): {}",
+            trace.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
 /// These tests load eBPF programs and drive cron: they need root and say so.
 pub fn require_root() {
     let uid = unsafe { libc::geteuid() };

@@ -7,7 +7,7 @@ use std::{thread, time::Duration};
 
 use serde_json::Value;
 use tracer_tests::{
-    all_events, expect_event, require_root,
+    all_events, expect_event, replay_json, require_root,
     scenarios::{self, check_scenarios},
     secs_to_next_minute, tracer_bin, CrontabGuard, HostLock, TempDir, Tracer,
 };
@@ -93,23 +93,8 @@ fn every_failure_scenario_is_named_against_real_cron_and_replays_identically() {
     check_entry_run(&entry_done);
 
     // The same file, replayed offline, gives the same jobs and findings.
-    let out = std::process::Command::new(tracer_bin())
-        .args([
-            "replay",
-            trace.to_str().unwrap(),
-            "--format",
-            "json",
-            "--timelines",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, replayed) = replay_json(&trace);
+    assert_eq!(code, Some(1), "replay found nothing: {replayed:#}");
     assert_eq!(
         replayed["jobs"], live["jobs"],
         "replayed jobs differ from the live run"

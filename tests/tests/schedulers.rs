@@ -13,7 +13,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{require_root, tracer_bin, HostLock, Tracer};
+use tracer_tests::{replay_json, require_root, HostLock, Tracer};
 
 /// A systemd booted as PID 1 of a new pid+mount namespace with private /run and /tmp
 /// (TOOLCHAIN.md: never without them), running only our target. Killed when dropped.
@@ -345,19 +345,8 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     let report = done.json();
     // The same file, replayed offline, names the same units, at job and anacrontab
     // lines, and finds the same (the units and tables read while recording are in it).
-    let out = Command::new(tracer_bin())
-        .args([
-            "replay",
-            trace.to_str().unwrap(),
-            "--format",
-            "json",
-            "--timelines",
-        ])
-        .output()
-        .unwrap();
+    let (_, replayed) = replay_json(&trace);
     let _ = std::fs::remove_dir_all(&work);
-    let replayed: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("replay: {e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(
         replayed["jobs"], report["jobs"],
         "replayed jobs differ from the live run"

@@ -502,11 +502,17 @@ impl Pipeline {
         } else {
             diagnosis::diagnose_script(&self.tracker, job, self.facts.as_mut(), ended, script)
         };
-        self.managers
-            .service_findings(&self.tracker, job, self.facts.as_mut(), &mut findings);
+        let service = self.managers.service_of(&self.tracker, job);
+        Managers::service_findings(
+            &self.tracker,
+            job,
+            service.as_ref().map(|s| &s.0),
+            self.facts.as_mut(),
+            &mut findings,
+        );
         self.managers.ran(job);
         self.tables.ran(job);
-        let unit = self.managers.unit_of(&self.tracker, job);
+        let unit = Managers::unit_of(job, service);
         let entry = match &self.forced_entry {
             Some((pid, e)) if *pid == job.scheduler_pid => Some(e.clone()),
             _ if job.unit.is_some() || job.at_file.is_some() => None,

@@ -273,13 +273,8 @@ pub fn table_files(procs: &[ProcInfo], fallback: bool) -> Vec<TableFile> {
     let own_ns = mount_ns("self");
     let mut out: Vec<TableFile> = Vec::new();
     let read = |path: &str| -> Option<String> {
-        let meta = std::fs::metadata(path).ok()?;
-        if !meta.is_file() || meta.len() > MAX_TABLE_BYTES {
-            log::warn!("{path}: not a regular file under 256 KiB: not read");
-            return None;
-        }
-        std::fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        schedules::read_whole_text(Path::new(path), MAX_TABLE_BYTES)
+            .map_err(|e| log::warn!("{path}: {e}: not read"))
             .ok()
     };
     let no_atd =

@@ -50,10 +50,15 @@ pub struct UnitRef {
     pub working_directory: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub environment: Vec<String>,
+    /// The first `ExecStart=` as a command (what a job that never ran one was to run).
+    #[serde(skip)]
+    pub start_command: Option<String>,
 }
 
 struct ManagerState {
     view: ManagerView,
+    /// The view's timers, parsed once.
+    timers: Vec<Timer>,
     from_ns: u64,
     tz: TimeZone,
 }
@@ -69,7 +74,13 @@ pub struct Managers {
 impl Managers {
     pub fn add(&mut self, view: ManagerView, from_ns: u64) {
         let tz = resolve_tz(&view.tz).unwrap_or(TimeZone::UTC);
-        self.states.push(ManagerState { view, from_ns, tz });
+        let timers = view.timers();
+        self.states.push(ManagerState {
+            view,
+            timers,
+            from_ns,
+            tz,
+        });
     }
 
     pub fn continued(&mut self, parent: u32, child: u32) {
@@ -83,7 +94,7 @@ impl Managers {
     }
 
     /// The latest view of the manager that forked this job.
-    fn view_of(&self, job: &Job) -> Option<&ManagerView> {
+    fn state_of(&self, job: &Job) -> Option<&ManagerState> {
         self.states
             .iter()
             .rev()
@@ -94,12 +105,13 @@ impl Managers {
                     .rev()
                     .find(|s| s.view.pids.contains(&job.scheduler_pid))
             })
-            .map(|s| &s.view)
     }
 
-    fn service_of(&self, t: &Tracker, job: &Job) -> Option<(Service, Option<Timer>)> {
+    /// The service a job ran as and the timer that started it, from the unit files;
+    /// `None` for other jobs and services whose files were not read.
+    pub fn service_of(&self, t: &Tracker, job: &Job) -> Option<(Service, Option<Timer>)> {
         let unit = job.unit.as_deref()?;
-        let view = self.view_of(job)?;
+        let st = self.state_of(job)?;
         // systemd names the timer that started a service in its environment
         // (TRIGGER_UNIT=, v251+); a manual start has none. A service that never ran its
         // command shows no environment: then the timer that starts it, if any.
@@ -111,17 +123,18 @@ impl Managers {
         });
         let has_env = env.is_some_and(|e| !e.is_empty());
         let timer = match trigger {
-            Some(name) => view.timers().into_iter().find(|t| t.name == name),
+            Some(name) => st.timers.iter().find(|t| t.name == name),
             None if has_env => None,
-            None => view.timer_of(unit),
+            None => st.timers.iter().find(|t| t.unit == unit),
         };
-        view.service(unit).map(|s| (s, timer))
+        st.view.service(unit).map(|s| (s, timer.cloned()))
     }
 
-    /// The unit a job ran as, with what its files say; `None` for other jobs.
-    pub fn unit_of(&self, t: &Tracker, job: &Job) -> Option<UnitRef> {
+    /// The unit a job ran as, with what its files say (`service_of`); `None` for
+    /// other jobs.
+    pub fn unit_of(job: &Job, found: Option<(Service, Option<Timer>)>) -> Option<UnitRef> {
         let unit = job.unit.clone()?;
-        let (service, timer) = match self.service_of(t, job) {
+        let (service, timer) = match found {
             Some((s, t)) => (Some(s), t),
             None => (None, None),
         };
@@ -137,6 +150,10 @@ impl Managers {
                 .flat_map(|s| s.exec_start_pre.iter().chain(&s.exec_start))
                 .map(|e| e.text.clone())
                 .collect(),
+            start_command: service
+                .as_ref()
+                .and_then(|s| s.exec_start.first())
+                .map(|e| command_of(&e.argv)),
             user: service.as_ref().and_then(|s| s.user.clone()),
             working_directory: service.as_ref().and_then(|s| s.working_directory.clone()),
             environment: service.map(|s| s.environment).unwrap_or_default(),
@@ -154,17 +171,16 @@ impl Managers {
     /// (`status=203/EXEC`) replace the generic ones they cause, and a kill by the
     /// manager names the timeout.
     pub fn service_findings(
-        &self,
         t: &Tracker,
         job: &Job,
+        service: Option<&Service>,
         facts: &mut dyn HostFacts,
         findings: &mut Vec<Finding>,
     ) {
         let Some(unit) = job.unit.as_deref() else {
             return;
         };
-        let service = self.service_of(t, job).map(|(s, _)| s);
-        if let Some(f) = setup_finding(t, job, unit, service.as_ref(), facts) {
+        if let Some(f) = setup_finding(t, job, unit, service, facts) {
             findings.retain(|x| {
                 !matches!(
                     x.kind.as_str(),
@@ -177,7 +193,6 @@ impl Managers {
             match f.kind.as_str() {
                 "killed_by_signal" if f.message.contains(&format!(" {}", job.scheduler_pid)) => {
                     let limit = service
-                        .as_ref()
                         .and_then(|s| s.timeout_start_secs)
                         .map(|s| format!("TimeoutStartSec={s}s"))
                         .unwrap_or_else(|| {
@@ -217,7 +232,7 @@ impl Managers {
                 .min()
                 .unwrap_or(end_ns);
             let from = st.from_ns.max(start_ns);
-            for timer in st.view.timers() {
+            for timer in &st.timers {
                 let runs = self.runs.get(&timer.unit).map(Vec::as_slice).unwrap_or(&[]);
                 if !st.view.is_wanted(&timer.name) && runs.is_empty() {
                     continue;
@@ -419,14 +434,6 @@ fn setup_finding(
     })
 }
 
-/// The command a service job stands for when its process never ran one: the unit's
-/// first `ExecStart=`.
-pub fn unexecuted_command(unit: &UnitRef) -> Option<String> {
-    let line = unit.exec.iter().find(|l| l.starts_with("ExecStart="))?;
-    let words = crate::schedules::systemd::unit::split_words(line.trim_start_matches("ExecStart="));
-    Some(command_of(&words))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,7 +511,8 @@ mod tests {
         assert_eq!(jobs[0].unit.as_deref(), Some("b.service"));
         let run = |j: &Job, facts: &mut RecordedFacts| {
             let mut f = diagnose(&t, j, facts, true);
-            m.service_findings(&t, j, facts, &mut f);
+            let found = m.service_of(&t, j);
+            Managers::service_findings(&t, j, found.as_ref().map(|s| &s.0), facts, &mut f);
             f
         };
         let f = run(jobs[0], &mut facts);
@@ -526,9 +534,9 @@ mod tests {
         let f = run(jobs[2], &mut facts);
         assert_eq!(f[0].kind, "no_exec");
         assert!(f[0].message.contains("User=nobody-here") && f[0].message.contains("217/USER"));
-        let u = m.unit_of(&t, jobs[0]).unwrap();
+        let u = Managers::unit_of(jobs[0], m.service_of(&t, jobs[0])).unwrap();
         assert_eq!(u.exec, vec!["ExecStart=/opt/b/run --x"]);
-        assert_eq!(unexecuted_command(&u).as_deref(), Some("/opt/b/run --x"));
+        assert_eq!(u.start_command.as_deref(), Some("/opt/b/run --x"));
     }
 
     #[test]
@@ -562,10 +570,11 @@ mod tests {
         let job = t.jobs().iter().next().unwrap();
         let mut facts = RecordedFacts::default();
         let mut f = diagnose(&t, job, &mut facts, true);
-        m.service_findings(&t, job, &mut facts, &mut f);
+        let found = m.service_of(&t, job);
+        Managers::service_findings(&t, job, found.as_ref().map(|s| &s.0), &mut facts, &mut f);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind, "nonzero_exit");
-        let u = m.unit_of(&t, job).unwrap();
+        let u = Managers::unit_of(job, found).unwrap();
         assert_eq!(u.timer.as_deref(), Some("b.timer"));
         assert_eq!(u.schedule.as_deref(), Some("OnCalendar=*:*:0/10"));
     }

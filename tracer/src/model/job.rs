@@ -340,39 +340,12 @@ impl Tracker {
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
-        // atd's child opens the job's spool file (relative to atd's spool directory)
-        // before it runs the script on the shell's stdin.
-        let at_file = match &ev.body {
-            Body::Open { path, result, .. }
-                if result.ok()
-                    && parse_at_name(path).is_some()
-                    && self.jobs[idx].scheduler == "atd" =>
-            {
-                // atd works from its spool; a cwd not known (or `/` from a late
-                // look) is that.
-                let cwd = self
-                    .procs
-                    .get(ev.pid)
-                    .and_then(|p| p.cwd.as_deref())
-                    .filter(|c| *c != "/")
-                    .unwrap_or(AT_SPOOL_DIR);
-                resolve(Some(cwd), path)
+        if let Body::Open { path, result, .. } = &ev.body {
+            if result.ok() {
+                self.name_from_open(idx, ev.pid, path);
             }
-            _ => None,
-        };
+        }
         let job = self.jobs.get_mut(idx)?;
-        if job.at_file.is_none() {
-            job.at_file = at_file;
-        }
-        if job.unit.is_none() {
-            // systemd's child writes itself into the service's cgroup before anything
-            // of the service runs: the one place the service's name shows.
-            if let Body::Open { path, result, .. } = &ev.body {
-                if result.ok() && path.ends_with("/cgroup.procs") {
-                    job.unit = service_of_cgroup_path(path).map(String::from);
-                }
-            }
-        }
         job.append(ev);
         if is_exit {
             let was_live = job.live.remove(&pid);
@@ -389,6 +362,34 @@ impl Tracker {
             }
         }
         None
+    }
+
+    /// What an open by a job's process tells of the job: the systemd service whose
+    /// cgroup systemd's child writes itself into before anything of the service runs,
+    /// or the spool file atd's child opens (relative to atd's spool) before the shell
+    /// reads it on stdin.
+    fn name_from_open(&mut self, idx: usize, pid: u32, path: &str) {
+        let Some(job) = self.jobs.get(idx) else {
+            return;
+        };
+        if job.unit.is_none() && path.ends_with("/cgroup.procs") {
+            let unit = service_of_cgroup_path(path).map(String::from);
+            if let Some(job) = self.jobs.get_mut(idx) {
+                job.unit = unit;
+            }
+        } else if job.at_file.is_none() && job.scheduler == "atd" && parse_at_name(path).is_some() {
+            // atd works from its spool; a cwd not known (or `/` from a late look) is that.
+            let cwd = self
+                .procs
+                .get(pid)
+                .and_then(|p| p.cwd.as_deref())
+                .filter(|c| *c != "/")
+                .unwrap_or(AT_SPOOL_DIR);
+            let file = resolve(Some(cwd), path);
+            if let Some(job) = self.jobs.get_mut(idx) {
+                job.at_file = file;
+            }
+        }
     }
 
     /// A daemon that forks and lets its parent exit (cron from an init script,

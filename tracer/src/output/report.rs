@@ -207,7 +207,7 @@ pub fn job_report(
     // unit's ExecStart= is what it was to run.
     let never_ran = t.procs.get(job.leader_pid).is_some_and(|p| !p.execed);
     let command = match (unit.as_ref().filter(|_| never_ran), &at_job) {
-        (Some(u), _) => crate::diagnosis::systemd::unexecuted_command(u).unwrap_or(s.command),
+        (Some(u), _) => u.start_command.clone().unwrap_or(s.command),
         // atd's shell reads the script on stdin: its commands are in the spool file.
         (None, Some(a)) => crate::diagnosis::tables::at_command(a)
             .unwrap_or_else(|| format!("(at job {}: its script was not read)", a.number)),

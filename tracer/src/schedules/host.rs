@@ -275,6 +275,23 @@ fn read_capped(file: File, cap: u64) -> std::io::Result<(Vec<u8>, bool)> {
     Ok((bytes, truncated))
 }
 
+/// A regular file's whole text, or why not: not a regular file, unreadable, or past
+/// `cap` bytes (refused, not cut). Opened non-blocking: a FIFO cannot hang the reader.
+pub fn read_whole_text(path: &Path, cap: u64) -> Result<String, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    match read_capped(file, cap).map_err(|e| e.to_string())? {
+        (_, true) => Err(format!("larger than {} KiB", cap / 1024)),
+        (bytes, false) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
 fn read_text(path: &Path, cap: u64) -> Option<String> {
     let file = OpenOptions::new()
         .read(true)

@@ -18,7 +18,7 @@ pub use crontab::schedule::{Fire, FireReason, Schedule};
 pub use crontab::{
     analyse, daemon_tz, resolve_tz, CrontabSet, Effect, Entry, Problem, ProblemKind,
 };
-pub use host::{origin_of, read_context, read_file_as, read_sources};
+pub use host::{origin_of, read_context, read_file_as, read_sources, read_whole_text};
 pub use source::{CrontabSource, HostContext, Origin, UserInfo};
 pub use view::{classify, ScheduleView};
 

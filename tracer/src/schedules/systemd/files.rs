@@ -5,7 +5,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{unit::UnitFile, ManagerView, UnitSource};
+use super::{ManagerView, UnitSource};
+use crate::schedules::host::read_whole_text;
 
 /// The system unit search path, highest precedence first (systemd.unit(5)).
 pub const UNIT_DIRS: [&str; 6] = [
@@ -39,25 +40,9 @@ fn names_in(root: &Path, dir: &str) -> Vec<String> {
 }
 
 fn read_text(root: &Path, path: &str, errors: &mut Vec<String>) -> Option<String> {
-    let p = under(root, path);
-    let meta = match std::fs::metadata(&p) {
-        Ok(m) => m,
-        Err(e) => {
-            errors.push(format!("{path}: {e}"));
-            return None;
-        }
-    };
-    if !meta.is_file() || meta.len() > MAX_UNIT_BYTES {
-        errors.push(format!("{path}: not a regular file under 256 KiB"));
-        return None;
-    }
-    match std::fs::read(&p) {
-        Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-        Err(e) => {
-            errors.push(format!("{path}: {e}"));
-            None
-        }
-    }
+    read_whole_text(&under(root, path), MAX_UNIT_BYTES)
+        .map_err(|e| errors.push(format!("{path}: {e}")))
+        .ok()
 }
 
 /// Where `name` is defined (the first directory that has it) and its drop-ins: per
@@ -138,13 +123,9 @@ pub fn read_manager(root: &Path) -> ManagerView {
         if !read_unit(root, t, &mut view) {
             continue;
         }
-        let mut u = UnitFile {
-            name: t.clone(),
-            ..Default::default()
+        let Some(u) = view.unit_file(t) else {
+            continue;
         };
-        for s in view.units.iter().filter(|s| &s.unit == t) {
-            u.add(&s.path, &s.text);
-        }
         let service = super::Timer::from_unit(&u).unit;
         if !view.units.iter().any(|s| s.unit == service) {
             read_unit(root, &service, &mut view);
@@ -153,11 +134,10 @@ pub fn read_manager(root: &Path) -> ManagerView {
     // Targets the administrator wrote may pull a timer in by `Wants=` instead of a link.
     let mut scratch = ManagerView::default();
     for t in &targets {
-        if read_unit(root, t, &mut scratch) {
-            let mut u = UnitFile::default();
-            for s in scratch.units.iter().filter(|s| &s.unit == t) {
-                u.add(&s.path, &s.text);
-            }
+        if !read_unit(root, t, &mut scratch) {
+            continue;
+        }
+        if let Some(u) = scratch.unit_file(t) {
             for key in ["Wants", "Requires"] {
                 for s in u.list("Unit", key) {
                     wanted.extend(

@@ -75,11 +75,6 @@ impl ManagerView {
         self.unit_file(name).map(|u| Service::from_unit(&u))
     }
 
-    /// The timer that starts `service`, if one was read.
-    pub fn timer_of(&self, service: &str) -> Option<Timer> {
-        self.timers().into_iter().find(|t| t.unit == service)
-    }
-
     pub fn is_wanted(&self, timer: &str) -> bool {
         self.wanted.iter().any(|w| w == timer)
     }
@@ -167,7 +162,11 @@ mod tests {
             wanted: vec!["b.timer".into()],
             ..Default::default()
         };
-        let t = v.timer_of("b.service").unwrap();
+        let t = v
+            .timers()
+            .into_iter()
+            .find(|t| t.unit == "b.service")
+            .unwrap();
         assert_eq!(t.name, "b.timer");
         let s = v.service("b.service").unwrap();
         assert_eq!(s.required_dir(), Some("/srv/b"));
