@@ -200,6 +200,8 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     )
     .unwrap();
     let mut at = Command::new("at")
+        // at copies its caller's environment into the job's script.
+        .env("JT_AT_TOKEN", "at-s3cret-2")
         .args(["-M", "-t", stamp.trim()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -270,7 +272,9 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
         ("jt-ok.timer", timer(every)),
         (
             "jt-ok.service",
-            service("ExecStart=/bin/sh -c 'cat /etc/hostname'"),
+            service(
+                "Environment=JT_SD_PASSWORD=sd-s3cret-1 MODE=x\nExecStart=/bin/sh -c 'cat /etc/hostname'",
+            ),
         ),
         ("jt-path.timer", timer(every)),
         (
@@ -309,7 +313,7 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     let tab = work.join("anacrontab");
     std::fs::write(
         &tab,
-        "SHELL=/bin/sh\nPATH=/usr/bin:/bin\n1 0 jt-ana.ok /bin/sh -c 'cat /etc/hostname'\n1 0 jt-ana.missing jt-anacron-missing-cmd\n",
+        "SHELL=/bin/sh\nJT_ANA_TOKEN=ana-s3cret-3\nPATH=/usr/bin:/bin\n1 0 jt-ana.ok /bin/sh -c 'cat /etc/hostname'\n1 0 jt-ana.missing jt-anacron-missing-cmd\n",
     )
     .unwrap();
     let spool = work.join("anacron-spool");
@@ -345,6 +349,39 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     let report = done.json();
     // The same file, replayed offline, names the same units, at job and anacrontab
     // lines, and finds the same (the units and tables read while recording are in it).
+    // No secret of a unit file, an at script or an anacrontab reaches the report or
+    // the trace file (its header and the scheduler files in its compressed blocks).
+    let contents = tracer::tracefile::read(bytes::Bytes::from(std::fs::read(&trace).unwrap()))
+        .expect("the trace reads");
+    let mut recorded = serde_json::to_string(&contents.header).unwrap();
+    let mut late = 0;
+    for e in &contents.entries {
+        if let tracer::tracefile::Entry::SchedulerFiles(l) = e {
+            recorded.push_str(&serde_json::to_string(l).unwrap());
+            late += 1;
+        }
+    }
+    assert!(
+        late >= 2,
+        "the files of systemd and anacron, read while recording"
+    );
+    assert!(
+        recorded.contains("JT_SD_PASSWORD='<redacted>'"),
+        "the unit file is in the trace"
+    );
+    assert!(
+        recorded.contains("JT_ANA_TOKEN=<redacted>"),
+        "the anacrontab is in the trace"
+    );
+    assert!(
+        recorded.contains("JT_AT_TOKEN=<redacted>"),
+        "the at script is in the trace"
+    );
+    // at escapes the value it copies (`at\-s3cret\-2`): the common part is looked for.
+    assert!(!done.stdout.contains("s3cret"), "a secret in the report");
+    for s in ["sd-s3cret-1", "s3cret"] {
+        assert!(!recorded.contains(s), "{s} in the trace file");
+    }
     let (_, replayed) = replay_json(&trace);
     let _ = std::fs::remove_dir_all(&work);
     assert_eq!(
@@ -366,6 +403,10 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
         assert!(kinds(j).is_empty(), "healthy service has findings: {j:#}");
         assert_eq!(j["unit"]["timer"], "jt-ok.timer");
         assert_eq!(j["command"], "cat /etc/hostname");
+        assert_eq!(
+            j["unit"]["environment"],
+            serde_json::json!(["JT_SD_PASSWORD=<redacted>", "MODE=x"])
+        );
     }
     let path = of_unit(&report, "jt-path.service");
     assert!(!path.is_empty(), "no run of jt-path.service");
@@ -479,9 +520,9 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
     };
     let okj = by_id("jt-ana.ok");
     assert_eq!(okj["crontab_entry"]["file"], tab_s.as_str());
-    assert_eq!(okj["crontab_entry"]["line"], 3);
+    assert_eq!(okj["crontab_entry"]["line"], 4);
     assert!(kinds(okj).is_empty(), "{okj:#}");
     let bad = by_id("jt-ana.missing");
-    assert_eq!(bad["crontab_entry"]["line"], 4);
+    assert_eq!(bad["crontab_entry"]["line"], 5);
     assert!(kinds(bad).contains(&"command_not_found"), "{bad:#}");
 }

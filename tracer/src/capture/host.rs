@@ -206,8 +206,12 @@ fn run_confined<T: serde::de::DeserializeOwned>(args: &[&str]) -> Result<T, Stri
 
 /// The timers and services of each systemd manager among `procs` (a system manager:
 /// `systemd --user` instances are not read), through its own root when it is in
-/// another mount namespace.
-pub fn manager_views(procs: &[ProcInfo]) -> Vec<ManagerView> {
+/// another mount namespace. Secret-looking values are redacted when `redact` is given
+/// (it tallies them).
+pub fn manager_views(
+    procs: &[ProcInfo],
+    mut redact: Option<&mut secrets::Counts>,
+) -> Vec<ManagerView> {
     let own_ns = mount_ns("self");
     let mut views: Vec<ManagerView> = Vec::new();
     for p in procs {
@@ -246,6 +250,11 @@ pub fn manager_views(procs: &[ProcInfo]) -> Vec<ManagerView> {
                 }
             }
         };
+        if let Some(counts) = redact.as_deref_mut() {
+            for u in &mut view.units {
+                u.text = secrets::redact_unit(&u.text, counts);
+            }
+        }
         view.pids.push(p.pid);
         view.mnt_ns = ns;
         view.tz =
@@ -269,7 +278,12 @@ const MAX_TABLE_BYTES: u64 = 256 * 1024;
 /// `/etc/anacrontab`) and the jobs queued in atd's spool. Only daemons in our own
 /// mount namespace: another's files are not read (yet). With `fallback` and no atd
 /// running, the spool of the installed atd is read too: a job queued there cannot run.
-pub fn table_files(procs: &[ProcInfo], fallback: bool) -> Vec<TableFile> {
+/// Secret-looking values are redacted when `redact` is given (it tallies them).
+pub fn table_files(
+    procs: &[ProcInfo],
+    fallback: bool,
+    redact: Option<&mut secrets::Counts>,
+) -> Vec<TableFile> {
     let own_ns = mount_ns("self");
     let mut out: Vec<TableFile> = Vec::new();
     let read = |path: &str| -> Option<String> {
@@ -351,6 +365,15 @@ pub fn table_files(procs: &[ProcInfo], fallback: bool) -> Vec<TableFile> {
             }
         }
     }
+    if let Some(counts) = redact {
+        for f in &mut out {
+            f.text = if f.scheduler == "anacron" {
+                secrets::redact_anacrontab(&f.text, counts)
+            } else {
+                secrets::redact_script(&f.text, counts)
+            };
+        }
+    }
     out
 }
 
@@ -376,12 +399,17 @@ fn at_spool_files() -> Vec<String> {
     names.iter().map(|n| format!("{dir}/{n}")).collect()
 }
 
-/// Everything a scheduler that appeared at `ts_ns` reads, for the trace.
-pub fn scheduler_files(p: &ProcInfo, ts_ns: u64) -> crate::tracefile::LateSchedulerFiles {
+/// Everything a scheduler that appeared at `ts_ns` reads, for the trace (redacted
+/// when `redact` is given).
+pub fn scheduler_files(
+    p: &ProcInfo,
+    ts_ns: u64,
+    mut redact: Option<&mut secrets::Counts>,
+) -> crate::tracefile::LateSchedulerFiles {
     crate::tracefile::LateSchedulerFiles {
         ts_ns,
-        managers: manager_views(std::slice::from_ref(p)),
-        tables: table_files(std::slice::from_ref(p), false),
+        managers: manager_views(std::slice::from_ref(p), redact.as_deref_mut()),
+        tables: table_files(std::slice::from_ref(p), false, redact),
     }
 }
 

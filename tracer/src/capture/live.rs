@@ -314,7 +314,11 @@ fn rescan(
                         pipe.schedule_view(v, now);
                     }
                 }
-                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, now));
+                pipe.scheduler_files(crate::capture::host::scheduler_files(
+                    &p,
+                    now,
+                    counts.as_mut(),
+                ));
             }
             let process = process_for_trace(&p, counts.as_mut());
             pipe.note_redactions(counts.as_ref());
@@ -456,7 +460,11 @@ fn drain(
         drop(item);
         for pid in pipe.take_new_daemons() {
             if let Some(p) = snapshot::read_one(pid) {
-                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, monotonic_ns()));
+                let mut counts = tally(redact);
+                let files =
+                    crate::capture::host::scheduler_files(&p, monotonic_ns(), counts.as_mut());
+                pipe.note_redactions(counts.as_ref());
+                pipe.scheduler_files(files);
             }
         }
         // A scheduler that started while we trace: its argv and cwd come from /proc
@@ -474,7 +482,11 @@ fn drain(
                         pipe.schedule_view(v, monotonic_ns());
                     }
                 }
-                pipe.scheduler_files(crate::capture::host::scheduler_files(&p, monotonic_ns()));
+                pipe.scheduler_files(crate::capture::host::scheduler_files(
+                    &p,
+                    monotonic_ns(),
+                    counts.as_mut(),
+                ));
                 let process = process_for_trace(&p, counts.as_mut());
                 pipe.note_redactions(counts.as_ref());
                 pipe.synthetic(&Synthetic {

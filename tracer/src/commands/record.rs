@@ -444,13 +444,13 @@ fn run_attached(
         managers: if opts.trigger.is_some() {
             Vec::new()
         } else {
-            manager_views(&roots)
+            manager_views(&roots, redact.then_some(&mut start_redactions))
         },
         tables: if opts.trigger.is_some() {
             Vec::new()
         } else {
             let explicit = opts.all || !opts.comms.is_empty() || !opts.pids.is_empty();
-            table_files(&roots, !explicit)
+            table_files(&roots, !explicit, redact.then_some(&mut start_redactions))
         },
     };
     let mut pipe = Pipeline::new(

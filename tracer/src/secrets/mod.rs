@@ -212,6 +212,43 @@ fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>
 /// lines. Line ends (LF, CRLF, none on the last line) are kept exactly: the daemons'
 /// rules depend on them.
 pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String {
+    redact_table(text, counts, |l| command_start(l, has_user))
+}
+
+/// An anacrontab: env lines as in a crontab; a job line's command follows its period,
+/// delay and job identifier.
+pub fn redact_anacrontab(text: &str, counts: &mut Counts) -> String {
+    redact_table(text, counts, |l| start_after_fields(l, 3))
+}
+
+/// A script (an at job): its `NAME=value; export NAME` lines by the env rules, every
+/// other line as a shell line.
+pub fn redact_script(text: &str, counts: &mut Counts) -> String {
+    redact_table(text, counts, |_| 0)
+}
+
+/// A systemd unit file: every value (`ExecStart=`, `Environment=A=1 "B=2"`...) as a
+/// shell line, so assignments, tool options and URL passwords are caught where they
+/// stand; keys, sections and line ends are kept.
+pub fn redact_unit(text: &str, counts: &mut Counts) -> String {
+    let mut out = String::with_capacity(text.len());
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches('\n');
+        let redacted = match body.split_once('=') {
+            Some((key, value)) if !body.trim_start().starts_with(['#', ';', '[']) => {
+                redact_line(value, counts).map(|v| format!("{key}={v}"))
+            }
+            _ => redact_line(body, counts).filter(|_| body.trim_start().starts_with(['#', ';'])),
+        };
+        out.push_str(redacted.as_deref().unwrap_or(body));
+        out.push_str(&raw[body.len()..]);
+    }
+    out
+}
+
+/// Lines of a scheduler's table: env lines (`NAME=value`) by the env rules, comments as
+/// shell lines, and each entry's command (from `command_start`) as a shell line.
+fn redact_table(text: &str, counts: &mut Counts, command_start: impl Fn(&str) -> usize) -> String {
     let mut out = String::with_capacity(text.len());
     for raw in text.split_inclusive('\n') {
         let body = raw.trim_end_matches('\n');
@@ -243,7 +280,7 @@ pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String
             // An entry: only its command is a shell line, redacted as the `sh -c` string
             // cron will run (the schedule and user fields must not lend it a context).
             None => {
-                let at = command_start(body, has_user);
+                let at = command_start(body);
                 redact_line(&body[at..], counts).map(|c| format!("{}{c}", &body[..at]))
             }
         };
@@ -258,6 +295,12 @@ pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String
 fn command_start(line: &str, has_user: bool) -> usize {
     let t = line.trim_start();
     let fields = if t.starts_with('@') { 1 } else { 5 } + usize::from(has_user);
+    start_after_fields(line, fields)
+}
+
+/// Where the text after `fields` blank-separated fields starts (0 if there are fewer).
+fn start_after_fields(line: &str, fields: usize) -> usize {
+    let t = line.trim_start();
     let mut at = line.len() - t.len();
     for _ in 0..fields {
         let rest = &line[at..];
@@ -659,5 +702,35 @@ mod tests {
         );
         let v = argv(&["/bin/sh", "-c", "curl https://u:p%40ss@h"]);
         assert_eq!(tab, format!("0 3 * * * {}\n", v[2]));
+    }
+
+    #[test]
+    fn unit_files_anacrontabs_and_at_scripts_lose_their_secrets_and_keep_their_shape() {
+        let mut c = Counts::new();
+        let unit = "[Service]\n# token=abc\nEnvironment=A=1 \"DB_PASSWORD=hunter2 x\" MODE=fast\nExecStart=/usr/bin/curl -u bob:pw1 https://u:pw2@h/x\nUser=bob\n";
+        let r = redact_unit(unit, &mut c);
+        for s in ["hunter2", "pw1", "pw2"] {
+            assert!(!r.contains(s), "{s} left in {r}");
+        }
+        assert!(
+            r.contains("Environment=A=1") && r.contains("MODE=fast") && r.contains("User=bob\n"),
+            "{r}"
+        );
+        assert!(r.starts_with("[Service]\n") && r.ends_with('\n'));
+        let tab = "API_TOKEN=t0ps3cret\nPATH=/usr/bin:/bin\n1 5 backup.daily mysqldump --password=dbpw1 db\n";
+        let r = redact_anacrontab(tab, &mut c);
+        assert!(!r.contains("t0ps3cret") && !r.contains("dbpw1"), "{r}");
+        assert!(
+            r.contains("PATH=/usr/bin:/bin\n") && r.contains("1 5 backup.daily mysqldump"),
+            "{r}"
+        );
+        let script = "#!/bin/sh\nDB_PASSWORD=s3cr\\et; export DB_PASSWORD\nPATH=/usr/bin; export PATH\ncd /root || {\n\t exit 1\n}\ncurl https://a:pw3@h/\n";
+        let r = redact_script(script, &mut c);
+        assert!(!r.contains("s3cr") && !r.contains("pw3"), "{r}");
+        assert!(
+            r.contains("PATH=/usr/bin; export PATH\n") && r.contains("cd /root || {\n"),
+            "{r}"
+        );
+        assert!(c.values().sum::<u64>() >= 7, "{c:?}");
     }
 }
