@@ -259,6 +259,9 @@ pub fn manager_views(
         view.mnt_ns = ns;
         view.tz =
             process_tz(p.pid).unwrap_or_else(|| schedules::read_context(Path::new(&view.root)).tz);
+        for e in &view.errors {
+            log::warn!("systemd (pid {}): cannot read {e}", p.pid);
+        }
         log::info!(
             "units of {}: {} timers read under {}",
             view.who(),

@@ -268,8 +268,25 @@ impl Managers {
                         }
                     }
                 }
-                if missed.is_empty() && problems.is_empty() {
-                    continue;
+                let mut ignored = timer.problems.clone();
+                ignored.extend(
+                    st.view
+                        .service(&timer.unit)
+                        .into_iter()
+                        .flat_map(|s| s.problems),
+                );
+                if !ignored.is_empty() {
+                    out.push(Finding {
+                        kind: Kind::CrontabSyntax.as_str().into(),
+                        message: format!(
+                            "{} / {}: systemd ignores these lines: {}",
+                            timer.name,
+                            timer.unit,
+                            ignored.join("; ")
+                        ),
+                        file: timer.files.first().cloned(),
+                        ..Default::default()
+                    });
                 }
                 if !problems.is_empty() {
                     out.push(Finding {
@@ -653,6 +670,27 @@ mod tests {
         m.add(view(&[("b.timer", "[Timer]\nOnCalendar=*-*-* 25:00\n")]), 0);
         let f = m.missed_fires(&tracker(), 0, 60 * SEC, 0);
         assert_eq!(f.len(), 1, "{f:?}");
+        // Lines systemd ignores, in the timer and in its service, are named too.
+        let mut m = Managers::default();
+        m.add(
+            view(&[
+                ("b.timer", "[Timer]\nOnCalendar=hourly\nno equals\n"),
+                ("b.service", "[Service]\nExecStart=/bin/b\n[Service\n"),
+            ]),
+            0,
+        );
+        let g = m.missed_fires(&tracker(), 0, 60 * SEC, 0);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0].kind, "crontab_syntax");
+        assert!(
+            g[0].message
+                .contains("/etc/systemd/system/b.timer:3: not `Key=Value`")
+                && g[0]
+                    .message
+                    .contains("/etc/systemd/system/b.service:3: a section header"),
+            "{}",
+            g[0].message
+        );
         assert_eq!(f[0].kind, "crontab_syntax");
         assert!(
             f[0].message.contains("/etc/systemd/system/b.timer:2"),

@@ -55,6 +55,10 @@ fn read_unit(root: &Path, name: &str, out: &mut ManagerView) -> bool {
     else {
         return false;
     };
+    // A link to /dev/null masks the unit: nothing to read, and no error.
+    if std::fs::read_link(under(root, &main)).is_ok_and(|l| l == Path::new("/dev/null")) {
+        return false;
+    }
     let Some(text) = read_text(root, &main, &mut out.errors) else {
         return false;
     };
@@ -197,6 +201,8 @@ mod tests {
             "[Timer]\nUnit=b.service\nOnCalendar=weekly\n",
         );
         w("/etc/systemd/system/masked.timer", "");
+        std::os::unix::fs::symlink("/dev/null", dir.join("etc/systemd/system/nulled.timer"))
+            .unwrap();
         let v = read_manager(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         let t = v.timers();
@@ -217,5 +223,10 @@ mod tests {
             ]
         );
         assert_eq!(v.wanted, vec!["b.timer", "c.timer"]);
+        assert!(
+            v.errors.is_empty(),
+            "a masked unit is no error: {:?}",
+            v.errors
+        );
     }
 }

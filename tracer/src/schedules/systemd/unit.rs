@@ -300,6 +300,9 @@ pub struct Service {
     pub timeout_start_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_type: Option<String>,
+    /// Lines systemd ignores (`file:line: why`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl Service {
@@ -345,6 +348,7 @@ impl Service {
                 .collect(),
             timeout_start_secs: timeout,
             service_type: u.value("Service", "Type").map(String::from),
+            problems: u.problems.clone(),
         }
     }
 
