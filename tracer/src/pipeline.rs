@@ -47,8 +47,9 @@ enum LetGo {
 struct Verdict {
     findings: Vec<Finding>,
     entry: Option<EntryRef>,
-    unit: Option<UnitRef>,
-    at_job: Option<AtJob>,
+    // Boxed: most jobs have neither, and a verdict is held per job.
+    unit: Option<Box<UnitRef>>,
+    at_job: Option<Box<AtJob>>,
     /// A service manager's own work (systemd running its generators): not a job of
     /// any unit, so not listed.
     manager_work: bool,
@@ -526,8 +527,8 @@ impl Pipeline {
             Verdict {
                 findings,
                 entry,
-                unit,
-                at_job,
+                unit: unit.map(Box::new),
+                at_job: at_job.map(Box::new),
                 manager_work,
             },
         );

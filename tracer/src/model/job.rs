@@ -340,12 +340,12 @@ impl Tracker {
         };
         let is_exit = matches!(ev.body, Body::Exit { .. });
         let (pid, ts) = (ev.pid, ev.ts_ns);
+        let job = self.jobs.get_mut(idx)?;
         if let Body::Open { path, result, .. } = &ev.body {
             if result.ok() {
-                self.name_from_open(idx, ev.pid, path);
+                name_from_open(job, &self.procs, ev.pid, path);
             }
         }
-        let job = self.jobs.get_mut(idx)?;
         job.append(ev);
         if is_exit {
             let was_live = job.live.remove(&pid);
@@ -362,34 +362,6 @@ impl Tracker {
             }
         }
         None
-    }
-
-    /// What an open by a job's process tells of the job: the systemd service whose
-    /// cgroup systemd's child writes itself into before anything of the service runs,
-    /// or the spool file atd's child opens (relative to atd's spool) before the shell
-    /// reads it on stdin.
-    fn name_from_open(&mut self, idx: usize, pid: u32, path: &str) {
-        let Some(job) = self.jobs.get(idx) else {
-            return;
-        };
-        if job.unit.is_none() && path.ends_with("/cgroup.procs") {
-            let unit = service_of_cgroup_path(path).map(String::from);
-            if let Some(job) = self.jobs.get_mut(idx) {
-                job.unit = unit;
-            }
-        } else if job.at_file.is_none() && job.scheduler == "atd" && parse_at_name(path).is_some() {
-            // atd works from its spool; a cwd not known (or `/` from a late look) is that.
-            let cwd = self
-                .procs
-                .get(pid)
-                .and_then(|p| p.cwd.as_deref())
-                .filter(|c| *c != "/")
-                .unwrap_or(AT_SPOOL_DIR);
-            let file = resolve(Some(cwd), path);
-            if let Some(job) = self.jobs.get_mut(idx) {
-                job.at_file = file;
-            }
-        }
     }
 
     /// A daemon that forks and lets its parent exit (cron from an init script,
@@ -594,6 +566,24 @@ impl Tracker {
             uid,
             exit,
         }
+    }
+}
+
+/// What an open by a job's process tells of the job: the systemd service whose cgroup
+/// systemd's child writes itself into before anything of the service runs, or the
+/// spool file atd's child opens (relative to atd's spool) before the shell reads it on
+/// stdin.
+fn name_from_open(job: &mut Job, procs: &ProcessTable, pid: u32, path: &str) {
+    if job.unit.is_none() && path.ends_with("/cgroup.procs") {
+        job.unit = service_of_cgroup_path(path).map(String::from);
+    } else if job.at_file.is_none() && job.scheduler == "atd" && parse_at_name(path).is_some() {
+        // atd works from its spool; a cwd not known (or `/` from a late look) is that.
+        let cwd = procs
+            .get(pid)
+            .and_then(|p| p.cwd.as_deref())
+            .filter(|c| *c != "/")
+            .unwrap_or(AT_SPOOL_DIR);
+        job.at_file = resolve(Some(cwd), path);
     }
 }
 

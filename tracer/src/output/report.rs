@@ -27,10 +27,10 @@ pub struct JobReport {
     pub crontab_entry: Option<EntryRef>,
     /// The systemd service it ran as, with its timer and unit files.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<UnitRef>,
+    pub unit: Option<Box<UnitRef>>,
     /// The at job it ran: spool file, queue, number, due time, commands.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub at_job: Option<AtJob>,
+    pub at_job: Option<Box<AtJob>>,
     /// `finished`, or `running` when the trace ended first.
     pub state: &'static str,
     pub started_before_trace: bool,
@@ -199,8 +199,9 @@ pub fn job_report(
     users: &UserNames,
     findings: Vec<Finding>,
     crontab_entry: Option<EntryRef>,
-    unit: Option<UnitRef>,
-    at_job: Option<AtJob>,
+    // Boxed: most jobs have neither, and a report is held per listed job.
+    unit: Option<Box<UnitRef>>,
+    at_job: Option<Box<AtJob>>,
 ) -> JobReport {
     let s = t.summary(job);
     // systemd's child that never ran its command still carries systemd's argv: the
