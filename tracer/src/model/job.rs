@@ -105,6 +105,14 @@ impl Job {
     /// result whose attempt came before the trace stays an `exec_result`.
     fn append(&mut self, mut ev: Event) {
         if self.retired {
+            // Counted as a kept timeline counts: a result joins its attempt.
+            match ev.body {
+                Body::ExecAttempt { .. } => {
+                    self.exec_pending.insert(ev.pid, 0);
+                }
+                Body::ExecResult { .. } if self.exec_pending.remove(&ev.pid).is_some() => return,
+                _ => {}
+            }
             self.dropped_events += 1;
             return;
         }
@@ -409,7 +417,8 @@ impl Tracker {
         };
         job.dropped_events += job.timeline.len() as u64;
         job.timeline = Vec::new();
-        job.exec_pending = PidMap::new();
+        // Only which pids wait for an exec result is kept (their index went with the
+        // timeline): the result still joins, and is not counted apart.
         job.retired = true;
         job.live.shrink_to_fit();
         // Its environment goes aside if it is the latest good run of its command and
@@ -711,6 +720,32 @@ mod tests {
             (after.command, after.exit, after.env),
             (before.command, before.exit, before.env)
         );
+    }
+
+    #[test]
+    fn a_retired_job_counts_an_exec_and_its_result_as_one_event_as_a_kept_timeline_does() {
+        // A process left running execs across the retirement, and after it.
+        let run = |retire_at: Option<usize>| {
+            let mut t = Tracker::default();
+            t.push(snapshot_root(100));
+            t.push(fork(100, 1, 200));
+            t.push(fork(200, 2, 201));
+            let mut evs = exec_events(201, 3, &["/bin/sleep", "20"], &[], 0);
+            evs.extend(exec_events(201, 5, &["/bin/true"], &[], 0));
+            evs.insert(0, exit(200, 2, 0)); // the leader ends: the job is finished
+            for (i, e) in evs.into_iter().enumerate() {
+                if retire_at == Some(i) {
+                    t.retire(0);
+                }
+                t.push(e);
+            }
+            let j = &t.jobs()[0];
+            j.timeline.len() as u64 + j.dropped_events
+        };
+        let kept = run(None);
+        for at in 1..4 {
+            assert_eq!(run(Some(at)), kept, "retired before event {at}");
+        }
     }
 
     #[test]
