@@ -75,6 +75,36 @@ fn the_recorded_cron_scenarios_are_diagnosed_on_replay() {
     scenarios::check_no_secrets("its replay", &out.stdout, true);
 }
 
+/// A trace of format 1.1 (blocks not compressed, no loss records, no scheduler
+/// files), recorded from
+/// the same scenarios before the killed-child scenario printed its output for sure,
+/// still replays to the same diagnosis of every scenario that did not change.
+#[test]
+fn a_format_1_1_trace_still_replays() {
+    let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cron-scenarios-1.1.jtrace");
+    let bytes = std::fs::read(&old).unwrap();
+    assert!(
+        bytes.windows(17).any(|w| w == b"\"format_minor\":1,"),
+        "the compat fixture is not format 1.1"
+    );
+    let out = replay(&old, &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let (failing_mta, no_mta) = scenarios::cron_pids(&report);
+    let failing_mta = failing_mta.expect("the sendmail-is-false cron's runs");
+    scenarios::check_no_mta(&report, no_mta.expect("the no-MTA cron's runs"));
+    scenarios::check_left_behind(&report, failing_mta);
+    scenarios::check_rule_files(&report);
+    scenarios::check_doomed(&report, None, None);
+    scenarios::check_stale(&report);
+    assert_eq!(report["stats"]["lost_events"], 0);
+}
+
 /// Without --timelines a job with no finding is its summary and event count; a job
 /// with findings keeps its timeline (the evidence points into it); nothing else
 /// changes.
