@@ -116,6 +116,15 @@ fn service(body: &str) -> String {
     format!("[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\n{body}\n")
 }
 
+/// The test's files, removed when it ends, passed or failed.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// An at job we queued, removed if it is still there when the test ends.
 struct AtJob(String);
 
@@ -180,9 +189,14 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
             "{prog} missing: apt-get install {pkg} (cargo xtask test does this)"
         );
     }
-    let work = PathBuf::from(format!("/var/tmp/jt-schedulers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    // Not under /tmp: the systemd namespace mounts its own /tmp over it.
+    let work = WorkDir(PathBuf::from(format!(
+        "/var/tmp/jt-schedulers-{}",
+        std::process::id()
+    )));
+    let work = &work.0;
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).unwrap();
 
     // The at job, due at the next minute; queued before the trace, so its script is
     // read at start (atd unlinks it before running it).
@@ -383,7 +397,6 @@ fn systemd_timers_at_and_anacron_jobs_are_named_and_diagnosed() {
         assert!(!recorded.contains(s), "{s} in the trace file");
     }
     let (_, replayed) = replay_json(&trace);
-    let _ = std::fs::remove_dir_all(&work);
     assert_eq!(
         replayed["jobs"], report["jobs"],
         "replayed jobs differ from the live run"
