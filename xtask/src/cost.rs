@@ -221,7 +221,9 @@ fn wait_for_programs(n: usize) {
 }
 
 impl Bench<'_> {
-    fn run(&mut self, mode: Mode, n: usize) -> Result<Sample> {
+    /// `stats`: count the kernel time of each tracer program during this run. Counting
+    /// costs two clock reads per program run, so a timed run never does it.
+    fn run(&mut self, mode: Mode, n: usize, stats: bool) -> Result<Sample> {
         let out = self.dir.join(format!("out-{n}"));
         let err = self.dir.join(format!("err-{n}"));
         let mut tool: Option<Group> = None;
@@ -243,10 +245,10 @@ impl Bench<'_> {
         }
         let attach = tool.as_ref().map(|_| started.elapsed().as_secs_f64());
         let tool_pid = tool.as_ref().map(|t| t.0.id());
-        if mode == Mode::All {
+        if stats {
             set_bpf_stats(true);
         }
-        let before_progs = (mode == Mode::All).then(prog_stats);
+        let before_progs = stats.then(prog_stats);
         let tool_before = tool_pid.map(proc_cpu_secs).unwrap_or(0.0);
         let (host0, kids0) = (host_busy_secs(), children_cpu_secs());
         let began = Instant::now();
@@ -336,22 +338,50 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         progs: BTreeMap::new(),
         programs_before: programs_loaded(),
     };
+    let modes = selected_modes()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
     let mut n = 0;
     for round in 0..runs {
         eprintln!("cost: round {} of {runs}", round + 1);
         for (i, &m) in MODES.iter().enumerate() {
-            n += 1;
-            let r = b.run(m, n);
-            if r.is_err() {
-                set_bpf_stats(stats_was.trim() == "1");
+            if !modes.contains(&m) {
+                continue;
             }
-            samples[i].push(r?);
+            n += 1;
+            samples[i].push(b.run(m, n, false)?);
         }
     }
-    set_bpf_stats(stats_was.trim() == "1");
+    // The per-program table comes from one more `--all` run, left out of the timings.
+    if modes.contains(&Mode::All) {
+        eprintln!("cost: one more --all run for the per-program kernel time");
+        let r = b.run(Mode::All, n + 1, true);
+        set_bpf_stats(stats_was.trim() == "1");
+        r?;
+    }
     print(&samples, &b.progs, runs);
     Ok(())
+}
+
+/// `COST_MODES=1,2,4` runs only those modes (a quick before/after of one change);
+/// mode 1 is always run, since the ratios are to it.
+fn selected_modes() -> Result<Vec<Mode>> {
+    let Ok(v) = std::env::var("COST_MODES") else {
+        return Ok(MODES.to_vec());
+    };
+    let mut modes = vec![Mode::Nothing];
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let m = part
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| MODES.get(i.wrapping_sub(1)))
+            .with_context(|| {
+                format!("COST_MODES: {part:?} is not a mode (1 to {})", MODES.len())
+            })?;
+        if !modes.contains(m) {
+            modes.push(*m);
+        }
+    }
+    Ok(modes)
 }
 
 fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: usize) {
@@ -377,6 +407,9 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         "stop s"
     );
     for (i, m) in MODES.iter().enumerate() {
+        if samples[i].is_empty() {
+            continue;
+        }
         let wall = med(i, &|s| s.wall);
         let host = med(i, &|s| s.host_cpu);
         let events = samples[i].iter().filter_map(|s| s.events).max();
@@ -410,7 +443,7 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         return;
     }
     let total: u64 = progs.values().map(|p| p.1).sum();
-    println!("\nkernel time per tracer program during the --all runs (kernel.bpf_stats_enabled)");
+    println!("\nkernel time per tracer program during one more --all run, not timed above (kernel.bpf_stats_enabled)");
     println!(
         "{:<20} {:>10} {:>10} {:>8} {:>6}",
         "program", "runs", "total ms", "ns/run", "share"

@@ -37,7 +37,9 @@ commands:
                    cost (root): one workload with nothing attached, the tracer
                    following another root, following it, --all, strace -f and
                    bpftrace, interleaved, N rounds (default 5): wall, CPU, ratios,
-                   events/s, losses, RSS, and kernel time per tracer program";
+                   events/s, losses, RSS, attach and stop times, and the kernel
+                   time per tracer program (from one more, untimed --all run);
+                   COST_MODES=2,4 runs only those modes besides mode 1";
 
 fn main() {
     if let Err(e) = real_main() {

@@ -117,45 +117,50 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
         tgid,
         tid,
     );
-    let mut hflags = 0u32;
-    let mut trunc = 0u32;
+    // What each step found goes to the record at once, not into a register carried to
+    // the next step: the verifier then sees the same state at the start of each string
+    // loop whatever the step before found, and checks each loop once, not once per
+    // outcome of the step before (that product took half a second to verify).
     unsafe {
         (*r).is_execveat = is_at;
+        (*r).trunc = 0;
+        (*r).hdr.flags = 0;
         let fbuf = (&raw mut (*r).filename).cast::<u8>();
         let n =
             generated::bpf_probe_read_user_str(fbuf.cast(), FILENAME_LEN as u32, filename.cast());
         if n < 0 {
             *fbuf = 0;
-            hflags |= FLAG_READ_FAULT;
+            mark(&raw mut (*r).hdr.flags, FLAG_READ_FAULT);
         } else if n as usize >= FILENAME_LEN {
-            trunc |= EXEC_FILENAME_TRUNC;
+            mark(&raw mut (*r).trunc, EXEC_FILENAME_TRUNC);
         }
         let (alen, argc, at, af) =
             read_strings::<MAX_ARGS>(argv, (&raw mut (*r).args).cast::<u8>(), ARGS_LEN);
+        core::ptr::write_volatile(&raw mut (*r).args_len, alen);
+        core::ptr::write_volatile(&raw mut (*r).argc, argc);
+        if at {
+            mark(&raw mut (*r).trunc, EXEC_ARGS_TRUNC);
+        }
+        if af {
+            mark(&raw mut (*r).hdr.flags, FLAG_READ_FAULT);
+        }
         let (elen, envc, et, ef) =
             read_strings::<MAX_ENV>(envp, (&raw mut (*r).env).cast::<u8>(), ENV_LEN);
-        if at {
-            trunc |= EXEC_ARGS_TRUNC;
-        }
+        core::ptr::write_volatile(&raw mut (*r).env_len, elen);
+        core::ptr::write_volatile(&raw mut (*r).envc, envc);
         if et {
-            trunc |= EXEC_ENV_TRUNC;
+            mark(&raw mut (*r).trunc, EXEC_ENV_TRUNC);
         }
-        if af || ef {
-            hflags |= FLAG_READ_FAULT;
+        if ef {
+            mark(&raw mut (*r).hdr.flags, FLAG_READ_FAULT);
         }
-        if trunc != 0 {
-            hflags |= FLAG_TRUNCATED;
+        if core::ptr::read_volatile(&raw const (*r).trunc) != 0 {
+            mark(&raw mut (*r).hdr.flags, FLAG_TRUNCATED);
             crate::anomaly::truncated("execve filename/argv/env", tgid);
         }
-        if hflags & FLAG_READ_FAULT != 0 {
+        if core::ptr::read_volatile(&raw const (*r).hdr.flags) & FLAG_READ_FAULT != 0 {
             crate::anomaly::read_fault("execve filename/argv/env", tgid);
         }
-        (*r).hdr.flags = hflags;
-        (*r).args_len = alen;
-        (*r).argc = argc;
-        (*r).env_len = elen;
-        (*r).envc = envc;
-        (*r).trunc = trunc;
     }
     e.submit(crate::maps::submit_flags());
     0
@@ -241,6 +246,12 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     }
     e.submit(crate::maps::submit_flags());
     0
+}
+
+/// Set `bit` in a field of a record being built (through memory: see `exec_attempt`).
+#[inline(always)]
+unsafe fn mark(field: *mut u32, bit: u32) {
+    unsafe { core::ptr::write_volatile(field, core::ptr::read_volatile(field) | bit) };
 }
 
 trait CtxPtr {
