@@ -45,7 +45,8 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
     let script = format!(
         "( cd {wd} && /nonexistent/jt-missing-cmd; \
            cat /etc/hostname >/dev/null; \
-           (ulimit -n 6; exec 3</etc/hostname 4</etc/hostname 5</etc/hostname; exec 6</etc/hostname); \
+           (ulimit -n 6; exec 3</etc/hostname 4</etc/hostname 5</etc/hostname; exec 6</etc/hostname; \
+            echo | cat); \
            true 3<>/dev/tcp/127.0.0.1/{port}; \
            exit 3 ); true",
         wd = workdir.display()
@@ -118,6 +119,16 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
         "EMFILE in the process that lowered the limit"
     );
     assert_eq!(emfile["ret"], -24);
+    // A pipe has no probe of its own: the EMFILE probe on the descriptor-making
+    // syscalls' exits reports it.
+    let pipe = expect_event(&events, "pipe fails EMFILE", |e| {
+        e["event"] == "fd_exhausted" && e["error"] == "EMFILE"
+    });
+    assert!(
+        pipe["syscall"] == "pipe" || pipe["syscall"] == "pipe2",
+        "{pipe}"
+    );
+    assert_eq!(pipe["pid"], limit["pid"]);
 
     let connect = expect_event(&events, "connect to the closed port", |e| {
         e["event"] == "connect" && s(&e["address"]) == format!("127.0.0.1:{port}")

@@ -157,17 +157,43 @@ impl TryFrom<u32> for SyscallKind {
     }
 }
 
-/// x86_64 numbers of the syscalls that have their own probes. The catch-all
-/// EMFILE/ENFILE probe on `raw_syscalls/sys_exit` skips these so nothing is reported twice.
-pub const HANDLED_SYSCALL_NRS: [i64; 22] = [
-    2, 257, 437, 85, // open, openat, openat2, creat
-    41, 42, 55, // socket, connect, getsockopt
-    80, 81, // chdir, fchdir
-    105, 106, 113, 114, 117, 119, // set*id
-    160, 302, // setrlimit, prlimit64
-    61,  // wait4
-    59, 322, // execve, execveat
-    56, 435, // clone, clone3
+/// The syscalls that make a descriptor and have no probe of their own, with their
+/// x86_64 numbers: the EMFILE/ENFILE probe is attached to each one's `sys_exit_*`
+/// tracepoint (those this kernel has), and a report names the call from its number.
+pub const FD_SYSCALLS: [(i64, &str); 33] = [
+    (22, "pipe"),
+    (293, "pipe2"),
+    (32, "dup"),
+    (33, "dup2"),
+    (292, "dup3"),
+    (72, "fcntl"),
+    (43, "accept"),
+    (288, "accept4"),
+    (53, "socketpair"),
+    (213, "epoll_create"),
+    (291, "epoll_create1"),
+    (253, "inotify_init"),
+    (294, "inotify_init1"),
+    (282, "signalfd"),
+    (289, "signalfd4"),
+    (283, "timerfd_create"),
+    (284, "eventfd"),
+    (290, "eventfd2"),
+    (298, "perf_event_open"),
+    (300, "fanotify_init"),
+    (304, "open_by_handle_at"),
+    (319, "memfd_create"),
+    (321, "bpf"),
+    (323, "userfaultfd"),
+    (425, "io_uring_setup"),
+    (434, "pidfd_open"),
+    (438, "pidfd_getfd"),
+    (240, "mq_open"),
+    (428, "open_tree"),
+    (430, "fsopen"),
+    (432, "fsmount"),
+    (433, "fspick"),
+    (447, "memfd_secret"),
 ];
 
 /// Common to every record.

@@ -176,17 +176,16 @@ fn prog_stats_list() -> Vec<serde_json::Value> {
     }
 }
 
-/// The per-program counters of the kernel (`kernel.bpf_stats_enabled`): name ->
-/// (runs, ns).
-fn prog_stats() -> BTreeMap<String, (u64, u64)> {
+/// The per-program counters of the kernel (`kernel.bpf_stats_enabled`): id ->
+/// (name, runs, ns). By id: the kernel keeps names to 15 bytes, so `sys_enter_openat`
+/// and `sys_enter_openat2` have the same one.
+fn prog_stats() -> BTreeMap<u64, (String, u64, u64)> {
     let mut m = BTreeMap::new();
     for p in prog_stats_list() {
         let name = p["name"].as_str().unwrap_or("?").to_string();
         let runs = p["run_cnt"].as_u64().unwrap_or(0);
         let ns = p["run_time_ns"].as_u64().unwrap_or(0);
-        let e = m.entry(name).or_insert((0, 0));
-        e.0 += runs;
-        e.1 += ns;
+        m.insert(p["id"].as_u64().unwrap_or(0), (name, runs, ns));
     }
     m
 }
@@ -276,8 +275,8 @@ impl Bench<'_> {
             ..Default::default()
         };
         if let Some(before) = before_progs {
-            for (name, (runs, ns)) in prog_stats() {
-                let (r0, n0) = before.get(&name).copied().unwrap_or((0, 0));
+            for (id, (name, runs, ns)) in prog_stats() {
+                let (r0, n0) = before.get(&id).map_or((0, 0), |b| (b.1, b.2));
                 if runs > r0 {
                     let e = self.progs.entry(name).or_insert((0, 0));
                     e.0 += runs - r0;

@@ -107,36 +107,10 @@ pub fn signal_name(sig: i32) -> &'static str {
 
 /// Names of the x86_64 syscalls that make descriptors, for EMFILE/ENFILE reports.
 pub fn syscall_name(nr: i64) -> String {
-    let n = match nr {
-        22 => "pipe",
-        32 => "dup",
-        33 => "dup2",
-        43 => "accept",
-        53 => "socketpair",
-        72 => "fcntl",
-        213 => "epoll_create",
-        253 => "inotify_init",
-        282 => "signalfd",
-        283 => "timerfd_create",
-        284 => "eventfd",
-        288 => "accept4",
-        289 => "signalfd4",
-        290 => "eventfd2",
-        291 => "epoll_create1",
-        292 => "dup3",
-        293 => "pipe2",
-        294 => "inotify_init1",
-        298 => "perf_event_open",
-        300 => "fanotify_init",
-        304 => "open_by_handle_at",
-        319 => "memfd_create",
-        321 => "bpf",
-        323 => "userfaultfd",
-        425 => "io_uring_setup",
-        434 => "pidfd_open",
-        _ => return format!("syscall_{nr}"),
-    };
-    n.to_string()
+    match tracer_common::FD_SYSCALLS.iter().find(|(n, _)| *n == nr) {
+        Some((_, name)) => name.to_string(),
+        None => format!("syscall_{nr}"),
+    }
 }
 
 pub fn family_name(f: u64) -> &'static str {
