@@ -342,3 +342,47 @@ fn a_healthy_job_reads_in_a_handful_of_lines() {
         "successful stats are routine:\n{block}"
     );
 }
+
+/// A trace written by this tracer carries the host's answers in its trailer too, and
+/// is replayed in one pass; a format 1.4 file (the fixture) takes two. The fixture
+/// copied entry by entry through the writer must replay to the same report.
+#[test]
+fn a_trace_replayed_in_one_pass_gives_the_report_of_two() {
+    use tracer::tracefile::{self, Entry};
+    let bytes = std::fs::read(fixture()).unwrap();
+    let c = tracefile::read(bytes::Bytes::from(bytes)).unwrap();
+    assert!(
+        c.trailer.as_ref().is_some_and(|t| t.facts.is_none()),
+        "the fixture is meant to be a two-pass (format 1.4) file"
+    );
+    let dir = TempDir::new("one-pass");
+    let copy = dir.0.join("copy.jtrace");
+    let file = tracefile::create_file(&copy, false).unwrap();
+    let mut w = tracefile::TraceWriter::new(&copy, file, &c.header);
+    let mut facts = 0;
+    for e in &c.entries {
+        match e {
+            Entry::Kernel(raw) => w.kernel_record(raw),
+            Entry::Synthetic(s) => w.synthetic(s),
+            Entry::Fact(f) => {
+                facts += 1;
+                w.fact(f)
+            }
+            Entry::Schedules(l) => w.schedules(&l.view, l.ts_ns),
+            Entry::Lost(l) => w.lost(l),
+            Entry::SchedulerFiles(l) => w.scheduler_files(l),
+        }
+    }
+    assert!(facts > 0, "the fixture's diagnosis asked the host nothing");
+    assert!(w.finish(c.trailer.as_ref().unwrap()).is_none());
+
+    let mut probe = tracefile::Source::Memory(std::fs::read(&copy).unwrap().into());
+    assert!(
+        tracefile::trailer_at_end(&mut probe).is_some_and(|t| t.facts.is_some()),
+        "the copy's trailer has no answers: it would take two passes too"
+    );
+    let two = replay(&fixture(), &["--format", "json"]);
+    let one = replay(&copy, &["--format", "json"]);
+    assert_eq!(json(&one), json(&two));
+    assert_eq!(one.stderr, two.stderr);
+}

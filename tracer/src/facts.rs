@@ -45,6 +45,17 @@ pub enum Fact {
     },
 }
 
+impl Fact {
+    /// What was asked: a later answer to the same question replaces an earlier one.
+    pub fn question(&self) -> String {
+        match self {
+            Fact::Locate { name, .. } => format!("locate|{name}"),
+            Fact::File { path, .. } => format!("file|{path}"),
+            Fact::Relative { rel, near, .. } => format!("relative|{rel}|{}", near.join(":")),
+        }
+    }
+}
+
 pub trait HostFacts {
     /// Where an executable named `name` is on this host, outside any job's PATH.
     fn locate(&mut self, name: &str) -> Option<String>;

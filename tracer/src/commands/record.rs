@@ -554,6 +554,8 @@ fn run_attached(
             lost_by_kind: lost_by_kind.clone(),
             end_ns,
             redactions: rep.stats.redactions.clone(),
+            // The writer adds the answers it wrote.
+            facts: None,
         };
         let path = w.path().display().to_string();
         let finished = w.finish(&trailer);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::{
-    facts::RecordedFacts,
+    facts::{Fact, RecordedFacts},
     model::users::UserNames,
     output::report::{self, Report, Stats},
     pipeline::Pipeline,
@@ -179,6 +179,7 @@ pub fn analyse(c: &TraceContents, format: Format, quiet: bool) -> Report {
         format,
         quiet,
         timelines: true,
+        exits: false,
     };
     feed(
         &c.header,
@@ -195,6 +196,8 @@ struct How {
     format: Format,
     quiet: bool,
     timelines: bool,
+    /// `tracer replay`: the process ends after this report.
+    exits: bool,
 }
 
 /// The recorded stream through the pipeline.
@@ -205,6 +208,15 @@ fn feed(
     entries: impl Iterator<Item = Entry>,
     how: How,
 ) -> Report {
+    let mut pipe = start(header, facts, how);
+    for e in entries {
+        apply(&mut pipe, e);
+    }
+    conclude(pipe, header, trailer, how)
+}
+
+/// A pipeline for a recording, its `/proc` snapshot fed.
+fn start(header: &TraceHeader, facts: RecordedFacts, how: How) -> Pipeline {
     let users = UserNames::from_map(header.users.clone());
     let mut pipe = Pipeline::new(users, how.format, false, header.start_ns, Box::new(facts))
         .with_schedules(header.schedules.clone(), header.mono_to_wall_ns)
@@ -216,18 +228,29 @@ fn feed(
     for s in &header.snapshot {
         pipe.synthetic(s);
     }
-    for e in entries {
-        match e {
-            Entry::Kernel(raw) => {
-                pipe.kernel_record(&raw);
-            }
-            Entry::Synthetic(s) => pipe.synthetic(&s),
-            Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
-            Entry::Lost(l) => pipe.lost(l),
-            Entry::SchedulerFiles(l) => pipe.scheduler_files(l),
-            Entry::Fact(_) => {}
+    pipe
+}
+
+fn apply(pipe: &mut Pipeline, e: Entry) {
+    match e {
+        Entry::Kernel(raw) => {
+            pipe.kernel_record(&raw);
         }
+        Entry::Synthetic(s) => pipe.synthetic(&s),
+        Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
+        Entry::Lost(l) => pipe.lost(l),
+        Entry::SchedulerFiles(l) => pipe.scheduler_files(l),
+        Entry::Fact(_) => {}
     }
+}
+
+/// The report, once the whole stream is in.
+fn conclude(
+    mut pipe: Pipeline,
+    header: &TraceHeader,
+    trailer: Option<&Trailer>,
+    how: How,
+) -> Report {
     if let Some(t) = trailer {
         pipe.set_end(t.end_ns);
     }
@@ -235,7 +258,7 @@ fn feed(
     let (lost_events, lost_by_kind) = trailer
         .map(|t| (t.lost_events, t.lost_by_kind.clone()))
         .unwrap_or_default();
-    pipe.finish(Stats {
+    let report = pipe.finish(Stats {
         lost_events,
         lost_by_kind,
         redactions,
@@ -243,7 +266,13 @@ fn feed(
             .map(|t| t.end_ns.saturating_sub(header.start_ns))
             .unwrap_or(0),
         ..Default::default()
-    })
+    });
+    if how.exits {
+        // Letting go of every job and event held, one by one, was a twentieth of a
+        // replay; the process is about to end, and its memory with it.
+        std::mem::forget(pipe);
+    }
+    report
 }
 
 /// What a first pass over a trace learns before the second feeds it: the answers the
@@ -283,6 +312,17 @@ fn survey(mut s: TraceStream) -> Survey {
 /// larger than memory replays.
 fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
     let src = source(&opts.path)?;
+    // A whole file (format 1.5 on) repeats every host answer in its trailer: one pass
+    // does. Crontabs given on the command line are matched against every view in the
+    // file first, which takes the first pass.
+    if opts.crontabs.is_empty() {
+        let mut probe = src
+            .again()
+            .map_err(|e| format!("cannot read {}: {e}", opts.path.display()))?;
+        if let Some(facts) = tracefile::trailer_at_end(&mut probe).and_then(|t| t.facts) {
+            return replay_once(opts, src, &facts, how);
+        }
+    }
     let again = src
         .again()
         .map_err(|e| format!("cannot read {}: {e}", opts.path.display()))?;
@@ -324,6 +364,43 @@ fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
     })
 }
 
+/// A replay in one pass: the host's answers came from the trailer.
+fn replay_once(
+    opts: &ReplayOptions,
+    src: Source,
+    facts: &[Fact],
+    how: How,
+) -> Result<Replayed, String> {
+    let mut s = stream(&opts.path, src)?;
+    let header = s.header.clone();
+    let mut recorded = RecordedFacts::default();
+    for f in facts {
+        recorded.add(f);
+    }
+    let mut pipe = start(&header, recorded, how);
+    while let Some(block) = s.next_block() {
+        for e in block {
+            apply(&mut pipe, e);
+        }
+    }
+    let report = conclude(pipe, &header, s.trailer.as_ref(), how);
+    let damage = describe_damage(
+        &opts.path,
+        &s.damage,
+        s.trailer.is_some(),
+        s.entries,
+        s.bytes_total,
+    );
+    if let Some(d) = &damage {
+        eprintln!("tracer: warning: {d}");
+    }
+    Ok(Replayed {
+        report,
+        damage,
+        start_ns: header.start_ns,
+    })
+}
+
 pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
     let Some(id) = opts.job else {
         return replay_file(
@@ -332,6 +409,7 @@ pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
                 format: opts.format,
                 quiet: false,
                 timelines: opts.timelines,
+                exits: true,
             },
         );
     };
@@ -342,6 +420,7 @@ pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
             format: opts.format,
             quiet: true,
             timelines: true,
+            exits: true,
         },
     )?;
     let rep = &mut r.report;

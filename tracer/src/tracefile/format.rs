@@ -17,7 +17,9 @@ pub const FORMAT_MAJOR: u32 = 1;
 /// 1.3: event blocks are compressed (`FLAG_ZSTD`).
 /// 1.4: systemd managers' units, anacrontabs and at jobs (`managers`, `tables`,
 /// `ENTRY_SCHEDULER_FILES`).
-pub const FORMAT_MINOR: u32 = 4;
+/// 1.5: the trailer repeats every host answer (`facts`, the latest per question), so a
+/// replay of a whole file reads it once instead of twice.
+pub const FORMAT_MINOR: u32 = 5;
 /// Frame flag (format 1.3): the payload is one zstd frame holding the block, which
 /// checksums cover as written (damage is found before anything is decompressed).
 pub(super) const FLAG_ZSTD: u8 = 1;
@@ -100,6 +102,11 @@ pub struct Trailer {
     pub end_ns: u64,
     /// What redaction replaced while recording, per rule (counts only).
     pub redactions: BTreeMap<String, u64>,
+    /// Format 1.5: the host's last answer to each question asked while recording (the
+    /// same answers as the file's fact entries). A replay that finds them here does
+    /// not need a first pass over the file to gather them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Vec<Fact>>,
 }
 
 /// A daemon's crontabs read while recording (when it started), and when.

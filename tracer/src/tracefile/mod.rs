@@ -23,6 +23,11 @@
 //! the bytes past their used lengths cleared, which is what makes them compress (a
 //! storm of short jobs: 15 bytes per event on disk, from 512).
 //!
+//! Format 1.5: the trailer repeats the host's answers (`facts`, the last answer to each
+//! question). A replay reads the trailer from the end of the file first; when it is
+//! there, one pass over the file does. A file cut short, or replayed with `--crontab`,
+//! takes two: the first gathers the answers and the crontab views.
+//!
 //! Blocks are written at least every second and synced, so a crash, `kill -9` or a
 //! full disk loses at most the last second.
 mod format;
@@ -33,7 +38,9 @@ pub use format::{
     CaptureOptions, Entry, LateSchedulerFiles, LateSchedules, LostEvents, Synthetic, TraceHeader,
     Trailer, FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_FRAME, SYNC,
 };
-pub use reader::{read, Damage, FileWindow, ReadError, Source, TraceContents, TraceStream};
+pub use reader::{
+    read, trailer_at_end, Damage, FileWindow, ReadError, Source, TraceContents, TraceStream,
+};
 pub use writer::{create_file, CreateError, TraceWriter};
 
 #[cfg(test)]
@@ -89,6 +96,56 @@ mod tests {
         assert_eq!(c.entries[3], Entry::Kernel(Bytes::from(vec![3u8; 72])));
         assert_eq!(c.trailer.unwrap().kernel_records, 10);
         assert!(c.damage.is_empty());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn the_trailer_repeats_the_latest_answer_to_each_question_and_is_found_from_the_end() {
+        use crate::facts::Fact;
+        let p = tmp("facts");
+        let f = create_file(&p, false).unwrap();
+        let mut w = TraceWriter::new(&p, f, &header());
+        let locate = |found: Option<&str>| Fact::Locate {
+            name: "backup".into(),
+            found: found.map(str::to_string),
+        };
+        w.fact(&locate(None));
+        w.kernel_record(&[1u8; 72]);
+        w.fact(&Fact::Locate {
+            name: "rsync".into(),
+            found: Some("/usr/bin/rsync".into()),
+        });
+        w.fact(&locate(Some("/opt/bin/backup")));
+        assert!(w.finish(&Trailer::default()).is_none());
+        let bytes = std::fs::read(&p).unwrap();
+
+        let mut src = Source::Memory(Bytes::from(bytes.clone()));
+        let t = trailer_at_end(&mut src).expect("a whole file's trailer");
+        let facts = t.facts.expect("format 1.5 trailers carry the answers");
+        assert_eq!(facts.len(), 2, "{facts:?}");
+        assert!(
+            facts.contains(&locate(Some("/opt/bin/backup"))),
+            "{facts:?}"
+        );
+        assert!(
+            !facts.contains(&locate(None)),
+            "an answer that was replaced"
+        );
+        // The same trailer as a reader of the whole file finds.
+        let whole = read(Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(whole.trailer.unwrap().facts.unwrap(), facts);
+
+        // Cut short (no trailer) or a damaged last byte: a replay needs both passes.
+        for cut in [bytes.len() - 1, bytes.len() / 2] {
+            let mut src = Source::Memory(Bytes::from(bytes[..cut].to_vec()));
+            assert!(trailer_at_end(&mut src).is_none(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 0x20;
+        assert!(trailer_at_end(&mut Source::Memory(Bytes::from(bad))).is_none());
+        // A file that is nothing but its magic.
+        assert!(trailer_at_end(&mut Source::Memory(Bytes::from_static(MAGIC))).is_none());
         std::fs::remove_file(&p).unwrap();
     }
 

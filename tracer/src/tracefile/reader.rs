@@ -309,6 +309,30 @@ fn decompress(z: &[u8]) -> Result<Bytes, String> {
     }
 }
 
+/// The trailer, when the file ends with one that checks out. Read from the end, so a
+/// replay knows before it starts whether one pass will do. None for a file cut short
+/// or damaged at its end, or a trailer that starts before the last `TAIL` bytes.
+pub fn trailer_at_end(src: &mut Source) -> Option<Trailer> {
+    const TAIL: usize = 4 << 20;
+    // Markers inside the tail's payloads fail their checksums; a few are tried.
+    const TRIES: usize = 16;
+    let len = src.len();
+    let from = len.saturating_sub(TAIL).max(MAGIC.len());
+    let tail = src.get(from, len.checked_sub(from)?)?;
+    let mut credit = Credit::new(2 * tail.len());
+    let mut end = tail.len();
+    for _ in 0..TRIES {
+        let at = tail[..end].windows(SYNC.len()).rposition(|w| w == SYNC)?;
+        if let Ok((TAG_TRAILER, payload, next)) = frame_at(src, from + at, &mut credit) {
+            if next == len {
+                return serde_json::from_slice(&payload).ok();
+            }
+        }
+        end = at + SYNC.len() - 1;
+    }
+    None
+}
+
 /// The next frame at or after `from` that checks out: Some((pos, tag, payload, next)).
 fn resync(src: &mut Source, from: usize, credit: &mut Credit) -> Option<(usize, u8, Bytes, usize)> {
     let mut p = from;

@@ -213,6 +213,8 @@ pub struct TraceWriter {
     last_flush: Instant,
     pub kernel_records: u64,
     pub synthetic_events: u64,
+    /// The latest answer to each question, for the trailer.
+    facts: std::collections::BTreeMap<String, Fact>,
     /// Frames go to a thread that writes and syncs them, so a slow disk or a long
     /// fsync never holds up draining the kernel's ring buffer. None once writing
     /// has stopped (the first error).
@@ -285,6 +287,7 @@ impl TraceWriter {
             last_flush: Instant::now(),
             kernel_records: 0,
             synthetic_events: 0,
+            facts: Default::default(),
             disk,
             thread,
             state,
@@ -363,6 +366,7 @@ impl TraceWriter {
     pub fn fact(&mut self, f: &Fact) {
         let json = serde_json::to_vec(f).expect("fact serialises");
         self.entry(ENTRY_FACT, &json);
+        self.facts.insert(f.question(), f.clone());
     }
 
     fn flush_if_due(&mut self) {
@@ -391,7 +395,11 @@ impl TraceWriter {
     /// when this returns. Returns the write error, if writing stopped early.
     pub fn finish(mut self, trailer: &Trailer) -> Option<String> {
         self.flush();
-        let json = serde_json::to_vec(trailer).expect("trailer serialises");
+        let trailer = Trailer {
+            facts: Some(std::mem::take(&mut self.facts).into_values().collect()),
+            ..trailer.clone()
+        };
+        let json = serde_json::to_vec(&trailer).expect("trailer serialises");
         let f = frame(TAG_TRAILER, &json);
         self.write_raw(Frame::Ready(f));
         self.close()
