@@ -309,6 +309,56 @@ impl Bench<'_> {
     }
 }
 
+/// What the tracer kept up with when the workload ran back to back for a while.
+struct Sustained {
+    mode: Mode,
+    secs: f64,
+    events: u64,
+    lost: u64,
+    runs: usize,
+}
+
+impl Bench<'_> {
+    /// The workload again and again for `secs` under one tracer: whether it keeps up
+    /// (no lost events) at the rate the workload makes, for longer than one burst.
+    fn sustained(&mut self, mode: Mode, secs: u64) -> Result<Sustained> {
+        let args = mode.tracer_args().context("a tracer mode")?;
+        let out = self.dir.join("out-sustained");
+        let err = self.dir.join("err-sustained");
+        let mut c = Command::new(self.tracer);
+        c.args(["record", "--format", "json"]).args(args);
+        let mut child = spawn_group(&mut c, &out, &err)?;
+        wait_for(&err, "tracer: attached", &mut child)?;
+        let t = Group(child);
+        let began = Instant::now();
+        let mut runs = 0;
+        while began.elapsed() < Duration::from_secs(secs) {
+            let st = Command::new(&self.script).status()?;
+            if !st.success() {
+                bail!("the workload failed in the sustained run: {st}");
+            }
+            runs += 1;
+        }
+        let secs = began.elapsed().as_secs_f64();
+        let mut t = t;
+        // SAFETY: SIGINT to our child.
+        unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
+        let _ = t.0.wait();
+        let rep: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap_or_default())
+            .with_context(|| format!("the tracer's report in {}", out.display()))?;
+        wait_for_programs(self.programs_before);
+        let _ = fs::remove_file(&out);
+        let _ = fs::remove_file(&err);
+        Ok(Sustained {
+            mode,
+            secs,
+            events: rep["stats"]["events"].as_u64().unwrap_or(0),
+            lost: rep["stats"]["lost_events"].as_u64().unwrap_or(0),
+            runs,
+        })
+    }
+}
+
 fn spawn_group(c: &mut Command, out: &Path, err: &Path) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     c.process_group(0)
@@ -357,7 +407,38 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         set_bpf_stats(stats_was.trim() == "1");
         r?;
     }
+    let secs: u64 = std::env::var("COST_SUSTAINED_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let mut sustained = Vec::new();
+    if secs > 0 {
+        for m in [Mode::Tracked, Mode::All] {
+            if modes.contains(&m) {
+                eprintln!("cost: {} for {secs} s, the workload back to back", m.name());
+                sustained.push(b.sustained(m, secs)?);
+            }
+        }
+    }
     print(&samples, &b.progs, runs);
+    if !sustained.is_empty() {
+        println!("\nsustained: the workload back to back under one tracer (COST_SUSTAINED_SECS, default 30)");
+        println!(
+            "{:<28} {:>7} {:>6} {:>10} {:>10} {:>6}",
+            "mode", "secs", "runs", "events", "events/s", "lost"
+        );
+        for r in &sustained {
+            println!(
+                "{:<28} {:>7.1} {:>6} {:>10} {:>10.0} {:>6}",
+                r.mode.name(),
+                r.secs,
+                r.runs,
+                r.events,
+                r.events as f64 / r.secs,
+                r.lost
+            );
+        }
+    }
     Ok(())
 }
 

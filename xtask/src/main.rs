@@ -39,7 +39,9 @@ commands:
                    bpftrace, interleaved, N rounds (default 5): wall, CPU, ratios,
                    events/s, losses, RSS, attach and stop times, and the kernel
                    time per tracer program (from one more, untimed --all run);
-                   COST_MODES=2,4 runs only those modes besides mode 1";
+                   COST_MODES=2,4 runs only those modes besides mode 1; then the
+                   workload back to back for COST_SUSTAINED_SECS (default 30, 0
+                   skips) under modes 3 and 4: events/s kept up with, lost";
 
 fn main() {
     if let Err(e) = real_main() {
