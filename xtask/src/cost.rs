@@ -309,6 +309,62 @@ impl Bench<'_> {
     }
 }
 
+/// One replay of the large trace: median wall seconds, peak RSS.
+struct ReplayRun {
+    format: &'static str,
+    wall: f64,
+    rss_kib: u64,
+}
+
+/// `tracer replay FILE --format F` `runs` times, its output thrown away: the median
+/// wall time and the largest peak RSS (from the kernel's accounting of the child).
+fn replay_large(
+    tracer: &Path,
+    trace: &Path,
+    format: &'static str,
+    runs: usize,
+) -> Result<ReplayRun> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut walls = Vec::new();
+    let mut rss_kib = 0;
+    for _ in 0..runs {
+        let began = Instant::now();
+        let child = Command::new(tracer)
+            .arg("replay")
+            .arg(trace)
+            .args(["--format", format])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start tracer replay")?;
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+        walls.push(began.elapsed().as_secs_f64());
+        if r < 0 {
+            bail!(
+                "wait for tracer replay: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // Exit code 1 means findings; 2 and 3 are errors.
+        let code = std::process::ExitStatus::from_raw(status).code();
+        if !matches!(code, Some(0 | 1)) {
+            bail!(
+                "tracer replay {} --format {format} failed ({code:?})",
+                trace.display()
+            );
+        }
+        rss_kib = rss_kib.max(ru.ru_maxrss as u64);
+    }
+    Ok(ReplayRun {
+        format,
+        wall: median(walls),
+        rss_kib,
+    })
+}
+
 /// What the tracer kept up with when the workload ran back to back for a while.
 struct Sustained {
     mode: Mode,
@@ -327,6 +383,12 @@ impl Bench<'_> {
         let err = self.dir.join("err-sustained");
         let mut c = Command::new(self.tracer);
         c.args(["record", "--format", "json"]).args(args);
+        // The followed mode's recording is the large trace the replay figures use.
+        let trace = self.dir.join("sustained.jtrace");
+        if mode == Mode::Tracked {
+            let _ = fs::remove_file(&trace);
+            c.arg("--output").arg(&trace);
+        }
         let mut child = spawn_group(&mut c, &out, &err)?;
         wait_for(&err, "tracer: attached", &mut child)?;
         let t = Group(child);
@@ -420,7 +482,41 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             }
         }
     }
+    let trace = b.dir.join("sustained.jtrace");
+    let mut replays = Vec::new();
+    if trace.exists() {
+        for format in ["json", "text"] {
+            eprintln!("cost: replaying the recorded trace, --format {format}");
+            replays.push(replay_large(tracer, &trace, format, 3)?);
+        }
+    }
     print(&samples, &b.progs, runs);
+    if let (Some(rec), false) = (
+        sustained.iter().find(|r| r.mode == Mode::Tracked),
+        replays.is_empty(),
+    ) {
+        let bytes = fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "\nreplay of the sustained run's recording ({} events, {:.1} MB, {:.1} bytes per event; median of 3, one core)",
+            rec.events,
+            bytes as f64 / 1e6,
+            bytes as f64 / rec.events.max(1) as f64
+        );
+        println!(
+            "{:<8} {:>8} {:>12} {:>8} {:>9}",
+            "format", "wall s", "events/s", "MB/s", "peak MiB"
+        );
+        for r in &replays {
+            println!(
+                "{:<8} {:>8.2} {:>12.0} {:>8.1} {:>9.1}",
+                r.format,
+                r.wall,
+                rec.events as f64 / r.wall,
+                bytes as f64 / 1e6 / r.wall,
+                r.rss_kib as f64 / 1024.0
+            );
+        }
+    }
     if !sustained.is_empty() {
         println!("\nsustained: the workload back to back under one tracer (COST_SUSTAINED_SECS, default 30)");
         println!(

@@ -206,8 +206,11 @@ impl Tracker {
         // chain of forks whose events arrived before the forks): a stack of pending
         // events, not recursion, so no input can overflow ours. Released events go on
         // top in their order, so each is routed, with all it releases, before the next:
-        // the order recursion would give.
-        let mut pending = vec![ev];
+        // the order recursion would give. Most events release nothing and need no stack.
+        let Some(released) = self.route(ev, &mut finished) else {
+            return finished;
+        };
+        let mut pending: Vec<Event> = released.into_iter().rev().collect();
         while let Some(ev) = pending.pop() {
             if let Some(released) = self.route(ev, &mut finished) {
                 pending.extend(released.into_iter().rev());

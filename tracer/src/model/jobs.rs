@@ -1,13 +1,18 @@
 //! The jobs a tracker holds, by index (the order of the forks that started them). A
 //! long attach lets finished jobs go once they are reported (`Tracker::evict`): their
 //! index stays taken and finds nothing, so the indices of the others never move.
-use std::{collections::BTreeMap, ops::Index};
+use std::{collections::BTreeSet, ops::Index};
+
+use foldhash::HashMap;
 
 use super::job::Job;
 
+/// Jobs are looked up by index several times per event (a B-tree walk was a tenth of
+/// a replay); the indices are also kept in order, for the walks in start order.
 #[derive(Default)]
 pub struct Jobs {
-    held: BTreeMap<usize, Job>,
+    held: HashMap<usize, Job>,
+    order: BTreeSet<usize>,
     next: usize,
 }
 
@@ -28,6 +33,7 @@ impl Jobs {
     pub(super) fn push(&mut self, job: Job) -> usize {
         let idx = self.next;
         self.held.insert(idx, job);
+        self.order.insert(idx);
         self.next += 1;
         idx
     }
@@ -35,7 +41,7 @@ impl Jobs {
     /// Take back a job that was not one (a daemon's own fork); the latest one's index
     /// and id are given to the next job.
     pub(super) fn withdraw(&mut self, idx: usize) -> Option<Job> {
-        let job = self.held.remove(&idx)?;
+        let job = self.remove(idx)?;
         if idx + 1 == self.next {
             self.next = idx;
         }
@@ -43,6 +49,7 @@ impl Jobs {
     }
 
     pub(super) fn remove(&mut self, idx: usize) -> Option<Job> {
+        self.order.remove(&idx);
         self.held.remove(&idx)
     }
 
@@ -62,17 +69,17 @@ impl Jobs {
 
     /// Held jobs in index order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Job> {
-        self.held.values()
+        self.indexed().map(|(_, j)| j)
     }
 
     /// Held jobs with their indices, in index order.
     pub fn indexed(&self) -> impl DoubleEndedIterator<Item = (usize, &Job)> {
-        self.held.iter().map(|(&i, j)| (i, j))
+        self.order.iter().map(|&i| (i, &self.held[&i]))
     }
 
     /// The indices of the held jobs, in order.
     pub fn indices(&self) -> Vec<usize> {
-        self.held.keys().copied().collect()
+        self.order.iter().copied().collect()
     }
 
     /// Held jobs from the first that started at or after `ts`. Jobs are indexed in
@@ -82,12 +89,12 @@ impl Jobs {
         let (mut lo, mut hi) = (0usize, self.next);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.held.range(mid..).next() {
-                Some((&k, j)) if j.start_ns < ts => lo = k + 1,
+            match self.order.range(mid..).next() {
+                Some(&k) if self.held[&k].start_ns < ts => lo = k + 1,
                 _ => hi = mid,
             }
         }
-        self.held.range(lo..).map(|(&i, j)| (i, j))
+        self.order.range(lo..).map(|&i| (i, &self.held[&i]))
     }
 }
 
