@@ -74,7 +74,7 @@ fn main() {
         let c = tracefile::read(Bytes::from_static(FIXTURE)).unwrap();
         let rep = replay::analyse(&c, Format::Json, true);
         let mut sink = Vec::with_capacity(8 << 20);
-        tracer::output::report::write_json(&mut sink, &rep).unwrap();
+        tracer::output::report::write_json(&mut sink, &rep, false).unwrap();
         std::hint::black_box(sink.len());
     });
     println!(

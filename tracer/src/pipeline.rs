@@ -667,8 +667,7 @@ impl Pipeline {
         }
         match self.format {
             Format::Json => {
-                let mut out = std::io::stdout().lock();
-                let _ = report::write_json(&mut out, &rep);
+                let _ = report::print_json(&rep);
             }
             Format::Text => {
                 let rest: Vec<usize> = held

@@ -82,7 +82,7 @@ fn read_and_analyse(data: Vec<u8>) -> Option<tracefile::TraceContents> {
     let c = tracefile::read(Bytes::from(data)).ok()?;
     let rep = replay::analyse(&c, Format::Json, true);
     let mut sink = Vec::new();
-    tracer::output::report::write_json(&mut sink, &rep).expect("report serialises");
+    tracer::output::report::write_json(&mut sink, &rep, false).expect("report serialises");
     Some(c)
 }
 

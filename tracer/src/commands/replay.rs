@@ -434,7 +434,7 @@ pub fn run(opts: &ReplayOptions) -> Result<Replayed, String> {
     rep.jobs.retain(|j| j.id == id);
     match opts.format {
         Format::Json => {
-            let _ = report::write_json(&mut std::io::stdout().lock(), rep);
+            let _ = report::print_json(rep);
         }
         Format::Text => {
             let mut out = anstream::stdout().lock();
