@@ -32,7 +32,7 @@ commands:
   bench [PART] [N]  PART replay, soak or cost (default: all three), N runs:
                    replay: throughput (events/s) against read/decode baselines;
                    soak (root): the tracer follows a root forking short jobs back
-                   to back for SOAK_SECS (default 120) per mode, its RSS sampled
+                   to back for SOAK_SECS (default 90) per mode, its RSS sampled
                    each second (peak, final, second-half slope);
                    cost (root): one workload with nothing attached, the tracer
                    following another root, following it, --all, strace -f and
@@ -157,7 +157,7 @@ fn soak_bench() -> Result<()> {
     let secs: u64 = env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
+        .unwrap_or(90);
     let bin = build()?;
     let dir = env::temp_dir().join(format!("jt-soak-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
