@@ -293,11 +293,9 @@ impl Bench<'_> {
             let _ = t.0.wait();
             s.stop = Some(asked.elapsed().as_secs_f64());
             if mode.tracer_args().is_some() {
-                let rep: serde_json::Value =
-                    serde_json::from_slice(&fs::read(&out).unwrap_or_default())
-                        .with_context(|| format!("the tracer's report in {}", out.display()))?;
-                s.events = rep["stats"]["events"].as_u64();
-                s.lost = rep["stats"]["lost_events"].as_u64();
+                let stats = report_stats(&out)?;
+                s.events = stats["events"].as_u64();
+                s.lost = stats["lost_events"].as_u64();
             }
         }
         // The probes of a tool that has exited are let go by the kernel a moment later
@@ -406,19 +404,41 @@ impl Bench<'_> {
         // SAFETY: SIGINT to our child.
         unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
         let _ = t.0.wait();
-        let rep: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap_or_default())
-            .with_context(|| format!("the tracer's report in {}", out.display()))?;
+        let stats = report_stats(&out)?;
         wait_for_programs(self.programs_before);
         let _ = fs::remove_file(&out);
         let _ = fs::remove_file(&err);
         Ok(Sustained {
             mode,
             secs,
-            events: rep["stats"]["events"].as_u64().unwrap_or(0),
-            lost: rep["stats"]["lost_events"].as_u64().unwrap_or(0),
+            events: stats["events"].as_u64().unwrap_or(0),
+            lost: stats["lost_events"].as_u64().unwrap_or(0),
             runs,
         })
     }
+}
+
+/// The `stats` object of a tracer's JSON report (its last field), read from the end of
+/// the file. Not the whole report: a long run's is hundreds of MB as a parsed value, and
+/// this process's peak RSS would become the replays' (a child's `ru_maxrss` counts the
+/// image it was spawned from).
+fn report_stats(path: &Path) -> Result<serde_json::Value> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let key = b"\"stats\":";
+    let at = tail
+        .windows(key.len())
+        .rposition(|w| w == key)
+        .with_context(|| format!("no stats at the end of the report {}", path.display()))?;
+    serde_json::Deserializer::from_slice(&tail[at + key.len()..])
+        .into_iter::<serde_json::Value>()
+        .next()
+        .context("empty stats")?
+        .with_context(|| format!("the stats of the report {}", path.display()))
 }
 
 fn spawn_group(c: &mut Command, out: &Path, err: &Path) -> Result<Child> {
