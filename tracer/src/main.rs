@@ -243,9 +243,22 @@ enum Cmd {
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A recording stays attached for hours on a production host: freed memory goes back
+/// to the system at once, not after mimalloc's usual delay (with the delay, an idle
+/// attach held 62 MiB instead of 40). A replay keeps the delay: it is 11% faster so.
+fn hand_back_freed_memory() {
+    // `mi_option_purge_delay` in mimalloc.h (v2 and v3); the crate does not name it.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets an allocator option, read whenever it frees pages.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if matches!(cli.cmd, Cmd::Record { .. }) {
+        hand_back_freed_memory();
+    }
     match cli.cmd {
         Cmd::Record {
             duration,
