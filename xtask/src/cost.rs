@@ -315,19 +315,15 @@ struct ReplayRun {
 }
 
 /// `tracer replay FILE --format F` `runs` times, its output thrown away: the median
-/// wall time and the largest peak RSS (from the kernel's accounting of the child).
-fn replay_large(
-    tracer: &Path,
-    trace: &Path,
-    format: &'static str,
-    runs: usize,
-) -> Result<ReplayRun> {
-    use std::os::unix::process::ExitStatusExt;
+/// wall time and the largest peak RSS. The peak is the child's `VmHWM`, read every few
+/// milliseconds while it runs: `ru_maxrss` would count the image it was spawned from
+/// (this process's, gigabytes after a soak's reports were parsed).
+fn replay_large(tracer: &Path, trace: &Path, format: &'static str, runs: usize) -> Result<ReplayRun> {
     let mut walls = Vec::new();
     let mut rss_kib = 0;
     for _ in 0..runs {
         let began = Instant::now();
-        let child = Command::new(tracer)
+        let mut child = Command::new(tracer)
             .arg("replay")
             .arg(trace)
             .args(["--format", format])
@@ -335,26 +331,20 @@ fn replay_large(
             .stderr(Stdio::null())
             .spawn()
             .context("start tracer replay")?;
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+        let status = loop {
+            if let Some(k) = status_kib(child.id(), "VmHWM") {
+                rss_kib = rss_kib.max(k);
+            }
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            thread::sleep(Duration::from_millis(3));
+        };
         walls.push(began.elapsed().as_secs_f64());
-        if r < 0 {
-            bail!(
-                "wait for tracer replay: {}",
-                std::io::Error::last_os_error()
-            );
-        }
         // Exit code 1 means findings; 2 and 3 are errors.
-        let code = std::process::ExitStatus::from_raw(status).code();
-        if !matches!(code, Some(0 | 1)) {
-            bail!(
-                "tracer replay {} --format {format} failed ({code:?})",
-                trace.display()
-            );
+        if !matches!(status.code(), Some(0 | 1)) {
+            bail!("tracer replay {} --format {format} failed ({status})", trace.display());
         }
-        rss_kib = rss_kib.max(ru.ru_maxrss as u64);
     }
     Ok(ReplayRun {
         format,
