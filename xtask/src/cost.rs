@@ -318,7 +318,12 @@ struct ReplayRun {
 /// wall time and the largest peak RSS. The peak is the child's `VmHWM`, read every few
 /// milliseconds while it runs: `ru_maxrss` would count the image it was spawned from
 /// (this process's, gigabytes after a soak's reports were parsed).
-fn replay_large(tracer: &Path, trace: &Path, format: &'static str, runs: usize) -> Result<ReplayRun> {
+fn replay_large(
+    tracer: &Path,
+    trace: &Path,
+    format: &'static str,
+    runs: usize,
+) -> Result<ReplayRun> {
     let mut walls = Vec::new();
     let mut rss_kib = 0;
     for _ in 0..runs {
@@ -343,7 +348,10 @@ fn replay_large(tracer: &Path, trace: &Path, format: &'static str, runs: usize) 
         walls.push(began.elapsed().as_secs_f64());
         // Exit code 1 means findings; 2 and 3 are errors.
         if !matches!(status.code(), Some(0 | 1)) {
-            bail!("tracer replay {} --format {format} failed ({status})", trace.display());
+            bail!(
+                "tracer replay {} --format {format} failed ({status})",
+                trace.display()
+            );
         }
     }
     Ok(ReplayRun {
