@@ -24,9 +24,10 @@
 //! storm of short jobs: 15 bytes per event on disk, from 512).
 //!
 //! Format 1.5: the trailer repeats the host's answers (`facts`, the last answer to each
-//! question). A replay reads the trailer from the end of the file first; when it is
-//! there, one pass over the file does. A file cut short, or replayed with `--crontab`,
-//! takes two: the first gathers the answers and the crontab views.
+//! question, up to 10,000 questions). A replay reads the trailer from the end of the
+//! file first; when the answers are there, one pass over the file does. A file cut
+//! short, one with more questions, or one replayed with `--crontab`, takes two: the
+//! first gathers the answers and the crontab views.
 //!
 //! Blocks are written at least every second and synced, so a crash, `kill -9` or a
 //! full disk loses at most the last second.
@@ -146,6 +147,32 @@ mod tests {
         assert!(trailer_at_end(&mut Source::Memory(Bytes::from(bad))).is_none());
         // A file that is nothing but its magic.
         assert!(trailer_at_end(&mut Source::Memory(Bytes::from_static(MAGIC))).is_none());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_recording_that_asked_too_many_questions_leaves_them_out_of_its_trailer() {
+        use crate::facts::Fact;
+        let p = tmp("many-facts");
+        let f = create_file(&p, false).unwrap();
+        let mut w = TraceWriter::new(&p, f, &header());
+        for i in 0..=10_000 {
+            w.fact(&Fact::Locate {
+                name: format!("cmd{i}"),
+                found: None,
+            });
+        }
+        assert!(w.finish(&Trailer::default()).is_none());
+        let c = read(Bytes::from(std::fs::read(&p).unwrap())).unwrap();
+        let t = c.trailer.expect("a whole file");
+        assert_eq!(t.facts, None, "the trailer would grow without bound");
+        // The answers are all still in the file, for a two-pass replay.
+        let in_file = c
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Fact(_)))
+            .count();
+        assert_eq!(in_file, 10_001);
         std::fs::remove_file(&p).unwrap();
     }
 

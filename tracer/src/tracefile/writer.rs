@@ -207,6 +207,10 @@ enum Frame {
 /// event loop waits for it.
 const DISK_QUEUE_FRAMES: usize = 64;
 
+/// Questions the trailer repeats at most (about 1.5 MB of JSON, well inside the tail a
+/// replay reads to find the trailer).
+const TRAILER_FACTS: usize = 10_000;
+
 pub struct TraceWriter {
     path: PathBuf,
     block: BytesMut,
@@ -214,7 +218,10 @@ pub struct TraceWriter {
     pub kernel_records: u64,
     pub synthetic_events: u64,
     /// The latest answer to each question, for the trailer.
-    facts: std::collections::BTreeMap<String, Fact>,
+    /// None once more than `TRAILER_FACTS` questions were asked: a day-long recording
+    /// of jobs failing on ever new paths must not grow this without bound (its
+    /// replay then takes two passes).
+    facts: Option<std::collections::BTreeMap<String, Fact>>,
     /// Frames go to a thread that writes and syncs them, so a slow disk or a long
     /// fsync never holds up draining the kernel's ring buffer. None once writing
     /// has stopped (the first error).
@@ -287,7 +294,7 @@ impl TraceWriter {
             last_flush: Instant::now(),
             kernel_records: 0,
             synthetic_events: 0,
-            facts: Default::default(),
+            facts: Some(Default::default()),
             disk,
             thread,
             state,
@@ -366,7 +373,12 @@ impl TraceWriter {
     pub fn fact(&mut self, f: &Fact) {
         let json = serde_json::to_vec(f).expect("fact serialises");
         self.entry(ENTRY_FACT, &json);
-        self.facts.insert(f.question(), f.clone());
+        if let Some(facts) = self.facts.as_mut() {
+            facts.insert(f.question(), f.clone());
+            if facts.len() > TRAILER_FACTS {
+                self.facts = None;
+            }
+        }
     }
 
     fn flush_if_due(&mut self) {
@@ -396,7 +408,7 @@ impl TraceWriter {
     pub fn finish(mut self, trailer: &Trailer) -> Option<String> {
         self.flush();
         let trailer = Trailer {
-            facts: Some(std::mem::take(&mut self.facts).into_values().collect()),
+            facts: self.facts.take().map(|f| f.into_values().collect()),
             ..trailer.clone()
         };
         let json = serde_json::to_vec(&trailer).expect("trailer serialises");
