@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::{
-    facts::{Fact, RecordedFacts},
+    facts::RecordedFacts,
     model::users::UserNames,
     output::report::{self, Report, Stats},
     pipeline::Pipeline,
@@ -208,15 +208,6 @@ fn feed(
     entries: impl Iterator<Item = Entry>,
     how: How,
 ) -> Report {
-    let mut pipe = start(header, facts, how);
-    for e in entries {
-        apply(&mut pipe, e);
-    }
-    conclude(pipe, header, trailer, how)
-}
-
-/// A pipeline for a recording, its `/proc` snapshot fed.
-fn start(header: &TraceHeader, facts: RecordedFacts, how: How) -> Pipeline {
     let users = UserNames::from_map(header.users.clone());
     let mut pipe = Pipeline::new(users, how.format, false, header.start_ns, Box::new(facts))
         .with_schedules(header.schedules.clone(), header.mono_to_wall_ns)
@@ -228,29 +219,18 @@ fn start(header: &TraceHeader, facts: RecordedFacts, how: How) -> Pipeline {
     for s in &header.snapshot {
         pipe.synthetic(s);
     }
-    pipe
-}
-
-fn apply(pipe: &mut Pipeline, e: Entry) {
-    match e {
-        Entry::Kernel(raw) => {
-            pipe.kernel_record(&raw);
+    for e in entries {
+        match e {
+            Entry::Kernel(raw) => {
+                pipe.kernel_record(&raw);
+            }
+            Entry::Synthetic(s) => pipe.synthetic(&s),
+            Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
+            Entry::Lost(l) => pipe.lost(l),
+            Entry::SchedulerFiles(l) => pipe.scheduler_files(l),
+            Entry::Fact(_) => {}
         }
-        Entry::Synthetic(s) => pipe.synthetic(&s),
-        Entry::Schedules(l) => pipe.schedule_view(l.view, l.ts_ns),
-        Entry::Lost(l) => pipe.lost(l),
-        Entry::SchedulerFiles(l) => pipe.scheduler_files(l),
-        Entry::Fact(_) => {}
     }
-}
-
-/// The report, once the whole stream is in.
-fn conclude(
-    mut pipe: Pipeline,
-    header: &TraceHeader,
-    trailer: Option<&Trailer>,
-    how: How,
-) -> Report {
     if let Some(t) = trailer {
         pipe.set_end(t.end_ns);
     }
@@ -319,8 +299,8 @@ fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
         let mut probe = src
             .again()
             .map_err(|e| format!("cannot read {}: {e}", opts.path.display()))?;
-        if let Some(facts) = tracefile::trailer_at_end(&mut probe).and_then(|t| t.facts) {
-            return replay_once(opts, src, &facts, how);
+        if let Some(t) = tracefile::trailer_at_end(&mut probe).filter(|t| t.facts.is_some()) {
+            return replay_once(opts, src, &t, how);
         }
     }
     let again = src
@@ -364,26 +344,22 @@ fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
     })
 }
 
-/// A replay in one pass: the host's answers came from the trailer.
+/// A replay in one pass: the host's answers came from the trailer, read from the end
+/// of the file (the same trailer the pass ends on).
 fn replay_once(
     opts: &ReplayOptions,
     src: Source,
-    facts: &[Fact],
+    trailer: &Trailer,
     how: How,
 ) -> Result<Replayed, String> {
     let mut s = stream(&opts.path, src)?;
     let header = s.header.clone();
-    let mut recorded = RecordedFacts::default();
-    for f in facts {
-        recorded.add(f);
+    let mut facts = RecordedFacts::default();
+    for f in trailer.facts.iter().flatten() {
+        facts.add(f);
     }
-    let mut pipe = start(&header, recorded, how);
-    while let Some(block) = s.next_block() {
-        for e in block {
-            apply(&mut pipe, e);
-        }
-    }
-    let report = conclude(pipe, &header, s.trailer.as_ref(), how);
+    let entries = std::iter::from_fn(|| s.next_block()).flatten();
+    let report = feed(&header, facts, Some(trailer), entries, how);
     let damage = describe_damage(
         &opts.path,
         &s.damage,
