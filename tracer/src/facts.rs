@@ -47,12 +47,25 @@ pub enum Fact {
 
 impl Fact {
     /// What was asked: a later answer to the same question replaces an earlier one.
+    /// The key the live cache, the recorded answers and the trace's trailer use.
     pub fn question(&self) -> String {
         match self {
-            Fact::Locate { name, .. } => format!("locate|{name}"),
-            Fact::File { path, .. } => format!("file|{path}"),
-            Fact::Relative { rel, near, .. } => format!("relative|{rel}|{}", near.join(":")),
+            Fact::Locate { name, .. } => Self::locate_question(name),
+            Fact::File { path, .. } => Self::file_question(path),
+            Fact::Relative { rel, near, .. } => Self::relative_question(rel, near),
         }
+    }
+
+    fn locate_question(name: &str) -> String {
+        format!("locate:{name}")
+    }
+
+    fn file_question(path: &str) -> String {
+        format!("file:{path}")
+    }
+
+    fn relative_question(rel: &str, near: &[String]) -> String {
+        format!("relative:{rel}|{}", near.join(":"))
     }
 }
 
@@ -143,7 +156,7 @@ fn noexec(path: &Path) -> bool {
 
 impl HostFacts for LiveFacts {
     fn locate(&mut self, name: &str) -> Option<String> {
-        let key = format!("locate:{name}");
+        let key = Fact::locate_question(name);
         if let Some(Fact::Locate { found, .. }) = self.cache.get(&key) {
             return found.clone();
         }
@@ -167,7 +180,7 @@ impl HostFacts for LiveFacts {
     }
 
     fn locate_relative(&mut self, rel: &str, near: &[String]) -> Option<String> {
-        let key = format!("relative:{rel}|{}", near.join(":"));
+        let key = Fact::relative_question(rel, near);
         if let Some(Fact::Relative { found, .. }) = self.cache.get(&key) {
             return found.clone();
         }
@@ -199,7 +212,7 @@ impl HostFacts for LiveFacts {
     }
 
     fn file(&mut self, path: &str) -> FileFact {
-        let key = format!("file:{path}");
+        let key = Fact::file_question(path);
         if let Some(Fact::File { fact, .. }) = self.cache.get(&key) {
             return fact.clone();
         }
@@ -269,7 +282,7 @@ impl RecordedFacts {
             }
             Fact::Relative { rel, near, found } => {
                 self.relative
-                    .insert(format!("{rel}|{}", near.join(":")), found.clone());
+                    .insert(Fact::relative_question(rel, near), found.clone());
             }
         }
     }
@@ -286,7 +299,7 @@ impl HostFacts for RecordedFacts {
 
     fn locate_relative(&mut self, rel: &str, near: &[String]) -> Option<String> {
         self.relative
-            .get(&format!("{rel}|{}", near.join(":")))
+            .get(&Fact::relative_question(rel, near))
             .cloned()
             .flatten()
     }
