@@ -256,9 +256,6 @@ fn hand_back_freed_memory() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    if matches!(cli.cmd, Cmd::Record { .. }) {
-        hand_back_freed_memory();
-    }
     match cli.cmd {
         Cmd::Record {
             duration,
@@ -275,6 +272,7 @@ fn main() -> ExitCode {
             follow,
             log,
         } => {
+            hand_back_freed_memory();
             let opts = record::RecordOptions {
                 duration,
                 all,

@@ -228,11 +228,7 @@ impl Bench<'_> {
         let mut tool: Option<Group> = None;
         let started = Instant::now();
         if let Some(args) = mode.tracer_args() {
-            let mut c = Command::new(self.tracer);
-            c.args(["record", "--format", "json"]).args(args);
-            let mut child = spawn_group(&mut c, &out, &err)?;
-            wait_for(&err, "tracer: attached", &mut child)?;
-            tool = Some(Group(child));
+            tool = Some(self.start_tracer(args, None, &out, &err)?);
         } else if mode == Mode::Bpftrace {
             let mut c = Command::new("bpftrace");
             c.args(["-e", BPFTRACE]);
@@ -288,9 +284,7 @@ impl Bench<'_> {
         if let Some(mut t) = tool {
             s.rss_kib = status_kib(t.0.id(), "VmHWM");
             let asked = Instant::now();
-            // SAFETY: SIGINT to our child.
-            unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
-            let _ = t.0.wait();
+            interrupt(&mut t);
             s.stop = Some(asked.elapsed().as_secs_f64());
             if mode.tracer_args().is_some() {
                 let stats = report_stats(&out)?;
@@ -377,17 +371,11 @@ impl Bench<'_> {
         let args = mode.tracer_args().context("a tracer mode")?;
         let out = self.dir.join("out-sustained");
         let err = self.dir.join("err-sustained");
-        let mut c = Command::new(self.tracer);
-        c.args(["record", "--format", "json"]).args(args);
         // The followed mode's recording is the large trace the replay figures use.
         let trace = self.dir.join("sustained.jtrace");
-        if mode == Mode::Tracked {
-            let _ = fs::remove_file(&trace);
-            c.arg("--output").arg(&trace);
-        }
-        let mut child = spawn_group(&mut c, &out, &err)?;
-        wait_for(&err, "tracer: attached", &mut child)?;
-        let t = Group(child);
+        let _ = fs::remove_file(&trace);
+        let output = (mode == Mode::Tracked).then_some(trace.as_path());
+        let mut t = self.start_tracer(args, output, &out, &err)?;
         let began = Instant::now();
         let mut runs = 0;
         while began.elapsed() < Duration::from_secs(secs) {
@@ -398,10 +386,7 @@ impl Bench<'_> {
             runs += 1;
         }
         let secs = began.elapsed().as_secs_f64();
-        let mut t = t;
-        // SAFETY: SIGINT to our child.
-        unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
-        let _ = t.0.wait();
+        interrupt(&mut t);
         let stats = report_stats(&out)?;
         wait_for_programs(self.programs_before);
         let _ = fs::remove_file(&out);
@@ -414,6 +399,33 @@ impl Bench<'_> {
             runs,
         })
     }
+}
+
+impl Bench<'_> {
+    /// `tracer record --format json ARGS [--output FILE]`, once it says it is attached.
+    fn start_tracer(
+        &self,
+        args: &[&str],
+        output: Option<&Path>,
+        out: &Path,
+        err: &Path,
+    ) -> Result<Group> {
+        let mut c = Command::new(self.tracer);
+        c.args(["record", "--format", "json"]).args(args);
+        if let Some(f) = output {
+            c.arg("--output").arg(f);
+        }
+        let mut child = spawn_group(&mut c, out, err)?;
+        wait_for(err, "tracer: attached", &mut child)?;
+        Ok(Group(child))
+    }
+}
+
+/// Ctrl-C to a tool, then its exit.
+fn interrupt(t: &mut Group) {
+    // SAFETY: SIGINT to our child.
+    unsafe { libc::kill(t.0.id() as i32, libc::SIGINT) };
+    let _ = t.0.wait();
 }
 
 /// The `stats` object of a tracer's JSON report (its last field), read from the end of
