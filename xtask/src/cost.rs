@@ -481,6 +481,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     };
     let modes = selected_modes()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
+    // Mode 1 once more each round, right after itself: how far two runs with nothing
+    // attached differ is the noise floor the other ratios are read against.
+    let mut again = Vec::new();
     let mut n = 0;
     for round in 0..runs {
         eprintln!("cost: round {} of {runs}", round + 1);
@@ -490,6 +493,10 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             }
             n += 1;
             samples[i].push(b.run(m, n, false)?);
+            if m == Mode::Nothing {
+                n += 1;
+                again.push(b.run(m, n, false)?);
+            }
         }
     }
     // The per-program table comes from one more `--all` run, left out of the timings.
@@ -520,7 +527,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             replays.push(replay_large(tracer, &trace, format, 3)?);
         }
     }
-    print(&samples, &b.progs, runs);
+    print(&samples, &again, &b.progs, runs);
     if let (Some(rec), false) = (
         sustained.iter().find(|r| r.mode == Mode::Tracked),
         replays.is_empty(),
@@ -590,15 +597,37 @@ fn selected_modes() -> Result<Vec<Mode>> {
     Ok(modes)
 }
 
-fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: usize) {
-    let med = |i: usize, f: &dyn Fn(&Sample) -> f64| median(samples[i].iter().map(f).collect());
-    let (wall0, host0) = (med(0, &|s| s.wall), med(0, &|s| s.host_cpu));
+/// Per-round ratios of one mode to the same round's run with nothing attached: a slow
+/// minute on the machine then weighs on both sides of the ratio.
+fn ratios(xs: &[Sample], base: &[Sample], f: &dyn Fn(&Sample) -> f64) -> Vec<f64> {
+    xs.iter()
+        .zip(base)
+        .map(|(x, b)| f(x) / f(b).max(1e-9))
+        .collect()
+}
+
+/// "median [lowest-highest]" of per-round ratios.
+fn ratio_cell(v: Vec<f64>) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.3} [{:.2}-{:.2}]", median(v), lo, hi)
+}
+
+fn print(
+    samples: &[Vec<Sample>],
+    again: &[Sample],
+    progs: &BTreeMap<String, (u64, u64)>,
+    runs: usize,
+) {
     println!(
         "\ncost: {} short processes ({LOOPS} loops of a subshell's refused connect and a cat of three files), median of {runs}, modes interleaved",
         2 * LOOPS
     );
     println!(
-        "{:<28} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9} {:>10} {:>6} {:>8} {:>8} {:>7}",
+        "ratios: median [range] of each round's run over the same round's mode 1; \"1 again\" is mode 1 run twice, the noise floor"
+    );
+    println!(
+        "{:<28} {:>7} {:>20} {:>9} {:>9} {:>20} {:>9} {:>10} {:>6} {:>8} {:>8} {:>7}",
         "mode",
         "wall s",
         "x wall",
@@ -612,17 +641,25 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
         "attach s",
         "stop s"
     );
+    let base = &samples[0];
+    let mut rows: Vec<(&str, &[Sample])> = Vec::new();
     for (i, m) in MODES.iter().enumerate() {
-        if samples[i].is_empty() {
+        rows.push((m.name(), &samples[i]));
+        if i == 0 && !again.is_empty() {
+            rows.push(("1 again (noise floor)", again));
+        }
+    }
+    for (name, xs) in rows {
+        if xs.is_empty() {
             continue;
         }
-        let wall = med(i, &|s| s.wall);
-        let host = med(i, &|s| s.host_cpu);
-        let events = samples[i].iter().filter_map(|s| s.events).max();
-        let lost = samples[i].iter().filter_map(|s| s.lost).max();
-        let rss = samples[i].iter().filter_map(|s| s.rss_kib).max();
+        let med = |f: &dyn Fn(&Sample) -> f64| median(xs.iter().map(f).collect());
+        let wall = med(&|s| s.wall);
+        let events = xs.iter().filter_map(|s| s.events).max();
+        let lost = xs.iter().filter_map(|s| s.lost).max();
+        let rss = xs.iter().filter_map(|s| s.rss_kib).max();
         let secs = |f: &dyn Fn(&Sample) -> Option<f64>| {
-            let v: Vec<f64> = samples[i].iter().filter_map(f).collect();
+            let v: Vec<f64> = xs.iter().filter_map(f).collect();
             if v.is_empty() {
                 "-".to_string()
             } else {
@@ -630,14 +667,14 @@ fn print(samples: &[Vec<Sample>], progs: &BTreeMap<String, (u64, u64)>, runs: us
             }
         };
         println!(
-            "{:<28} {:>7.2} {:>7.3} {:>9.2} {:>9.2} {:>7.3} {:>9.2} {:>10} {:>6} {:>8} {:>8} {:>7}",
-            m.name(),
+            "{:<28} {:>7.2} {:>20} {:>9.2} {:>9.2} {:>20} {:>9.2} {:>10} {:>6} {:>8} {:>8} {:>7}",
+            name,
             wall,
-            wall / wall0,
-            med(i, &|s| s.work_cpu),
-            host,
-            host / host0,
-            med(i, &|s| s.tool_cpu),
+            ratio_cell(ratios(xs, base, &|s| s.wall)),
+            med(&|s| s.work_cpu),
+            med(&|s| s.host_cpu),
+            ratio_cell(ratios(xs, base, &|s| s.host_cpu)),
+            med(&|s| s.tool_cpu),
             events.map_or("-".into(), |e| format!("{:.0}", e as f64 / wall)),
             lost.map_or("-".into(), |l| l.to_string()),
             rss.map_or("-".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
@@ -674,5 +711,19 @@ mod tests {
     fn the_median_is_the_middle_value() {
         assert_eq!(super::median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(super::median(vec![5.0]), 5.0);
+    }
+
+    #[test]
+    fn ratios_pair_each_round_with_its_own_baseline() {
+        let s = |wall| super::Sample {
+            wall,
+            ..Default::default()
+        };
+        // A machine twice as slow in round 2 leaves the ratio at 1.1 both times.
+        let base = [s(1.0), s(2.0)];
+        let mode = [s(1.1), s(2.2)];
+        let r = super::ratios(&mode, &base, &|x| x.wall);
+        assert!((r[0] - 1.1).abs() < 1e-9 && (r[1] - 1.1).abs() < 1e-9);
+        assert_eq!(super::ratio_cell(vec![1.0, 1.2, 1.1]), "1.100 [1.00-1.20]");
     }
 }
