@@ -100,7 +100,13 @@ impl Finished {
 impl Tracer {
     /// Start `tracer record ARGS` and wait until it says its probes are attached.
     pub fn start(args: &[&str]) -> Tracer {
+        Self::start_with_env(args, &[])
+    }
+
+    /// `start`, with these variables set for the tracer alone.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut child = Command::new(tracer_bin())
+            .envs(env.iter().copied())
             .arg("record")
             // The tests read the events of healthy jobs too.
             .arg("--timelines")

@@ -757,3 +757,52 @@ fn failed_stats_are_kept_up_to_a_budget_and_successes_never() {
         "{stats:#?}"
     );
 }
+
+/// Two followed processes inside a syscall at once share the pending-call slot when
+/// their tids are equal modulo the slot count; the second call goes to the spill map.
+/// With one slot every pair collides: a job's shell waits in wait4 (holding the slot)
+/// while its child's opens are spilled, and all of them still reach the report.
+#[test]
+fn calls_that_share_a_pending_slot_are_all_reported() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("spill");
+    let (shell, name) = root_shell(&dir);
+    let bad = Command::new(tracer_tests::tracer_bin())
+        .args(["record", "--comm", &name, "--duration", "1"])
+        .env("TRACER_PENDING_SLOTS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("TRACER_PENDING_SLOTS=\"3\" is not a power of two"),
+        "{bad:?}"
+    );
+    let tracer = Tracer::start_with_env(
+        &["--comm", &name, "--format", "json"],
+        &[("TRACER_PENDING_SLOTS", "1")],
+    );
+    // The child ends by exec'ing its last cat, so the pid the shell's wait4 returns is
+    // the pid of the second open.
+    let child = "cat /nonexistent/jt-spill-a; sleep 0.2; exec cat /nonexistent/jt-spill-b";
+    let script = format!("/bin/sh -c '/bin/sh -c \"{child}\" 2>/dev/null & wait'; true");
+    let st = Command::new(&shell).args(["-c", &script]).status().unwrap();
+    assert!(st.success());
+    thread::sleep(Duration::from_millis(300));
+    let r = tracer.stop_with(libc::SIGINT).json();
+    let ev = all_events(&r);
+    let mut opens = Vec::new();
+    for path in ["jt-spill-a", "jt-spill-b"] {
+        let open = expect_event(&ev, path, |e| {
+            e["event"] == "open" && s(&e["path"]).ends_with(path)
+        });
+        assert_eq!(open["error"], "ENOENT", "{open}");
+        opens.push(open["pid"].clone());
+    }
+    let wait = expect_event(&ev, "the job shell's wait4 for its child", |e| {
+        e["event"] == "wait" && e["ret"] == opens[1]
+    });
+    assert_ne!(wait["pid"], opens[1], "{wait}");
+    assert_eq!(r["stats"]["lost_events"], 0, "{:#}", r["stats"]);
+}

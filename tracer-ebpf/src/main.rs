@@ -7,6 +7,7 @@
 mod anomaly;
 mod common;
 mod maps;
+mod pending;
 mod probes;
 
 #[cfg(not(test))]

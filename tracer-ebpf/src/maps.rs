@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{SyscallRecord, Tracked, COMM_LEN, LOST_SLOTS};
+use tracer_common::{Tracked, COMM_LEN, LOST_SLOTS};
 
 /// Every record to user space. 16 MiB holds a few thousand exec records.
 #[map]
@@ -42,14 +42,6 @@ pub static THREADS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 /// `--comm`).
 #[map]
 pub static ROOT_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);
-
-/// Syscall enter halves waiting for their exit, keyed by tid.
-#[map]
-pub static PENDING: HashMap<u32, SyscallRecord> = HashMap::with_max_entries(8192, 0);
-
-/// Scratch space to build a syscall record off the 512-byte stack.
-#[map]
-pub static SCRATCH: PerCpuArray<SyscallRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Records dropped, per record kind (slot = kind), plus the special slots in tracer-common.
 #[map]

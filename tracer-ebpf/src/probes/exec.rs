@@ -14,7 +14,8 @@ use tracer_common::{
 
 use crate::{
     common::{fill_header, ids, is_self, is_tracked},
-    maps::{count_lost, EVENTS, PENDING, ROOT_COMMS, TRACKED},
+    maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
+    pending,
     probes::syscall::{arg, store_pending, Data},
 };
 
@@ -179,10 +180,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     // exec result moves to the new tid.
     let old_tid = unsafe { ctx.read_at::<i32>(OFF_OLD_PID) }.unwrap_or(0) as u32;
     if old_tid != 0 && old_tid != tid {
-        if let Some(p) = unsafe { PENDING.get(&old_tid) } {
-            let _ = PENDING.insert(&tid, p, 0);
-            let _ = PENDING.remove(&old_tid);
-        }
+        pending::move_to(old_tid, tid);
     }
     let comm: [u8; COMM_LEN] = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0u8; 16]);
     let is_root_comm = unsafe { ROOT_COMMS.get(&comm) }.is_some();

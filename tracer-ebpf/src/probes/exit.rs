@@ -11,6 +11,7 @@ use tracer_common::{
 use crate::{
     common::{exit_group_dead_off, fill_header, ids, is_tracked},
     maps::{count_lost, EVENTS, THREADS, TRACKED},
+    pending,
 };
 
 #[tracepoint]
@@ -27,6 +28,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if !is_tracked(tgid) {
         return 0;
     }
+    pending::forget(tid);
     if tid != tgid {
         let _ = THREADS.remove(&tid);
     }

@@ -4,7 +4,8 @@ use tracer_common::{ForkRecord, RecordKind, SyscallKind, Tracked};
 
 use crate::{
     common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked},
-    maps::{count_lost, EVENTS, PENDING, THREADS, TRACKED},
+    maps::{count_lost, EVENTS, THREADS, TRACKED},
+    pending,
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -18,9 +19,11 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     // The tracepoint fires for new threads too; the clone flags saved at syscall
     // entry tell them apart. fork()/vfork() leave no entry: those are processes.
     let mut clone_flags = 0u64;
-    if let Some(p) = unsafe { PENDING.get(&tid) } {
-        if p.syscall == SyscallKind::Clone as u32 {
-            clone_flags = p.args[0];
+    if let Some((p, _)) = pending::find(tid) {
+        unsafe {
+            if (*p).syscall == SyscallKind::Clone as u32 {
+                clone_flags = (*p).args[0];
+            }
         }
     }
     let child: u32 = match unsafe { ctx.read_at::<i32>(fork_child_pid_off()) } {

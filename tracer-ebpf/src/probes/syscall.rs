@@ -1,5 +1,5 @@
 //! Syscalls on the job path: arguments saved at `sys_enter_*` (per thread, in
-//! `PENDING`), joined with the result at `sys_exit_*` into one `SyscallRecord`.
+//! `pending`), joined with the result at `sys_exit_*` into one `SyscallRecord`.
 //! One exit program serves every syscall. Another, on the exits of the other syscalls
 //! that make a descriptor, reports their EMFILE/ENFILE.
 use aya_ebpf::{
@@ -9,12 +9,13 @@ use aya_ebpf::{
 };
 use tracer_common::{
     RecordKind, SyscallKind, SyscallRecord, DATA_LEN, FLAG_READ_FAULT, FLAG_TRUNCATED,
-    LOST_PENDING_FULL, STAT_MISSES_KEPT, TRACKED_EXIT_GROUP,
+    STAT_MISSES_KEPT, TRACKED_EXIT_GROUP,
 };
 
 use crate::{
     common::{fill_header, ids, is_tracked},
-    maps::{count_lost, EVENTS, PENDING, ROOT_COMMS, SCRATCH, TRACKED},
+    maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
+    pending,
 };
 
 /// Syscall tracepoints lay their arguments out as 8-byte slots from offset 16.
@@ -33,12 +34,12 @@ pub enum Data {
     StrAtExit(u64),
 }
 
-/// Build the enter half in the per-CPU scratch slot and park it in `PENDING`.
+/// Build the enter half where `pending` keeps it until the exit.
 /// Callers have checked that the process is tracked.
 #[inline(always)]
 pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
     let (tgid, tid) = ids();
-    let Some(r) = SCRATCH.get_ptr_mut(0) else {
+    let Some((r, place)) = pending::begin(tid) else {
         return;
     };
     fill_header(
@@ -107,9 +108,7 @@ pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
             (*r).args[3] = retry_ptr;
         }
     }
-    if PENDING.insert(&tid, unsafe { &*r }, 0).is_err() {
-        count_lost(LOST_PENDING_FULL);
-    }
+    pending::commit(tid, r, place);
 }
 
 macro_rules! enter_probe {
@@ -368,8 +367,8 @@ pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
     let (_, tid) = ids();
-    // One lookup: untracked threads never have a pending entry.
-    let Some(p) = PENDING.get_ptr_mut(&tid) else {
+    // Untracked threads never have a pending half.
+    let Some((p, place)) = pending::find(tid) else {
         return 0;
     };
     let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
@@ -377,12 +376,12 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         let kind = (*p).syscall;
         if kind == SyscallKind::Clone as u32 {
             // Only needed by the fork probe, which has run by now.
-            let _ = PENDING.remove(&tid);
+            pending::release(tid, p, place);
             return 0;
         }
         if kind == SyscallKind::Stat as u32 && (*p).args[2] == STAT_FAILURES_ONLY {
             if ret >= 0 {
-                let _ = PENDING.remove(&tid);
+                pending::release(tid, p, place);
                 return 0;
             }
             if let Some(t) = TRACKED.get_ptr_mut(&(*p).hdr.pid) {
@@ -453,7 +452,7 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         }
         None => count_lost(RecordKind::Syscall as u32),
     }
-    let _ = PENDING.remove(&tid);
+    pending::release(tid, p, place);
     0
 }
 

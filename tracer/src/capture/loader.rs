@@ -241,6 +241,27 @@ pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
 }
 
 /// Settings that go into the kernel programs.
+/// Slots of the kernel's per-thread table of syscalls waiting for their exit (the
+/// kernel's default unless `TRACER_PENDING_SLOTS` says otherwise).
+const PENDING_SLOTS: u32 = 8192;
+
+/// `TRACER_PENDING_SLOTS=N` (a power of two, 1 to 65536) sizes the table of syscalls
+/// waiting for their exit. Threads whose tids are equal modulo N share a slot, and a
+/// second call while the first waits goes to a spill map: `TRACER_PENDING_SLOTS=1`
+/// sends every such call there, which is how the tests reach that path.
+fn pending_slots() -> Result<u32, SetupError> {
+    let Ok(v) = std::env::var("TRACER_PENDING_SLOTS") else {
+        return Ok(PENDING_SLOTS);
+    };
+    match v.trim().parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= 65536 => Ok(n),
+        _ => Err(err(
+            format!("TRACER_PENDING_SLOTS={v:?} is not a power of two from 1 to 65536"),
+            format!("unset it (the default is {PENDING_SLOTS}) or give a power of two"),
+        )),
+    }
+}
+
 pub struct LoadOptions {
     pub trace_all: bool,
     pub self_tgid: u32,
@@ -320,7 +341,10 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
     let exit_fmt = read_format(tracefs, "sched", "sched_process_exit");
     let group_dead_off = field_offset(&exit_fmt, "group_dead").unwrap_or(0);
     let trace_all: u32 = opts.trace_all.into();
+    let slots = pending_slots()?;
     let mut ebpf = EbpfLoader::new()
+        .override_global("PENDING_MASK", &(slots - 1), true)
+        .map_max_entries("PENDING", slots)
         .override_global("SELF_TGID", &opts.self_tgid, true)
         .override_global("TRACE_ALL", &trace_all, true)
         .override_global("FORK_CHILD_PID_OFF", &child_off, true)
@@ -339,15 +363,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
     let mut links = Vec::new();
     let mut attached = 0;
     let mut missing_optional = Vec::new();
-    let skip = std::env::var("TRACER_EXP_SKIP").unwrap_or_default();
     for a in &all {
-        if !skip.is_empty()
-            && skip
-                .split(',')
-                .any(|k| a.name.contains(k) || a.program == k)
-        {
-            continue;
-        }
         if !tracepoint_exists(tracefs, a.category, a.name) {
             missing_optional.push(format!("{}/{}", a.category, a.name));
             continue;
