@@ -17,6 +17,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::procs::{status_kib, Group};
 
+mod percall;
+pub use percall::syscall_loop;
+
 /// Loops of the workload: each a subshell that makes a refused connect, and a `cat`
 /// that opens three files (with what the loader opens): two short processes a loop.
 const LOOPS: u32 = 1000;
@@ -499,6 +502,15 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             }
         }
     }
+    let mut per_call: Vec<Vec<Vec<f64>>> = vec![Vec::new(); percall::MODES.len()];
+    for round in 0..runs {
+        eprintln!("cost: per-call loops, round {} of {runs}", round + 1);
+        for (i, &m) in percall::MODES.iter().enumerate() {
+            if modes.contains(&m) {
+                per_call[i].push(b.per_call(m)?);
+            }
+        }
+    }
     // The per-program table comes from one more `--all` run, left out of the timings.
     if modes.contains(&Mode::All) {
         eprintln!("cost: one more --all run for the per-program kernel time");
@@ -528,6 +540,11 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         }
     }
     print(&samples, &again, &b.progs, runs);
+    // Every watched syscall's exit runs `sys_exit` once: its run count in the --all
+    // run is how many watched calls one workload run makes.
+    let watched = b.progs.get("sys_exit").map(|p| p.0);
+    let work_cpu = median(samples[0].iter().map(|s| s.work_cpu).collect());
+    percall::print(&per_call, runs, watched, work_cpu);
     if let (Some(rec), false) = (
         sustained.iter().find(|r| r.mode == Mode::Tracked),
         replays.is_empty(),

@@ -38,7 +38,9 @@ commands:
                    following another root, following it, --all, strace -f and
                    bpftrace, interleaved, N rounds (default 5): wall, CPU, ratios,
                    events/s, losses, RSS, attach and stop times, and the kernel
-                   time per tracer program (from one more, untimed --all run);
+                   time per tracer program (from one more, untimed --all run),
+                   ns per syscall (getppid, stat, open) with nothing attached,
+                   mode 2 and --all, and mode 2's cost on the workload from them;
                    COST_MODES=2,4 runs only those modes besides mode 1; then the
                    workload back to back for COST_SUSTAINED_SECS (default 30, 0
                    skips) under modes 3 and 4: events/s kept up with, lost";
@@ -105,6 +107,8 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        // The cost bench's per-call loop, run as a child (not for users).
+        "__syscall-loop" => cost::syscall_loop(rest.first().map_or("", String::as_str)),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
