@@ -376,8 +376,10 @@ impl Bench<'_> {
         let err = self.dir.join("err-sustained");
         // The followed mode's recording is the large trace the replay figures use.
         let trace = self.dir.join("sustained.jtrace");
-        let _ = fs::remove_file(&trace);
         let output = (mode == Mode::Tracked).then_some(trace.as_path());
+        if let Some(t) = output {
+            let _ = fs::remove_file(t);
+        }
         let mut t = self.start_tracer(args, output, &out, &err)?;
         let began = Instant::now();
         let mut runs = 0;
@@ -521,7 +523,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     let secs: u64 = std::env::var("COST_SUSTAINED_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(20);
     let mut sustained = Vec::new();
     if secs > 0 {
         for m in [Mode::Tracked, Mode::All] {
@@ -533,7 +535,13 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     }
     let trace = b.dir.join("sustained.jtrace");
     let mut replays = Vec::new();
-    if trace.exists() {
+    if sustained.iter().any(|r| r.mode == Mode::Tracked) {
+        if !trace.exists() {
+            bail!(
+                "the followed mode's sustained run left no recording at {}",
+                trace.display()
+            );
+        }
         for format in ["json", "text"] {
             eprintln!("cost: replaying the recorded trace, --format {format}");
             replays.push(replay_large(tracer, &trace, format, 3)?);
@@ -572,7 +580,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         }
     }
     if !sustained.is_empty() {
-        println!("\nsustained: the workload back to back under one tracer (COST_SUSTAINED_SECS, default 30)");
+        println!("\nsustained: the workload back to back under one tracer (COST_SUSTAINED_SECS, default 20)");
         println!(
             "{:<28} {:>7} {:>6} {:>10} {:>10} {:>6}",
             "mode", "secs", "runs", "events", "events/s", "lost"

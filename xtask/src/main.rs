@@ -32,7 +32,7 @@ commands:
   bench [PART] [N]  PART replay, soak or cost (default: all three), N runs:
                    replay: throughput (events/s) against read/decode baselines;
                    soak (root): the tracer follows a root forking short jobs back
-                   to back for SOAK_SECS (default 90) per mode, its RSS sampled
+                   to back for SOAK_SECS (default 60) per mode, its RSS sampled
                    each second (peak, final, second-half slope);
                    cost (root): one workload with nothing attached, the tracer
                    following another root, following it, --all, strace -f and
@@ -42,7 +42,7 @@ commands:
                    ns per syscall (getppid, stat, open) with nothing attached,
                    mode 2 and --all, and mode 2's cost on the workload from them;
                    COST_MODES=2,4 runs only those modes besides mode 1; then the
-                   workload back to back for COST_SUSTAINED_SECS (default 30, 0
+                   workload back to back for COST_SUSTAINED_SECS (default 20, 0
                    skips) under modes 3 and 4: events/s kept up with, lost";
 
 fn main() {
@@ -161,7 +161,7 @@ fn soak_bench() -> Result<()> {
     let secs: u64 = env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(90);
+        .unwrap_or(60);
     let bin = build()?;
     let dir = env::temp_dir().join(format!("jt-soak-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
