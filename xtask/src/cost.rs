@@ -505,8 +505,11 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         }
     }
     let mut per_call: Vec<Vec<Vec<f64>>> = vec![Vec::new(); percall::MODES.len()];
-    for round in 0..runs {
-        eprintln!("cost: per-call loops, round {} of {runs}", round + 1);
+    // Three rounds: each loop's figure is already the quietest of many stretches, and
+    // a round costs two tracer starts and stops.
+    let call_rounds = runs.min(3);
+    for round in 0..call_rounds {
+        eprintln!("cost: per-call loops, round {} of {call_rounds}", round + 1);
         for (i, &m) in percall::MODES.iter().enumerate() {
             if modes.contains(&m) {
                 per_call[i].push(b.per_call(m)?);
@@ -552,7 +555,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     // run is how many watched calls one workload run makes.
     let watched = b.progs.get("sys_exit").map(|p| p.0);
     let work_cpu = median(samples[0].iter().map(|s| s.work_cpu).collect());
-    percall::print(&per_call, runs, watched, work_cpu);
+    percall::print(&per_call, call_rounds, watched, work_cpu);
     if let (Some(rec), false) = (
         sustained.iter().find(|r| r.mode == Mode::Tracked),
         replays.is_empty(),

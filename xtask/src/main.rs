@@ -32,7 +32,7 @@ commands:
   bench [PART] [N]  PART replay, soak or cost (default: all three), N runs:
                    replay: throughput (events/s) against read/decode baselines;
                    soak (root): the tracer follows a root forking short jobs back
-                   to back for SOAK_SECS (default 60) per mode, its RSS sampled
+                   to back for SOAK_SECS (default 90) per mode, its RSS sampled
                    each second (peak, final, second-half slope);
                    cost (root): one workload with nothing attached, the tracer
                    following another root, following it, --all, strace -f and
@@ -96,7 +96,11 @@ fn real_main() -> Result<()> {
                         "bench", "--locked", "-p", "tracer", "--bench", "replay", "--",
                     ])
                     .args(&runs)
-                    .current_dir(root_dir()))?;
+                    .current_dir(root_dir())
+                    // The value `build` gives it: the tracer's build script reruns
+                    // when it changes, and the soak and cost parts would rebuild the
+                    // tracer after this (half a minute each way).
+                    .env("TRACER_EBPF_OBJECT", ebpf_object()))?;
             }
             if wants("soak") {
                 soak_bench()?;
@@ -161,7 +165,7 @@ fn soak_bench() -> Result<()> {
     let secs: u64 = env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(90);
     let bin = build()?;
     let dir = env::temp_dir().join(format!("jt-soak-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
@@ -322,7 +326,7 @@ fn build_ebpf() -> Result<PathBuf> {
         .args(["+nightly", "build", "--release", "--locked"])
         .current_dir(&dir)
         .env("PATH", path))?;
-    let obj = dir.join("target/bpfel-unknown-none/release/tracer-ebpf");
+    let obj = ebpf_object();
     if !obj.exists() {
         bail!("the eBPF build left no object at {}", obj.display());
     }
@@ -337,6 +341,11 @@ fn build() -> Result<PathBuf> {
         .current_dir(&root)
         .env("TRACER_EBPF_OBJECT", &obj))?;
     Ok(root.join("target/release/tracer"))
+}
+
+/// Where `build_ebpf` leaves the kernel object (whether or not it has been built).
+fn ebpf_object() -> PathBuf {
+    root_dir().join("tracer-ebpf/target/bpfel-unknown-none/release/tracer-ebpf")
 }
 
 fn is_root() -> bool {
@@ -455,10 +464,7 @@ fn test(bin: &Path, extra: &[String]) -> Result<()> {
         .args(["test", "--release", "--locked", "--workspace"])
         .args(extra)
         .current_dir(&root)
-        .env(
-            "TRACER_EBPF_OBJECT",
-            root.join("tracer-ebpf/target/bpfel-unknown-none/release/tracer-ebpf"),
-        )
+        .env("TRACER_EBPF_OBJECT", ebpf_object())
         .env("TRACER_BIN", bin))
 }
 
