@@ -207,14 +207,19 @@ pub(super) fn path_search_misses(
         if v.mailers.contains(&pid) {
             continue;
         }
-        for search in searches.remove(&pid).unwrap_or_default() {
-            let path = v.env_var(pid, "PATH");
-            let path_dirs: Option<Vec<&str>> = path.as_deref().map(|p| {
-                p.split(':')
-                    .filter(|d| d.starts_with('/'))
-                    .map(|d| d.trim_end_matches('/'))
-                    .collect()
-            });
+        let Some(runs) = searches.remove(&pid) else {
+            continue;
+        };
+        // Once per process: a loader's failed stats of its library directories make
+        // dozens of searches, and the environment scan for each was a tenth of a replay.
+        let path = v.env_var(pid, "PATH");
+        let path_dirs: Option<Vec<&str>> = path.as_deref().map(|p| {
+            p.split(':')
+                .filter(|d| d.starts_with('/'))
+                .map(|d| d.trim_end_matches('/'))
+                .collect()
+        });
+        for search in runs {
             let whole_path = path_dirs.as_ref().is_some_and(|want| {
                 !want.is_empty()
                     && want.iter().all(|w| search.dirs.contains(w))
