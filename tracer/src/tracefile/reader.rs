@@ -359,7 +359,13 @@ fn resync(src: &mut Source, from: usize, credit: &mut Credit) -> Option<(usize, 
     None
 }
 
+/// A kernel entry's usual size in an event block (a syscall record and its entry
+/// header): room for a block's entries is made once instead of by doublings, each a
+/// copy of every entry so far (a twentieth of a replay).
+const TYPICAL_ENTRY_BYTES: usize = 5 + std::mem::size_of::<tracer_common::SyscallRecord>();
+
 fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
+    out.reserve(payload.len() / TYPICAL_ENTRY_BYTES);
     let mut p = 0usize;
     while p < payload.len() {
         if payload.len() - p < 5 {
