@@ -59,7 +59,17 @@ fn read<T: Copy>(buf: &[u8], kind: &'static str) -> Result<T, DecodeError> {
 fn cstr(bytes: &[u8], max: usize) -> String {
     let b = &bytes[..bytes.len().min(max)];
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+    text(&b[..end])
+}
+
+/// Bytes as text, an invalid sequence replaced. Kernel strings are nearly always valid
+/// UTF-8, which `str::from_utf8` checks several times faster than the lossy scan does
+/// (that scan was a twentieth of a replay).
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// NUL-terminated strings packed back to back in the first `len` bytes.
@@ -67,7 +77,7 @@ pub(crate) fn cstrs(bytes: &[u8], len: u32, count: u32) -> Vec<String> {
     let b = &bytes[..(len as usize).min(bytes.len())];
     b.split(|&c| c == 0)
         .take(count as usize)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .map(text)
         .collect()
 }
 
@@ -402,6 +412,18 @@ pub fn decode_snapshot(p: &ProcInfo, root: bool, ts_ns: u64) -> Event {
 mod tests {
     use super::*;
     use crate::testutil::record_bytes;
+
+    #[test]
+    fn strings_that_are_not_utf8_keep_their_valid_parts() {
+        // A path with a Latin-1 byte, as a job on a misconfigured host may open.
+        assert_eq!(cstr(b"/tmp/caf\xe9.txt\0junk", 64), "/tmp/caf\u{FFFD}.txt");
+        assert_eq!(cstr(b"/etc/hostname\0", 64), "/etc/hostname");
+        assert_eq!(cstr(b"/no/nul/within/max", 7), "/no/nul");
+        assert_eq!(
+            cstrs(b"ls\0-l\0\xff\0", 8, 3),
+            vec!["ls".to_string(), "-l".into(), "\u{FFFD}".into()]
+        );
+    }
 
     fn header(kind: RecordKind) -> Header {
         let mut comm = [0u8; 16];
