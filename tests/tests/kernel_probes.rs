@@ -758,10 +758,10 @@ fn failed_stats_are_kept_up_to_a_budget_and_successes_never() {
     );
 }
 
-/// Two followed processes inside a syscall at once share the pending-call slot when
-/// their tids are equal modulo the slot count; the second call goes to the spill map.
-/// With one slot every pair collides: a job's shell waits in wait4 (holding the slot)
-/// while its child's opens are spilled, and all of them still reach the report.
+/// A followed thread gets the pending-call slot of its tid modulo the slot count at its
+/// fork, unless a live thread holds it; a thread without one keeps its calls in the
+/// spill map. With one slot, the job's shell (the first fork) holds it and waits in
+/// wait4 while its child's opens are spilled, and all of them still reach the report.
 #[test]
 fn calls_that_share_a_pending_slot_are_all_reported() {
     require_root();

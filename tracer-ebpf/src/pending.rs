@@ -1,14 +1,17 @@
 //! Syscall enter halves waiting for their exit, one per thread.
 //!
-//! A thread's half lives in the array slot `tid % PENDING_SLOTS`, built in place. It
-//! was a hash map: an insert and a delete per followed call, with the record copied in
-//! from a scratch slot, were about a fifth of the kernel time of a followed open. An
-//! array slot is an offset.
+//! A thread's half lives in the array slot `tid % slots` when the thread owns that
+//! slot, built in place. It was a hash map: an insert and a delete per followed call,
+//! with the record copied in from a scratch slot, were about a fifth of the kernel time
+//! of a followed open. An array slot is an offset.
 //!
-//! When the slot holds another thread's call still waiting (tids equal modulo the slot
-//! count, both followed, both inside a syscall), the half goes to the spill hash map.
-//! A slot a thread left without an exit (the tracer attached mid-call) is cleared when
-//! the thread exits, or taken over by the same tid's next call.
+//! Only the owner writes a slot, so two CPUs never write one at once. A slot is given
+//! to a thread when its parent forks it, and only if no live thread owns it; it is given
+//! back when the thread exits. (A "take it if free" at each call would let two threads
+//! whose tids share a slot both take it in the same instant: this target has no
+//! compare-and-swap before kernel 5.12's BPF atomics.) A thread without a slot (one
+//! that existed before the tracer attached, a root, a thread whose tid shares a slot
+//! with a live owner) keeps its halves in the spill hash map, as all threads once did.
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray},
@@ -17,19 +20,29 @@ use tracer_common::{SyscallRecord, LOST_PENDING_FULL};
 
 use crate::maps::count_lost;
 
-/// A power of two; 8192 records of 368 bytes, about 3 MiB. The loader may shrink the
+/// A power of two; 8192 records of 376 bytes, about 3 MiB. The loader may shrink the
 /// map (`TRACER_PENDING_SLOTS`) and sets `PENDING_MASK` to match, so a test can make
-/// every pair of threads collide.
+/// every pair of threads share one.
 const PENDING_SLOTS: u32 = 8192;
 
 #[unsafe(no_mangle)]
 static PENDING_MASK: u32 = PENDING_SLOTS - 1;
 
-#[map]
-static PENDING: Array<SyscallRecord> = Array::with_max_entries(PENDING_SLOTS, 0);
+#[repr(C)]
+pub struct Slot {
+    /// The thread the slot belongs to; 0 while it belongs to none.
+    owner: u32,
+    _pad: u32,
+    /// The owner's waiting half while `rec.hdr.tid` is the owner's tid; free when 0
+    /// (the idle task makes no syscalls).
+    rec: SyscallRecord,
+}
 
 #[map]
-static PENDING_SPILL: HashMap<u32, SyscallRecord> = HashMap::with_max_entries(4096, 0);
+static PENDING: Array<Slot> = Array::with_max_entries(PENDING_SLOTS, 0);
+
+#[map]
+static PENDING_SPILL: HashMap<u32, SyscallRecord> = HashMap::with_max_entries(8192, 0);
 
 /// Where a half bound for the spill map is built, off the 512-byte stack.
 #[map]
@@ -37,8 +50,6 @@ static SCRATCH: PerCpuArray<SyscallRecord> = PerCpuArray::with_max_entries(1, 0)
 
 /// Set once a half has ever been spilled, and left set. While it is clear, an exit
 /// looks no further than the slot: an unfollowed thread's exit costs one array lookup.
-/// (A count would let it clear again, but this target has no atomic add without the
-/// unstable intrinsics, and a racy count could read zero with a half still spilled.)
 #[map]
 static SPILLED: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -48,20 +59,17 @@ pub enum Place {
     Spill,
 }
 
-/// A free slot has tid 0: the idle task makes no syscalls.
-const FREE: u32 = 0;
-
 #[inline(always)]
-fn slot(tid: u32) -> Option<*mut SyscallRecord> {
+fn slot(tid: u32) -> Option<*mut Slot> {
     // Volatile so the mask patched in by the loader is read, not the one compiled in.
     let mask = unsafe { core::ptr::read_volatile(&PENDING_MASK) };
     PENDING.get_ptr_mut(tid & mask)
 }
 
 #[inline(always)]
-fn owner(p: *mut SyscallRecord) -> u32 {
-    // Volatile: another CPU's thread may take or free the slot between two reads.
-    unsafe { core::ptr::read_volatile(&raw const (*p).hdr.tid) }
+fn owner(s: *mut Slot) -> u32 {
+    // Volatile: a fork or an exit on another CPU may change it between two reads.
+    unsafe { core::ptr::read_volatile(&raw const (*s).owner) }
 }
 
 #[inline(always)]
@@ -71,38 +79,42 @@ fn any_spilled() -> bool {
         .is_some_and(|c| unsafe { core::ptr::read_volatile(c) } != 0)
 }
 
-/// Where to build `tid`'s enter half: its slot when free or its own, else the per-CPU
-/// scratch record, to be spilled by [`commit`].
+/// A new thread (`tid`, just forked by a followed parent, not yet running) gets its
+/// slot if no live thread owns it.
+#[inline(always)]
+pub fn assign(tid: u32) {
+    if let Some(s) = slot(tid) {
+        if owner(s) == 0 {
+            unsafe {
+                core::ptr::write_volatile(&raw mut (*s).rec.hdr.tid, 0);
+                core::ptr::write_volatile(&raw mut (*s).owner, tid);
+            }
+        }
+    }
+}
+
+/// Where to build `tid`'s enter half: its own slot, else the per-CPU scratch record,
+/// to be spilled by [`commit`].
 #[inline(always)]
 pub fn begin(tid: u32) -> Option<(*mut SyscallRecord, Place)> {
-    if let Some(p) = slot(tid) {
-        let o = owner(p);
-        if o == FREE || o == tid {
-            return Some((p, Place::Slot));
+    if let Some(s) = slot(tid) {
+        if owner(s) == tid {
+            return Some((unsafe { &raw mut (*s).rec }, Place::Slot));
         }
     }
     SCRATCH.get_ptr_mut(0).map(|p| (p, Place::Spill))
 }
 
-/// The half built at `p` (by `begin`, with `tid` in its header) waits for its exit.
+/// The half built at `p` by `begin` (with `tid` in its header) waits for its exit.
 #[inline(always)]
 pub fn commit(tid: u32, p: *mut SyscallRecord, place: Place) {
-    match place {
-        Place::Slot => {
-            // Two colliding threads that found the slot free at the same instant both
-            // wrote it; the one whose tid is not the last written has lost its half.
-            if owner(p) != tid {
-                count_lost(LOST_PENDING_FULL);
-            }
+    if place == Place::Spill {
+        if let Some(c) = SPILLED.get_ptr_mut(0) {
+            // Before the insert, so an exit never sees the half but not the flag.
+            unsafe { core::ptr::write_volatile(c, 1) };
         }
-        Place::Spill => {
-            if let Some(c) = SPILLED.get_ptr_mut(0) {
-                // Before the insert, so an exit never sees the half but not the flag.
-                unsafe { core::ptr::write_volatile(c, 1) };
-            }
-            if PENDING_SPILL.insert(&tid, unsafe { &*p }, 0).is_err() {
-                count_lost(LOST_PENDING_FULL);
-            }
+        if PENDING_SPILL.insert(&tid, unsafe { &*p }, 0).is_err() {
+            count_lost(LOST_PENDING_FULL);
         }
     }
 }
@@ -110,9 +122,11 @@ pub fn commit(tid: u32, p: *mut SyscallRecord, place: Place) {
 /// `tid`'s waiting half, if any.
 #[inline(always)]
 pub fn find(tid: u32) -> Option<(*mut SyscallRecord, Place)> {
-    if let Some(p) = slot(tid) {
-        if owner(p) == tid {
-            return Some((p, Place::Slot));
+    if let Some(s) = slot(tid) {
+        let mine = owner(s) == tid
+            && unsafe { core::ptr::read_volatile(&raw const (*s).rec.hdr.tid) } == tid;
+        if mine {
+            return Some((unsafe { &raw mut (*s).rec }, Place::Slot));
         }
     }
     if !any_spilled() {
@@ -125,38 +139,47 @@ pub fn find(tid: u32) -> Option<(*mut SyscallRecord, Place)> {
 #[inline(always)]
 pub fn release(tid: u32, p: *mut SyscallRecord, place: Place) {
     match place {
-        Place::Slot => unsafe { core::ptr::write_volatile(&raw mut (*p).hdr.tid, FREE) },
+        Place::Slot => unsafe { core::ptr::write_volatile(&raw mut (*p).hdr.tid, 0) },
         Place::Spill => {
             let _ = PENDING_SPILL.remove(&tid);
         }
     }
 }
 
-/// A thread is gone: a half it left without an exit frees its place.
+/// A thread is gone: its slot is given back, and a half it left without an exit is
+/// dropped.
 #[inline(always)]
 pub fn forget(tid: u32) {
-    if let Some((p, place)) = find(tid) {
-        release(tid, p, place);
+    if let Some(s) = slot(tid) {
+        if owner(s) == tid {
+            unsafe {
+                core::ptr::write_volatile(&raw mut (*s).rec.hdr.tid, 0);
+                core::ptr::write_volatile(&raw mut (*s).owner, 0);
+            }
+        }
+    }
+    if any_spilled() {
+        let _ = PENDING_SPILL.remove(&tid);
     }
 }
 
 /// `from`'s waiting half becomes `to`'s (an exec from a non-leader thread takes the
-/// leader's tid).
+/// leader's tid). It goes to the spill map: `to`'s slot belonged to the old leader.
 #[inline(always)]
 pub fn move_to(from: u32, to: u32) {
     let Some((src, src_place)) = find(from) else {
         return;
     };
-    if let Some((dst, dst_place)) = begin(to) {
-        unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-                dst.cast(),
-                core::mem::size_of::<SyscallRecord>() as u32,
-                src as *const core::ffi::c_void,
-            );
-            core::ptr::write_volatile(&raw mut (*dst).hdr.tid, to);
-        }
-        commit(to, dst, dst_place);
+    if let Some(c) = SPILLED.get_ptr_mut(0) {
+        unsafe { core::ptr::write_volatile(c, 1) };
     }
-    release(from, src, src_place);
+    unsafe { core::ptr::write_volatile(&raw mut (*src).hdr.tid, to) };
+    if PENDING_SPILL.insert(&to, unsafe { &*src }, 0).is_err() {
+        count_lost(LOST_PENDING_FULL);
+    }
+    // No thread has the tid `from` any more: its place is let go.
+    if src_place == Place::Spill {
+        let _ = PENDING_SPILL.remove(&from);
+    }
+    forget(from);
 }

@@ -486,8 +486,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     };
     let modes = selected_modes()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
-    // Mode 1 once more each round, right after itself: how far two runs with nothing
-    // attached differ is the noise floor the other ratios are read against.
+    // Mode 1 once more at the end of each round: how far two runs with nothing
+    // attached differ, a round apart, is the noise floor the other ratios are read
+    // against.
     let mut again = Vec::new();
     let mut n = 0;
     for round in 0..runs {
@@ -498,11 +499,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             }
             n += 1;
             samples[i].push(b.run(m, n, false)?);
-            if m == Mode::Nothing {
-                n += 1;
-                again.push(b.run(m, n, false)?);
-            }
         }
+        n += 1;
+        again.push(b.run(Mode::Nothing, n, false)?);
     }
     let mut per_call: Vec<Vec<Vec<f64>>> = vec![Vec::new(); percall::MODES.len()];
     // Three rounds: each loop's figure is already the quietest of many stretches, and
@@ -538,13 +537,14 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     }
     let trace = b.dir.join("sustained.jtrace");
     let mut replays = Vec::new();
-    if sustained.iter().any(|r| r.mode == Mode::Tracked) {
-        if !trace.exists() {
-            bail!(
-                "the followed mode's sustained run left no recording at {}",
-                trace.display()
-            );
-        }
+    let mut missing = None;
+    if sustained.iter().any(|r| r.mode == Mode::Tracked) && !trace.exists() {
+        // Said after the tables, so a long run's figures are not thrown away.
+        missing = Some(format!(
+            "the followed mode's sustained run left no recording at {}",
+            trace.display()
+        ));
+    } else if sustained.iter().any(|r| r.mode == Mode::Tracked) {
         for format in ["json", "text"] {
             eprintln!("cost: replaying the recorded trace, --format {format}");
             replays.push(replay_large(tracer, &trace, format, 3)?);
@@ -600,6 +600,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             );
         }
     }
+    if let Some(m) = missing {
+        bail!(m);
+    }
     Ok(())
 }
 
@@ -652,7 +655,7 @@ fn print(
         2 * LOOPS
     );
     println!(
-        "ratios: median [range] of each round's run over the same round's mode 1; \"1 again\" is mode 1 run twice, the noise floor"
+        "ratios: median [range] of each round's run over the same round's mode 1; \"1 again\" is mode 1 run again at the end of each round: the noise floor"
     );
     println!(
         "{:<28} {:>7} {:>20} {:>9} {:>9} {:>20} {:>9} {:>10} {:>6} {:>8} {:>8} {:>7}",

@@ -25,10 +25,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     } else {
         unsafe { ctx.read_at::<u8>(off) }.unwrap_or(1)
     };
+    // Whether or not its process is still followed: a slot left owned by a gone
+    // thread would serve the next thread given its tid a stale half.
+    pending::forget(tid);
     if !is_tracked(tgid) {
         return 0;
     }
-    pending::forget(tid);
     if tid != tgid {
         let _ = THREADS.remove(&tid);
     }

@@ -30,11 +30,13 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         Ok(v) => v as u32,
         Err(_) => return 0,
     };
-    if clone_flags & CLONE_THREAD != 0 {
-        let _ = THREADS.insert(&child, &tgid, 0);
+    if is_self(child) {
         return 0;
     }
-    if is_self(child) {
+    // Before the child first runs: no syscall of its own can race the assignment.
+    pending::assign(child);
+    if clone_flags & CLONE_THREAD != 0 {
+        let _ = THREADS.insert(&child, &tgid, 0);
         return 0;
     }
     let t = Tracked {

@@ -240,15 +240,15 @@ pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
     tracefs.join("events").join(category).join(name).is_dir()
 }
 
-/// Settings that go into the kernel programs.
 /// Slots of the kernel's per-thread table of syscalls waiting for their exit (the
 /// kernel's default unless `TRACER_PENDING_SLOTS` says otherwise).
 const PENDING_SLOTS: u32 = 8192;
 
 /// `TRACER_PENDING_SLOTS=N` (a power of two, 1 to 65536) sizes the table of syscalls
-/// waiting for their exit. Threads whose tids are equal modulo N share a slot, and a
-/// second call while the first waits goes to a spill map: `TRACER_PENDING_SLOTS=1`
-/// sends every such call there, which is how the tests reach that path.
+/// waiting for their exit. A thread forked under a followed process gets the slot of
+/// its tid modulo N when no live thread holds it; a thread without one keeps its calls
+/// in a spill map. `TRACER_PENDING_SLOTS=1` sends the calls of all threads but one
+/// there, which is how the tests reach that path.
 fn pending_slots() -> Result<u32, SetupError> {
     let Ok(v) = std::env::var("TRACER_PENDING_SLOTS") else {
         return Ok(PENDING_SLOTS);
@@ -262,6 +262,7 @@ fn pending_slots() -> Result<u32, SetupError> {
     }
 }
 
+/// Settings that go into the kernel programs.
 pub struct LoadOptions {
     pub trace_all: bool,
     pub self_tgid: u32,

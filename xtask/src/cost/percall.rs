@@ -131,19 +131,23 @@ pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu
             if m == 0 {
                 print!(" {v:>30.1}");
             } else {
-                print!(" {:>30}", format!("{v:.1} (+{:.1})", v - base));
+                print!(" {:>30}", format!("{v:.1} ({:+.1})", v - base));
             }
         }
         println!();
     }
-    let (Some(watched), false) = (watched, ns[1].is_empty()) else {
+    if ns[1].is_empty() {
+        return;
+    }
+    let Some(watched) = watched else {
+        println!("(mode 2's share from these needs the --all run's count of watched calls: run mode 4 too)");
         return;
     };
     // A watched call made by a process nobody follows: stat and open, averaged.
     let added = (med(1, 1) - med(0, 1) + med(1, 2) - med(0, 2)) / 2.0;
     let secs = watched as f64 * added / 1e9;
     println!(
-        "mode 2 from these: {watched} watched calls per workload run (sys_exit's runs in the --all run) x {added:.0} ns = {:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s",
+        "mode 2's watched calls: {watched} per workload run (sys_exit's runs on the host during the --all run) x {added:.0} ns = {:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s (the rest of mode 2: the scheduler probes' runs, and the getppid line's cost for every other call)",
         secs * 1e3,
         1.0 + secs / work_cpu.max(1e-9)
     );
