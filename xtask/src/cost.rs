@@ -637,6 +637,24 @@ fn ratios(xs: &[Sample], base: &[Sample], f: &dyn Fn(&Sample) -> f64) -> Vec<f64
         .collect()
 }
 
+/// Each round's baseline: the mean of its two runs with nothing attached, one first in
+/// the round and one last. The first alone ran about 4% slower than the last (two
+/// full runs): it follows the previous round's bpftrace, whose probes were just let go.
+fn bracket(first: &[Sample], last: &[Sample]) -> Vec<Sample> {
+    first
+        .iter()
+        .zip(last.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(a, b)| match b {
+            Some(b) => Sample {
+                wall: (a.wall + b.wall) / 2.0,
+                host_cpu: (a.host_cpu + b.host_cpu) / 2.0,
+                ..Default::default()
+            },
+            None => a.clone(),
+        })
+        .collect()
+}
+
 /// "median [lowest-highest]" of per-round ratios.
 fn ratio_cell(v: Vec<f64>) -> String {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -655,7 +673,7 @@ fn print(
         2 * LOOPS
     );
     println!(
-        "ratios: median [range] of each round's run over the same round's mode 1; \"1 again\" is mode 1 run again at the end of each round: the noise floor"
+        "ratios: median [range] of each round's run over the mean of that round's two runs with nothing attached (first and last in the round); their own two rows are the noise floor"
     );
     println!(
         "{:<28} {:>7} {:>20} {:>9} {:>9} {:>20} {:>9} {:>10} {:>6} {:>8} {:>8} {:>7}",
@@ -672,12 +690,13 @@ fn print(
         "attach s",
         "stop s"
     );
-    let base = &samples[0];
+    let base = bracket(&samples[0], again);
+    let base = &base;
     let mut rows: Vec<(&str, &[Sample])> = Vec::new();
     for (i, m) in MODES.iter().enumerate() {
         rows.push((m.name(), &samples[i]));
         if i == 0 && !again.is_empty() {
-            rows.push(("1 again (noise floor)", again));
+            rows.push(("1 again, last in the round", again));
         }
     }
     for (name, xs) in rows {
@@ -742,6 +761,18 @@ mod tests {
     fn the_median_is_the_middle_value() {
         assert_eq!(super::median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(super::median(vec![5.0]), 5.0);
+    }
+
+    #[test]
+    fn the_baseline_is_the_mean_of_a_rounds_two_bare_runs() {
+        let s = |wall| super::Sample {
+            wall,
+            ..Default::default()
+        };
+        let b = super::bracket(&[s(2.0), s(3.0)], &[s(1.0), s(3.0)]);
+        assert_eq!(b.iter().map(|x| x.wall).collect::<Vec<_>>(), vec![1.5, 3.0]);
+        // Without the last runs (a partial round) the first alone is the baseline.
+        assert_eq!(super::bracket(&[s(2.0)], &[])[0].wall, 2.0);
     }
 
     #[test]
