@@ -638,8 +638,8 @@ fn ratios(xs: &[Sample], base: &[Sample], f: &dyn Fn(&Sample) -> f64) -> Vec<f64
 }
 
 /// Each round's baseline: the mean of its two runs with nothing attached, one first in
-/// the round and one last. The first alone ran about 4% slower than the last (two
-/// full runs): it follows the previous round's bpftrace, whose probes were just let go.
+/// the round and one last. A run's place in the round moves it: the first alone ran
+/// about 4% slower than the last in two full runs, and 5% faster in a third.
 fn bracket(first: &[Sample], last: &[Sample]) -> Vec<Sample> {
     first
         .iter()
