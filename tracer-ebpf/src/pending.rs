@@ -48,11 +48,6 @@ static PENDING_SPILL: HashMap<u32, SyscallRecord> = HashMap::with_max_entries(81
 #[map]
 static SCRATCH: PerCpuArray<SyscallRecord> = PerCpuArray::with_max_entries(1, 0);
 
-/// Set once a half has ever been spilled, and left set. While it is clear, an exit
-/// looks no further than the slot: an unfollowed thread's exit costs one array lookup.
-#[map]
-static SPILLED: Array<u32> = Array::with_max_entries(1, 0);
-
 #[derive(Clone, Copy, PartialEq)]
 pub enum Place {
     Slot,
@@ -70,13 +65,6 @@ fn slot(tid: u32) -> Option<*mut Slot> {
 fn owner(s: *mut Slot) -> u32 {
     // Volatile: a fork or an exit on another CPU may change it between two reads.
     unsafe { core::ptr::read_volatile(&raw const (*s).owner) }
-}
-
-#[inline(always)]
-fn any_spilled() -> bool {
-    SPILLED
-        .get_ptr_mut(0)
-        .is_some_and(|c| unsafe { core::ptr::read_volatile(c) } != 0)
 }
 
 /// A new thread (`tid`, just forked by a followed parent, not yet running) gets its
@@ -108,14 +96,8 @@ pub fn begin(tid: u32) -> Option<(*mut SyscallRecord, Place)> {
 /// The half built at `p` by `begin` (with `tid` in its header) waits for its exit.
 #[inline(always)]
 pub fn commit(tid: u32, p: *mut SyscallRecord, place: Place) {
-    if place == Place::Spill {
-        if let Some(c) = SPILLED.get_ptr_mut(0) {
-            // Before the insert, so an exit never sees the half but not the flag.
-            unsafe { core::ptr::write_volatile(c, 1) };
-        }
-        if PENDING_SPILL.insert(&tid, unsafe { &*p }, 0).is_err() {
-            count_lost(LOST_PENDING_FULL);
-        }
+    if place == Place::Spill && PENDING_SPILL.insert(&tid, unsafe { &*p }, 0).is_err() {
+        count_lost(LOST_PENDING_FULL);
     }
 }
 
@@ -128,9 +110,6 @@ pub fn find(tid: u32) -> Option<(*mut SyscallRecord, Place)> {
         if mine {
             return Some((unsafe { &raw mut (*s).rec }, Place::Slot));
         }
-    }
-    if !any_spilled() {
-        return None;
     }
     PENDING_SPILL.get_ptr_mut(&tid).map(|p| (p, Place::Spill))
 }
@@ -158,28 +137,20 @@ pub fn forget(tid: u32) {
             }
         }
     }
-    if any_spilled() {
-        let _ = PENDING_SPILL.remove(&tid);
-    }
+    let _ = PENDING_SPILL.remove(&tid);
 }
 
 /// `from`'s waiting half becomes `to`'s (an exec from a non-leader thread takes the
 /// leader's tid). It goes to the spill map: `to`'s slot belonged to the old leader.
 #[inline(always)]
 pub fn move_to(from: u32, to: u32) {
-    let Some((src, src_place)) = find(from) else {
+    let Some((src, _)) = find(from) else {
         return;
     };
-    if let Some(c) = SPILLED.get_ptr_mut(0) {
-        unsafe { core::ptr::write_volatile(c, 1) };
-    }
     unsafe { core::ptr::write_volatile(&raw mut (*src).hdr.tid, to) };
     if PENDING_SPILL.insert(&to, unsafe { &*src }, 0).is_err() {
         count_lost(LOST_PENDING_FULL);
     }
-    // No thread has the tid `from` any more: its place is let go.
-    if src_place == Place::Spill {
-        let _ = PENDING_SPILL.remove(&from);
-    }
+    // No thread has the tid `from` any more: its slot and its spilled half go.
     forget(from);
 }
