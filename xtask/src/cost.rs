@@ -536,15 +536,17 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         }
     }
     let trace = b.dir.join("sustained.jtrace");
+    // The followed mode's sustained run recorded the large trace.
+    let recorded = sustained.iter().find(|r| r.mode == Mode::Tracked);
     let mut replays = Vec::new();
     let mut missing = None;
-    if sustained.iter().any(|r| r.mode == Mode::Tracked) && !trace.exists() {
+    if recorded.is_some() && !trace.exists() {
         // Said after the tables, so a long run's figures are not thrown away.
         missing = Some(format!(
             "the followed mode's sustained run left no recording at {}",
             trace.display()
         ));
-    } else if sustained.iter().any(|r| r.mode == Mode::Tracked) {
+    } else if recorded.is_some() {
         for format in ["json", "text"] {
             eprintln!("cost: replaying the recorded trace, --format {format}");
             replays.push(replay_large(tracer, &trace, format, 3)?);
@@ -556,10 +558,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     let watched = b.progs.get("sys_exit").map(|p| p.0);
     let work_cpu = median(samples[0].iter().map(|s| s.work_cpu).collect());
     percall::print(&per_call, call_rounds, watched, work_cpu);
-    if let (Some(rec), false) = (
-        sustained.iter().find(|r| r.mode == Mode::Tracked),
-        replays.is_empty(),
-    ) {
+    if let (Some(rec), false) = (recorded, replays.is_empty()) {
         let bytes = fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
         println!(
             "\nreplay of the sustained run's recording ({} events, {:.1} MB, {:.1} bytes per event; median of 3, one core)",

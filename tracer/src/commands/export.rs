@@ -21,9 +21,6 @@ pub fn run(file: &Path, to: ExportTo, out: &Path, force: bool) -> ExitCode {
         }
     };
     let damage = replay::damage_summary(file, &c);
-    if let Some(d) = &damage {
-        eprintln!("tracer: warning: {d}");
-    }
     let mut sink: Box<dyn Write> = if out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {

@@ -113,15 +113,23 @@ pub fn load(path: &Path) -> Result<TraceContents, String> {
     Ok(open(path)?.read_all())
 }
 
-/// Describe the damage of a trace for a person, or None when it is whole.
+/// Describe the damage of a trace for a person, or None when it is whole; said on
+/// stderr as a warning (the report still follows).
 pub fn damage_summary(path: &Path, c: &TraceContents) -> Option<String> {
-    describe_damage(
+    warn(describe_damage(
         path,
         &c.damage,
         c.trailer.is_some(),
         c.entries.len() as u64,
         c.bytes_total,
-    )
+    ))
+}
+
+fn warn(damage: Option<String>) -> Option<String> {
+    if let Some(d) = &damage {
+        eprintln!("tracer: warning: {d}");
+    }
+    damage
 }
 
 fn describe_damage(
@@ -314,16 +322,13 @@ fn replay_file(opts: &ReplayOptions, how: How) -> Result<Replayed, String> {
     if !opts.crontabs.is_empty() {
         override_crontabs(views, &opts.crontabs)?;
     }
-    let damage = describe_damage(
+    let damage = warn(describe_damage(
         &opts.path,
         &sv.damage,
         sv.trailer.is_some(),
         sv.entries,
         sv.bytes_total,
-    );
-    if let Some(d) = &damage {
-        eprintln!("tracer: warning: {d}");
-    }
+    ));
     let mut second = stream(&opts.path, again)?;
     // The crontab views as overridden, in the order the file has them.
     let mut late = std::mem::take(&mut sv.schedules).into_iter();
@@ -360,16 +365,13 @@ fn replay_once(
     }
     let entries = std::iter::from_fn(|| s.next_block()).flatten();
     let report = feed(&header, facts, Some(trailer), entries, how);
-    let damage = describe_damage(
+    let damage = warn(describe_damage(
         &opts.path,
         &s.damage,
         s.trailer.is_some(),
         s.entries,
         s.bytes_total,
-    );
-    if let Some(d) = &damage {
-        eprintln!("tracer: warning: {d}");
-    }
+    ));
     Ok(Replayed {
         report,
         damage,
