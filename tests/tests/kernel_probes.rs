@@ -806,3 +806,49 @@ fn calls_that_share_a_pending_slot_are_all_reported() {
     assert_ne!(wait["pid"], opens[1], "{wait}");
     assert_eq!(r["stats"]["lost_events"], 0, "{:#}", r["stats"]);
 }
+
+/// A scheduler already running when the trace starts is found in `/proc`, and user
+/// space follows it: what it forks afterwards is a job with all its calls. The probes
+/// skip a process whose byte in the kernel's FOLLOWED table is clear, so this fails if
+/// user space puts a root in TRACKED without setting its byte.
+#[test]
+fn a_root_running_before_the_attach_has_its_later_jobs_followed() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("preroot");
+    let (shell, comm) = root_shell(&dir);
+    let fifo = dir.0.join("go");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let script = format!(
+        "read go < {f}; ( cat /etc/hostname >/dev/null; exit 4 ); true",
+        f = fifo.display()
+    );
+    let mut root = Command::new(&shell).args(["-c", &script]).spawn().unwrap();
+    let root_pid = root.id() as u64;
+    thread::sleep(Duration::from_millis(200));
+
+    let tracer = Tracer::start(&["--comm", &comm, "--format", "json"]);
+    std::fs::write(&fifo, "go\n").unwrap();
+    assert!(root.wait().unwrap().success());
+    thread::sleep(Duration::from_millis(300));
+    let done = tracer.stop_with(libc::SIGINT);
+    let report = done.json();
+    let jobs = report["jobs"].as_array().unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j["scheduler_pid"] == root_pid && j["exit"]["code"] == 4)
+        .unwrap_or_else(|| panic!("no job of the running root {root_pid} exiting 4 in {jobs:#?}"));
+    let events = all_events(&report);
+    let cat = expect_event(&events, "the job's cat", |e| {
+        e["event"] == "exec_attempt" && e["argv"] == serde_json::json!(["cat", "/etc/hostname"])
+    });
+    assert_eq!(cat["job"], job["id"]);
+    expect_event(&events, "cat opens /etc/hostname", |e| {
+        e["event"] == "open" && e["pid"] == cat["pid"] && e["path"] == "/etc/hostname"
+    });
+    assert_eq!(report["stats"]["lost_events"], 0);
+}

@@ -48,6 +48,10 @@ pub enum RecordKind {
     Syscall = 6,
 }
 
+/// Tgids per entry of the kernel's `FOLLOWED` table (one byte each). User space writes
+/// the byte of tgid `t` at offset `t` of the table's shared mapping.
+pub const FOLLOWED_GROUP: usize = 64;
+
 /// Number of slots in the per-kind lost-event counter map (index = kind value).
 pub const LOST_SLOTS: u32 = 8;
 /// Slot of the lost counter that counts processes not tracked because the map was full.

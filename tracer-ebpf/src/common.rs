@@ -4,7 +4,9 @@ use aya_ebpf::helpers::{
 };
 use tracer_common::Header;
 
-use crate::maps::TRACKED;
+use tracer_common::FOLLOWED_GROUP;
+
+use crate::maps::{FOLLOWED, TRACKED};
 
 /// Set by the loader: the tracer's own tgid, never traced.
 #[unsafe(no_mangle)]
@@ -47,10 +49,40 @@ pub fn is_tracked(tgid: u32) -> bool {
     if tgid == global(&SELF_TGID) {
         return false;
     }
-    if global(&TRACE_ALL) != 0 {
+    if trace_all() {
         return true;
     }
-    unsafe { TRACKED.get(&tgid) }.is_some()
+    maybe_followed(tgid) && unsafe { TRACKED.get(&tgid) }.is_some()
+}
+
+/// False when `tgid` is certainly not followed (its byte in `FOLLOWED` is clear).
+#[inline(always)]
+pub fn maybe_followed(tgid: u32) -> bool {
+    match FOLLOWED.get_ptr(tgid / FOLLOWED_GROUP as u32) {
+        Some(g) => unsafe {
+            core::ptr::read_volatile(g.cast::<u8>().add((tgid % FOLLOWED_GROUP as u32) as usize))
+                != 0
+        },
+        None => true,
+    }
+}
+
+/// Set `tgid`'s byte before it goes into `TRACKED`; clear it once it has left.
+#[inline(always)]
+pub fn mark_followed(tgid: u32, on: bool) {
+    if let Some(g) = FOLLOWED.get_ptr_mut(tgid / FOLLOWED_GROUP as u32) {
+        unsafe {
+            core::ptr::write_volatile(
+                g.cast::<u8>().add((tgid % FOLLOWED_GROUP as u32) as usize),
+                on as u8,
+            )
+        };
+    }
+}
+
+#[inline(always)]
+pub fn trace_all() -> bool {
+    global(&TRACE_ALL) != 0
 }
 
 #[inline(always)]

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, ids, is_self, is_tracked},
+    common::{fill_header, ids, is_self, is_tracked, mark_followed},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
     probes::syscall::{arg, store_pending, Data},
@@ -196,6 +196,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
                     last_signal: 0,
                     stat_misses: 0,
                 };
+                mark_followed(tgid, true);
                 if TRACKED.insert(&tgid, &t, 0).is_err() {
                     count_lost(tracer_common::LOST_TRACK_FULL);
                     return 0;

@@ -9,7 +9,9 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{exit_group_dead_off, fill_header, ids, is_tracked},
+    common::{
+        exit_group_dead_off, fill_header, ids, is_tracked, mark_followed, maybe_followed, trace_all,
+    },
     maps::{count_lost, EVENTS, THREADS, TRACKED},
     pending,
 };
@@ -26,9 +28,21 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         unsafe { ctx.read_at::<u8>(off) }.unwrap_or(1)
     };
     // Whether or not its process is still followed: a slot left owned by a gone
-    // thread would serve the next thread given its tid a stale half.
-    pending::forget(tid);
+    // thread would serve the next thread given its tid a stale half. A thread whose
+    // process's byte is clear has neither a slot nor a spilled half (both are made
+    // only while the byte is set, and it is cleared only with the last thread), so
+    // the spill map's delete, a locked bucket, is skipped for every other exit on the
+    // host. Without group_dead the leader's exit clears the byte before the other
+    // threads are gone: those kernels always forget.
+    if off == 0 || trace_all() || maybe_followed(tgid) {
+        pending::forget(tid);
+    }
     if !is_tracked(tgid) {
+        // A byte set for a process that never made it into TRACKED (a full map, a
+        // process user space marked as it exited) goes with the process.
+        if group_dead != 0 && maybe_followed(tgid) {
+            mark_followed(tgid, false);
+        }
         return 0;
     }
     if tid != tgid {
@@ -67,5 +81,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         None => count_lost(RecordKind::Exit as u32),
     }
     let _ = TRACKED.remove(&tgid);
+    mark_followed(tgid, false);
     0
 }

@@ -3,7 +3,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{ForkRecord, RecordKind, SyscallKind, Tracked};
 
 use crate::{
-    common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked},
+    common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked, mark_followed},
     maps::{count_lost, EVENTS, THREADS, TRACKED},
     pending,
 };
@@ -46,6 +46,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         last_signal: 0,
         stat_misses: 0,
     };
+    mark_followed(child, true);
     if TRACKED.insert(&child, &t, 0).is_err() {
         count_lost(tracer_common::LOST_TRACK_FULL);
     }

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, ids, is_tracked},
+    common::{fill_header, ids, is_tracked, maybe_followed, trace_all},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
 };
@@ -366,8 +366,12 @@ pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
 /// Attached to every `sys_exit_*` whose enter half is above.
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
-    let (_, tid) = ids();
-    // Untracked threads never have a pending half.
+    let (tgid, tid) = ids();
+    // Untracked threads never have a pending half. The byte answers for most of them
+    // before the slot and the spill map are looked at (two likely cache misses).
+    if !trace_all() && !maybe_followed(tgid) {
+        return 0;
+    }
     let Some((p, place)) = pending::find(tid) else {
         return 0;
     };

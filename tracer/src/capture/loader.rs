@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use super::followed;
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{trace_point::TracePointLink, TracePoint},
@@ -277,6 +278,8 @@ pub struct Loaded {
     /// parallel (see `detach_all`); shared with the signal watcher for the same reason.
     pub links: Links,
     pub ebpf: Ebpf,
+    /// Which tgids the kernel may skip without a `TRACKED` lookup (see `followed`).
+    followed: followed::Followed,
     /// The kernel programs' log lines, when asked for (-v or RUST_LOG).
     kernel_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Tracepoints attached, and the optional ones absent on this kernel.
@@ -343,7 +346,9 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
     let group_dead_off = field_offset(&exit_fmt, "group_dead").unwrap_or(0);
     let trace_all: u32 = opts.trace_all.into();
     let slots = pending_slots()?;
+    let followed_entries = followed::entries();
     let mut ebpf = EbpfLoader::new()
+        .map_max_entries("FOLLOWED", followed_entries)
         .override_global("PENDING_MASK", &(slots - 1), true)
         .map_max_entries("PENDING", slots)
         .override_global("SELF_TGID", &opts.self_tgid, true)
@@ -359,6 +364,17 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
                 "needs root (or CAP_BPF+CAP_PERFMON), BPF enabled (CONFIG_BPF_SYSCALL) and ring buffer maps (kernel 5.8+); check `tracer check`",
             )
         })?;
+
+    let followed = match ebpf.map("FOLLOWED") {
+        Some(aya::maps::Map::Array(data)) => followed::Followed::map(data, followed_entries),
+        _ => Err("FOLLOWED is missing from the eBPF object or not an array".to_string()),
+    }
+    .map_err(|e| {
+        err(
+            e,
+            "needs a kernel with mmap-able BPF arrays (5.5+); rebuild with `cargo xtask build` if the object is old",
+        )
+    })?;
 
     let mut loaded_programs = std::collections::HashSet::new();
     let mut links = Vec::new();
@@ -432,6 +448,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
     Ok(Loaded {
         links: std::sync::Arc::new(std::sync::Mutex::new(links)),
         ebpf,
+        followed,
         kernel_log,
         attached,
         missing_optional,
@@ -540,6 +557,8 @@ impl Loaded {
             last_signal: 0,
             stat_misses: 0,
         };
+        // Before the entry: the probes skip a tgid whose byte is clear.
+        self.followed.mark(pid);
         m.insert(pid, t, 0).map_err(|e| e.to_string())?;
         // Found in /proc, gone before the entry went in: the exit probe will never
         // remove it, and a new process given the pid would be followed by mistake.
