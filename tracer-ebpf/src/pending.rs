@@ -137,7 +137,10 @@ pub fn forget(tid: u32) {
             }
         }
     }
-    let _ = PENDING_SPILL.remove(&tid);
+    // A lookup first: it takes no lock, and most threads never spilled.
+    if PENDING_SPILL.get_ptr(&tid).is_some() {
+        let _ = PENDING_SPILL.remove(&tid);
+    }
 }
 
 /// `from`'s waiting half becomes `to`'s (an exec from a non-leader thread takes the

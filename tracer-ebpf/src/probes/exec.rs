@@ -186,6 +186,9 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let is_root_comm = unsafe { ROOT_COMMS.get(&comm) }.is_some();
     let mut hflags = 0u32;
     if is_root_comm {
+        // Before the match: an entry can be there with its byte clear (user space put
+        // it in as the process it was for died and its pid was given to this one).
+        mark_followed(tgid, true);
         match TRACKED.get_ptr_mut(&tgid) {
             Some(t) => unsafe { (*t).flags |= TRACKED_ROOT },
             None => {
@@ -196,7 +199,6 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
                     last_signal: 0,
                     stat_misses: 0,
                 };
-                mark_followed(tgid, true);
                 if TRACKED.insert(&tgid, &t, 0).is_err() {
                     count_lost(tracer_common::LOST_TRACK_FULL);
                     return 0;

@@ -28,19 +28,18 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         unsafe { ctx.read_at::<u8>(off) }.unwrap_or(1)
     };
     // Whether or not its process is still followed: a slot left owned by a gone
-    // thread would serve the next thread given its tid a stale half. A thread whose
-    // process's byte is clear has neither a slot nor a spilled half (both are made
-    // only while the byte is set, and it is cleared only with the last thread), so
-    // the spill map's delete, a locked bucket, is skipped for every other exit on the
-    // host. Without group_dead the leader's exit clears the byte before the other
-    // threads are gone: those kernels always forget.
-    if off == 0 || trace_all() || maybe_followed(tgid) {
+    // thread would serve the next thread given its tid a stale half. The last thread
+    // of a process whose byte is clear has neither a slot nor a spilled half (both are
+    // made only while the byte is set), so every single-threaded exit on the host
+    // skips this. Any other thread forgets: it may have counted itself out of the
+    // group before the last one, and reach this probe after that one cleared the byte.
+    if group_dead == 0 || trace_all() || maybe_followed(tgid) {
         pending::forget(tid);
     }
     if !is_tracked(tgid) {
         // A byte set for a process that never made it into TRACKED (a full map, a
         // process user space marked as it exited) goes with the process.
-        if group_dead != 0 && maybe_followed(tgid) {
+        if group_dead != 0 && off != 0 && maybe_followed(tgid) {
             mark_followed(tgid, false);
         }
         return 0;
@@ -81,6 +80,11 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         None => count_lost(RecordKind::Exit as u32),
     }
     let _ = TRACKED.remove(&tgid);
-    mark_followed(tgid, false);
+    // Without group_dead, "the leader's exit" may be the old leader's, gone in an exec
+    // from another thread whose result is still waiting: a stale set byte only costs
+    // a lookup.
+    if off != 0 {
+        mark_followed(tgid, false);
+    }
     0
 }
