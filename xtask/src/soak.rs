@@ -76,7 +76,7 @@ pub fn run(
     thread::sleep(Duration::from_secs(3));
     use std::os::unix::process::CommandExt;
     let load = Group(
-        Command::new(&root)
+        crate::cost::job_env(&mut Command::new(&root))
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
