@@ -560,9 +560,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         again.push(b.run(Mode::Nothing, n, false)?);
     }
     let mut per_call: Vec<Vec<Vec<f64>>> = vec![Vec::new(); percall::MODES.len()];
-    // Three rounds: each loop's figure is already the quietest of many stretches, and
-    // a round costs two tracer starts and stops.
-    let call_rounds = runs.min(3);
+    // Five rounds: a whole loop is sometimes slow, and a round costs only two tracer
+    // starts and stops.
+    let call_rounds = runs.min(5);
     for round in 0..call_rounds {
         eprintln!("cost: per-call loops, round {} of {call_rounds}", round + 1);
         for (i, &m) in percall::MODES.iter().enumerate() {

@@ -102,17 +102,22 @@ impl Bench<'_> {
     }
 }
 
-/// `ns[mode][round][call]`, medians over rounds. With the number of watched calls one
-/// workload run makes (`watched`) and its CPU seconds with nothing attached, what
-/// mode 2 costs that workload follows from the per-call figures, free of the run-to-run
-/// noise of its wall time.
+/// `ns[mode][round][call]`, the quietest round of each. With the number of watched
+/// calls one workload run makes (`watched`) and its CPU seconds with nothing attached,
+/// what mode 2 costs that workload follows from the per-call figures, free of the
+/// run-to-run noise of its wall time.
+///
+/// The quietest round, not the median: noise only adds time, and a whole loop here
+/// sometimes runs half again as slow as the loop before it (a stat of 410 ns, then 610,
+/// with nothing attached). A median of three bare loops caught two slow ones in a full
+/// run, and the tracer's modes came out cheaper than nothing.
 pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu: f64) {
-    let med = |m: usize, c: usize| super::median(ns[m].iter().map(|r| r[c]).collect());
+    let best = |m: usize, c: usize| ns[m].iter().map(|r| r[c]).fold(f64::INFINITY, f64::min);
     if ns.first().is_none_or(|b| b.is_empty()) {
         return;
     }
     println!(
-        "\nper call: ns per system call, the quietest of {STRETCHES} stretches of {CALLS} calls, median of {rounds} rounds"
+        "\nper call: ns per system call, the quietest of {STRETCHES} stretches of {CALLS} calls, in the quietest of {rounds} rounds"
     );
     print!("{:<12}", "call");
     for m in MODES {
@@ -120,14 +125,14 @@ pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu
     }
     println!();
     for (c, call) in LOOPS.iter().enumerate() {
-        let base = med(0, c);
+        let base = best(0, c);
         print!("{call:<12}");
         for (m, _) in MODES.iter().enumerate() {
             if ns[m].is_empty() {
                 print!(" {:>30}", "-");
                 continue;
             }
-            let v = med(m, c);
+            let v = best(m, c);
             if m == 0 {
                 print!(" {v:>30.1}");
             } else {
@@ -144,7 +149,7 @@ pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu
         return;
     };
     // A watched call made by a process nobody follows: stat and open, averaged.
-    let added = (med(1, 1) - med(0, 1) + med(1, 2) - med(0, 2)) / 2.0;
+    let added = (best(1, 1) - best(0, 1) + best(1, 2) - best(0, 2)) / 2.0;
     let secs = watched as f64 * added / 1e9;
     println!(
         "mode 2's watched calls: {watched} per workload run (sys_exit's runs on the host during the --all run) x {added:.0} ns = {:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s (the rest of mode 2: the scheduler probes' runs, and the getppid line's cost for every other call)",
