@@ -238,9 +238,17 @@ fn programs_loaded() -> usize {
 }
 
 /// Wait (at most 30 s) until no more BPF programs are loaded than `n`.
+/// Until the tracers that were stopped are gone with their programs. A stopped tracer
+/// leaves its probes to a child that lets them go over a few seconds; while it does,
+/// they still run. Waiting for the count alone was not enough: a count taken while the
+/// soak's last tracer was still letting go was too high, and the next runs started
+/// with the previous mode's probes attached (a mode 2 run with the `--all` programs
+/// still in read 276 ms of kernel time instead of 9).
 fn wait_for_programs(n: usize) {
     let began = Instant::now();
-    while programs_loaded() > n && began.elapsed() < Duration::from_secs(30) {
+    while (crate::procs::running("tracer") || programs_loaded() > n)
+        && began.elapsed() < Duration::from_secs(30)
+    {
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -538,7 +546,10 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         script,
         sustained_script,
         progs: BTreeMap::new(),
-        programs_before: programs_loaded(),
+        programs_before: {
+            wait_for_programs(usize::MAX);
+            programs_loaded()
+        },
     };
     let modes = selected_modes()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];

@@ -14,6 +14,29 @@ impl Drop for Group {
     }
 }
 
+/// Whether a process with this comm is running (a zombie does not count: it holds no
+/// descriptors).
+pub fn running(comm: &str) -> bool {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .any(|st| {
+            // pid (comm) state ...: the comm may hold spaces and parentheses.
+            let (Some(open), Some(close)) = (st.find('('), st.rfind(')')) else {
+                return false;
+            };
+            &st[open + 1..close] == comm && !st[close + 1..].trim_start().starts_with('Z')
+        })
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`...).
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/status"))
