@@ -34,16 +34,19 @@ commands:
                    soak (root): the tracer follows a root forking short jobs back
                    to back for SOAK_SECS (default 90) per mode, its RSS sampled
                    each second (peak, final, second-half slope);
-                   cost (root): one workload with nothing attached, the tracer
-                   following another root, following it, --all, strace -f and
-                   bpftrace, interleaved, N rounds (default 5): wall, CPU, ratios,
+                   cost (root): one workload, in the environment cron gives a
+                   job, with nothing attached, the tracer following another
+                   root, following it, --all, strace -f and bpftrace,
+                   interleaved, N rounds (default 5): wall, CPU, ratios,
                    events/s, losses, RSS, attach and stop times, and the kernel
-                   time per tracer program (from one more, untimed --all run),
-                   ns per syscall (getppid, stat, open) with nothing attached,
-                   mode 2 and --all, and mode 2's cost on the workload from them;
-                   COST_MODES=2,4 runs only those modes besides mode 1; then the
-                   workload back to back for COST_SUSTAINED_SECS (default 20, 0
-                   skips) under modes 3 and 4: events/s kept up with, lost";
+                   time per tracer program (from one more, untimed --all run,
+                   and mode 2's total from one more mode 2 run), ns per syscall
+                   (getppid, stat, open) with nothing attached, mode 2 and
+                   --all, and mode 2's cost on the workload from them;
+                   COST_MODES=2,4 runs only those modes besides mode 1; then an
+                   event-heavy variant back to back for COST_SUSTAINED_SECS
+                   (default 20, 0 skips) under modes 3 and 4: events/s kept up
+                   with, lost; then replays of its recording";
 
 fn main() {
     if let Err(e) = real_main() {
