@@ -181,8 +181,12 @@ pub fn run(
 /// Records drained per turn of the event loop.
 const DRAIN_BATCH: usize = 4096;
 
-/// Records below the kernel's wakeup mark wait at most this long.
-const DRAIN_EVERY: Duration = Duration::from_millis(20);
+/// Records below the kernel's wakeup mark wait at most this long. Every 20 ms before:
+/// five times the wakeups for the same records, and a followed workload's records
+/// cost the tracer a third more CPU (48-50 -> 34-36 ms a run of the cost bench's
+/// workload, mode 3, three alternating pairs). The kernel still wakes the loop once a
+/// sixteenth of the ring is waiting, so a burst is not held back by this.
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
 
 /// The kernel's lost-record counters, read at every tick: a loss is said when it
 /// happens and goes into the pipeline (and the trace) with the time it happened in.

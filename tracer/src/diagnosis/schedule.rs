@@ -376,6 +376,12 @@ impl ScheduleCheck {
     /// misses as findings, for a live run to print as they happen.
     pub fn advance(&mut self, t: &Tracker, now_ns: u64) -> Vec<Finding> {
         let mut upto = now_ns.saturating_sub(GRACE_NS + SETTLE_NS);
+        // No daemon's schedule is known (`--comm`, `--all`, `--pid`): no job can be a
+        // fire's run, and the walk below, over every job of the last seconds, was a
+        // twentieth of a followed workload's tracer CPU.
+        if self.groups.is_empty() {
+            return self.decide(t, upto);
+        }
         // A job a daemon forked but that has not run its command yet (PAM can take
         // seconds) may still turn out to be a fire's run: wait for it, as a replay,
         // which sees its command, would count it.
