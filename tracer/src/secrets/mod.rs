@@ -348,15 +348,16 @@ pub fn redact_record(raw: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
     {
         return None;
     }
-    // SAFETY: length checked; the record is plain integers and byte arrays.
-    let mut r: ExecAttemptRecord = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
-    let mut argv = cstrs(&r.args, r.args_len, r.argc);
-    let mut env = cstrs(&r.env, r.env_len, r.envc);
+    let seen = crate::model::decode::view::<ExecAttemptRecord>(raw, "exec attempt").ok()?;
+    let mut argv = cstrs(&seen.args, seen.args_len, seen.argc);
+    let mut env = cstrs(&seen.env, seen.env_len, seen.envc);
     let a = redact_argv(&mut argv, counts);
     let e = redact_env(&mut env, counts);
     if !a && !e {
         return None;
     }
+    // Copied only to be rewritten.
+    let mut r: ExecAttemptRecord = *seen;
     let (len, n, cut) = pack(&argv, &mut r.args);
     (r.args_len, r.argc) = (len, n);
     if cut {
