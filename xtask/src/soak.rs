@@ -56,13 +56,16 @@ pub fn run(
     args: &[&str],
     secs: u64,
 ) -> Result<Soak> {
-    let root = dir.join("jt-soak");
+    // A root of its own per mode (its comm is what `--comm` follows): the modes soak
+    // at the same time without following each other's jobs.
+    let name = format!("jt-soak-{mode}");
+    let root = dir.join(&name);
     fs::write(&root, ROOT)?;
     Command::new("chmod").arg("755").arg(&root).status()?;
     let log = dir.join(format!("{mode}.jsonl"));
     let _ = fs::remove_file(&log);
     let mut t = Command::new(tracer);
-    t.args(["record", "--comm", "jt-soak"]).args(args);
+    t.args(["record", "--comm", &name]).args(args);
     if mode == "follow" {
         t.args(["--follow", "--log"]).arg(&log);
     }
