@@ -148,13 +148,18 @@ fn ticks_per_sec() -> f64 {
 
 fn proc_cpu_secs(pid: u32) -> f64 {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised comm: utime and stime are the 12th and 13th.
-    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks_per_sec()
+    stat_cpu_ticks(&s) / ticks_per_sec()
+}
+
+/// utime + stime from a `/proc/PID/stat` line. After the parenthesised comm, the state
+/// is field 0 and utime and stime are fields 11 and 12. (This skipped the fields that
+/// are not numbers, the state among them, so it read stime + cutime: the tool CPU
+/// column was the tracer's system time alone until the fourth session.)
+fn stat_cpu_ticks(stat: &str) -> f64 {
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    field(11) + field(12)
 }
 
 fn children_cpu_secs() -> f64 {
@@ -842,6 +847,14 @@ fn print(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_ticks_are_utime_and_stime() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        // cmajflt utime stime cutime cstime ...
+        let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 500 600 20 0";
+        assert_eq!(super::stat_cpu_ticks(line), 10.0);
+    }
+
     #[test]
     fn the_median_is_the_middle_value() {
         assert_eq!(super::median(vec![3.0, 1.0, 2.0]), 2.0);
