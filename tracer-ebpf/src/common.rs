@@ -2,9 +2,7 @@
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
 };
-use tracer_common::Header;
-
-use tracer_common::FOLLOWED_GROUP;
+use tracer_common::{Header, FOLLOWED_GROUP};
 
 use crate::maps::{FOLLOWED, TRACKED};
 
@@ -55,28 +53,25 @@ pub fn is_tracked(tgid: u32) -> bool {
     maybe_followed(tgid) && unsafe { TRACKED.get(&tgid) }.is_some()
 }
 
+/// `tgid`'s byte in `FOLLOWED`, or None past the table's end.
+#[inline(always)]
+fn followed_byte(tgid: u32) -> Option<*mut u8> {
+    FOLLOWED
+        .get_ptr_mut(tgid / FOLLOWED_GROUP as u32)
+        .map(|g| unsafe { g.cast::<u8>().add((tgid % FOLLOWED_GROUP as u32) as usize) })
+}
+
 /// False when `tgid` is certainly not followed (its byte in `FOLLOWED` is clear).
 #[inline(always)]
 pub fn maybe_followed(tgid: u32) -> bool {
-    match FOLLOWED.get_ptr(tgid / FOLLOWED_GROUP as u32) {
-        Some(g) => unsafe {
-            core::ptr::read_volatile(g.cast::<u8>().add((tgid % FOLLOWED_GROUP as u32) as usize))
-                != 0
-        },
-        None => true,
-    }
+    followed_byte(tgid).is_none_or(|b| unsafe { core::ptr::read_volatile(b) } != 0)
 }
 
 /// Set `tgid`'s byte before it goes into `TRACKED`; clear it once it has left.
 #[inline(always)]
 pub fn mark_followed(tgid: u32, on: bool) {
-    if let Some(g) = FOLLOWED.get_ptr_mut(tgid / FOLLOWED_GROUP as u32) {
-        unsafe {
-            core::ptr::write_volatile(
-                g.cast::<u8>().add((tgid % FOLLOWED_GROUP as u32) as usize),
-                on as u8,
-            )
-        };
+    if let Some(b) = followed_byte(tgid) {
+        unsafe { core::ptr::write_volatile(b, on as u8) };
     }
 }
 

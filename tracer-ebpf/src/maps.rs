@@ -1,7 +1,7 @@
 //! Maps shared by the probes. Sizes are the kernel-side budget: overflow is counted in
 //! `LOST`, never silent.
-use aya_ebpf::bindings::BPF_F_MMAPABLE;
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };

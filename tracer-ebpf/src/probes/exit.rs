@@ -36,10 +36,14 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if group_dead == 0 || trace_all() || maybe_followed(tgid) {
         pending::forget(tid);
     }
+    // The process's byte goes with it. Without group_dead, "the leader's exit" may be
+    // the old leader's, gone in an exec from another thread whose result is still
+    // waiting: those kernels keep the byte (a stale set byte only costs a lookup).
+    let clears_byte = group_dead != 0 && off != 0;
     if !is_tracked(tgid) {
         // A byte set for a process that never made it into TRACKED (a full map, a
-        // process user space marked as it exited) goes with the process.
-        if group_dead != 0 && off != 0 && maybe_followed(tgid) {
+        // process user space marked as it exited).
+        if clears_byte && maybe_followed(tgid) {
             mark_followed(tgid, false);
         }
         return 0;
@@ -80,10 +84,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         None => count_lost(RecordKind::Exit as u32),
     }
     let _ = TRACKED.remove(&tgid);
-    // Without group_dead, "the leader's exit" may be the old leader's, gone in an exec
-    // from another thread whose result is still waiting: a stale set byte only costs
-    // a lookup.
-    if off != 0 {
+    if clears_byte {
         mark_followed(tgid, false);
     }
     0
