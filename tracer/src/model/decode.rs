@@ -42,17 +42,9 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// A record copied out of `buf`, its length checked as `view` checks it.
 fn read<T: Copy>(buf: &[u8], kind: &'static str) -> Result<T, DecodeError> {
-    if buf.len() < size_of::<T>() {
-        return Err(DecodeError::Short {
-            kind,
-            need: size_of::<T>(),
-            got: buf.len(),
-        });
-    }
-    // SAFETY: length checked; T is a #[repr(C)] record of integers and byte arrays,
-    // valid for any bit pattern; read_unaligned has no alignment requirement.
-    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
+    view(buf, kind).map(|r| *r)
 }
 
 /// A record read where it lies when `buf` is aligned for it (a ring buffer's records
