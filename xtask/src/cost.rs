@@ -156,8 +156,7 @@ fn proc_cpu_secs(pid: u32) -> f64 {
 /// are not numbers, the state among them, so it read stime + cutime: the tool CPU
 /// column was the tracer's system time alone until the fourth session.)
 fn stat_cpu_ticks(stat: &str) -> f64 {
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = crate::procs::stat_parts(stat).map_or(Vec::new(), |(_, f)| f);
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     field(11) + field(12)
 }
@@ -242,13 +241,13 @@ fn programs_loaded() -> usize {
     prog_stats_list().len()
 }
 
-/// Wait (at most 30 s) until no more BPF programs are loaded than `n`.
-/// Until the tracers that were stopped are gone with their programs. A stopped tracer
-/// leaves its probes to a child that lets them go over a few seconds; while it does,
-/// they still run. Waiting for the count alone was not enough: a count taken while the
-/// soak's last tracer was still letting go was too high, and the next runs started
-/// with the previous mode's probes attached (a mode 2 run with the `--all` programs
-/// still in read 276 ms of kernel time instead of 9).
+/// Wait (at most 30 s) until no tracer process is left and no more BPF programs are
+/// loaded than `n`. A stopped tracer leaves its probes to a child that lets them go
+/// over a few seconds; while it does, they still run. Waiting for the count alone was
+/// not enough: a count taken while the soak's last tracer was still letting go was
+/// too high, and the next runs started with the previous mode's probes attached (a
+/// mode 2 run with the `--all` programs still in read 276 ms of kernel time instead
+/// of 9).
 fn wait_for_programs(n: usize) {
     let began = Instant::now();
     while (crate::procs::running("tracer") || programs_loaded() > n)

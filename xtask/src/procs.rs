@@ -14,6 +14,15 @@ impl Drop for Group {
     }
 }
 
+/// A `/proc/PID/stat` line split at its parenthesised comm, which may itself hold
+/// spaces and parentheses: the comm, and the fields after it (the state first).
+pub fn stat_parts(stat: &str) -> Option<(&str, Vec<&str>)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    Some((comm, stat[close + 1..].split_whitespace().collect()))
+}
+
 /// Whether a process with this comm is running (a zombie does not count: it holds no
 /// descriptors).
 pub fn running(comm: &str) -> bool {
@@ -28,13 +37,7 @@ pub fn running(comm: &str) -> bool {
                 .all(|b| b.is_ascii_digit())
         })
         .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
-        .any(|st| {
-            // pid (comm) state ...: the comm may hold spaces and parentheses.
-            let (Some(open), Some(close)) = (st.find('('), st.rfind(')')) else {
-                return false;
-            };
-            &st[open + 1..close] == comm && !st[close + 1..].trim_start().starts_with('Z')
-        })
+        .any(|st| stat_parts(&st).is_some_and(|(c, f)| c == comm && f.first() != Some(&"Z")))
 }
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`...).
@@ -47,4 +50,26 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stat_line_splits_at_its_last_parenthesis() {
+        let (comm, f) = super::stat_parts("42 (a (b) c) S 1 42").unwrap();
+        assert_eq!((comm, f), ("a (b) c", vec!["S", "1", "42"]));
+        assert!(super::stat_parts("no comm here").is_none());
+    }
+
+    #[test]
+    fn a_running_process_is_found_by_its_comm_and_a_reaped_one_is_not() {
+        let mut c = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(super::running("sleep"));
+        c.kill().unwrap();
+        c.wait().unwrap();
+        assert!(!super::running("jt-no-such-comm"));
+    }
 }
