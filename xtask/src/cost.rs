@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::procs::{status_kib, Group};
+use crate::procs::{job_env, status_kib, Group};
 
 mod percall;
 pub use percall::syscall_loop;
@@ -489,25 +489,6 @@ fn report_stats(path: &Path) -> Result<serde_json::Value> {
         .next()
         .context("empty stats")?
         .with_context(|| format!("the stats of the report {}", path.display()))
-}
-
-/// The workload runs in the environment cron gives a job, not in the bench's. Under
-/// cargo, `LD_LIBRARY_PATH` names cargo's target and toolchain directories: every
-/// program's loader then searched them first, and a `bash -c cat` made 438 watched
-/// calls (opens and stats, most of them failing) instead of 130. That tripled what the
-/// tracer is asked to watch, on no host it is run on.
-pub(crate) fn job_env(c: &mut Command) -> &mut Command {
-    c.env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("SHELL", "/bin/sh")
-        .env(
-            "HOME",
-            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
-        )
-        .env(
-            "LOGNAME",
-            std::env::var_os("LOGNAME").unwrap_or_else(|| "root".into()),
-        )
 }
 
 fn spawn_group(c: &mut Command, out: &Path, err: &Path) -> Result<Child> {

@@ -1,5 +1,8 @@
 //! What the benches share about the processes they start and watch.
-use std::{fs, process::Child};
+use std::{
+    fs,
+    process::{Child, Command},
+};
 
 /// A child started in a process group of its own, killed with that group when dropped
 /// (a bench that fails midway leaves nothing running).
@@ -38,6 +41,25 @@ pub fn running(comm: &str) -> bool {
         })
         .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
         .any(|st| stat_parts(&st).is_some_and(|(c, f)| c == comm && f.first() != Some(&"Z")))
+}
+
+/// The workload runs in the environment cron gives a job, not in the bench's. Under
+/// cargo, `LD_LIBRARY_PATH` names cargo's target and toolchain directories: every
+/// program's loader then searched them first, and a `bash -c cat` made 438 watched
+/// calls (opens and stats, most of them failing) instead of 130. That tripled what the
+/// tracer is asked to watch, on no host it is run on.
+pub fn job_env(c: &mut Command) -> &mut Command {
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SHELL", "/bin/sh")
+        .env(
+            "HOME",
+            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+        )
+        .env(
+            "LOGNAME",
+            std::env::var_os("LOGNAME").unwrap_or_else(|| "root".into()),
+        )
 }
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`...).

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::procs::{status_kib, Group};
+use crate::procs::{job_env, status_kib, Group};
 
 /// A bash root that forks one short job after another until killed: each is a job of
 /// its own (a `sh -c`, a `cat` of two files, a `true`).
@@ -79,7 +79,7 @@ pub fn run(
     thread::sleep(Duration::from_secs(3));
     use std::os::unix::process::CommandExt;
     let load = Group(
-        crate::cost::job_env(&mut Command::new(&root))
+        job_env(&mut Command::new(&root))
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
