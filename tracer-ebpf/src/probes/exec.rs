@@ -245,7 +245,15 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         }
         (*r).hdr.flags = hflags;
     }
-    e.submit(crate::maps::submit_flags());
+    // User space reads a new scheduler's files from /proc when this record arrives,
+    // and a short-lived one (anacron) may be gone by the next timed drain: wake the
+    // reader now. Rare, so the wakeup costs nothing worth counting.
+    let flags = if hflags & FLAG_NEW_ROOT != 0 {
+        aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        crate::maps::submit_flags()
+    };
+    e.submit(flags);
     0
 }
 
