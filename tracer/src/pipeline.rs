@@ -1,10 +1,10 @@
 //! One pipeline for both sources: live kernel records and a replayed trace file go
 //! through the same redaction, decoding, job model and printing, so a replay reports
 //! exactly what the live run did.
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    io::Write,
-};
+use std::{collections::VecDeque, io::Write};
+
+// Looked up once or more per job: foldhash, not SipHash (see `model::job`).
+use foldhash::{HashMap, HashSet};
 
 use crate::{
     diagnosis,
@@ -129,13 +129,13 @@ impl Pipeline {
             users,
             format,
             redact,
-            printed: HashSet::new(),
+            printed: HashSet::default(),
             decode_errors: 0,
             start_ns,
             writer: None,
             print: true,
             facts,
-            verdicts: HashMap::new(),
+            verdicts: HashMap::default(),
             reported: [VecDeque::new(), VecDeque::new()],
             earlier: Earlier::default(),
             missed_unshown: Vec::new(),
@@ -151,7 +151,7 @@ impl Pipeline {
             losses: Vec::new(),
             keep_timelines: true,
             follow: None,
-            followed: HashSet::new(),
+            followed: HashSet::default(),
         }
     }
 
@@ -562,7 +562,7 @@ impl Pipeline {
         self.tracker
             .jobs()
             .iter()
-            .map(|j| (j, self.tracker.summary(j).command))
+            .map(|j| (j, self.tracker.summary(j).command.clone()))
             .collect()
     }
 

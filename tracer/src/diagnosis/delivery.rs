@@ -45,9 +45,9 @@ pub(super) fn output_lost(v: &View, d: &mut Vec<Draft>) {
     // Debian's cron looks for its mailer only when the job wrote output; without one
     // it logs "No MTA installed, discarding output", and its stat is the only trace.
     let no_mta = v.tl.iter().enumerate().find(|(i, e)| {
-        !v.is_job_work(*i)
-            && matches!(&e.body, Body::Stat { path, result }
+        matches!(&e.body, Body::Stat { path, result }
                 if basename(path) == "sendmail" && result.error == Some("ENOENT"))
+            && !v.is_job_work(*i)
     });
     if let Some((i, e)) = no_mta {
         let path = match &e.body {

@@ -42,8 +42,8 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
                 // crontab has another environment by design.
                 s.command == me.command && s.uid == me.uid && s.exit.is_some_and(|x| x.is_success())
             })
-            .map(|(id, s)| (id, s.env))
-            .filter(|(_, env)| !env.is_empty())
+            .filter(|(_, s)| !s.env.is_empty())
+            .map(|(id, s)| (id, s.env.clone()))
             .collect();
     if let Some((id, env)) = v.t.last_good(&me.command, me.uid) {
         if id < v.job.id && !earlier.iter().any(|(i, _)| *i == id) {

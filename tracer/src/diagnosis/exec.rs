@@ -1,6 +1,6 @@
 //! Getting from the scheduler's fork to the job's program: the directory, the exec
 //! itself, the shell's PATH search.
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use super::{
     view::{basename, ExecTry, View},
@@ -124,7 +124,7 @@ fn path_walks(
     let mut explained = Vec::new();
     // Each process's attempts, grouped in one pass (in order of first attempt).
     let mut order: Vec<u32> = Vec::new();
-    let mut by_pid: HashMap<u32, Vec<&ExecTry>> = HashMap::new();
+    let mut by_pid: HashMap<u32, Vec<&ExecTry>> = HashMap::default();
     for a in attempts {
         let pid = v.tl[a.at].pid;
         by_pid
@@ -151,7 +151,7 @@ fn path_walks(
         let same_name = walk
             .iter()
             .all(|a| basename(a.filename) == name && a.filename.starts_with('/'));
-        let dirs: std::collections::HashSet<&str> = walk
+        let dirs: HashSet<&str> = walk
             .iter()
             .map(|a| a.filename.rsplit_once('/').map_or("", |(d, _)| d))
             .collect();
@@ -200,8 +200,11 @@ pub(super) fn path_search_misses(
     facts: &mut dyn HostFacts,
     d: &mut Vec<Draft>,
 ) -> HashSet<u32> {
-    let mut explained = HashSet::new();
+    let mut explained = HashSet::default();
     let mut searches = stat_searches(v);
+    if searches.is_empty() {
+        return explained;
+    }
     let fe = ForksAndExecs::of(v);
     for &pid in &v.job.members {
         if v.mailers.contains(&pid) {
@@ -290,7 +293,7 @@ struct StatSearch<'a> {
 /// timeline: a storm's job has thousands of processes): a new run starts when NAME
 /// changes or a directory repeats.
 fn stat_searches<'a>(v: &View<'a>) -> HashMap<u32, Vec<StatSearch<'a>>> {
-    let mut out: HashMap<u32, Vec<StatSearch<'a>>> = HashMap::new();
+    let mut out: HashMap<u32, Vec<StatSearch<'a>>> = HashMap::default();
     for (i, e) in v.tl.iter().enumerate() {
         let Body::Stat { path, result } = &e.body else {
             continue;

@@ -117,12 +117,9 @@ fn needed_dotfile<'a>(v: &'a View) -> Option<(usize, &'a crate::model::event::Ev
         let Some(exit_at) = v.exit_index(pid).filter(|_| failed) else {
             continue;
         };
-        let last_failure = v.tl[..exit_at]
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(j, e)| e.pid == pid && v.is_job_work(*j))
-            .find(|(_, e)| e.body.result().is_some_and(|r| !r.ok()));
+        let last_failure = v.tl[..exit_at].iter().enumerate().rev().find(|(j, e)| {
+            e.pid == pid && e.body.result().is_some_and(|r| !r.ok()) && v.is_job_work(*j)
+        });
         if let Some((j, e)) = last_failure {
             if matches!(&e.body, Body::Open { path, result, .. }
                 if is_optional_probe(path, result.error.unwrap_or("")) && !is_noise_path(path))
@@ -148,12 +145,13 @@ fn own_limit(syscall: &str) -> Option<&'static str> {
 /// The job failed and a file it needed could not be opened (relative paths are
 /// explained by the cwd).
 pub(super) fn open_failed(v: &View, facts: &mut dyn HostFacts, d: &mut Vec<Draft>) {
+    // The body first: `is_job_work` walks the process tree.
     let found = v.tl.iter().enumerate().rev().find(|(i, e)| {
-        v.is_job_work(*i)
-            && matches!(&e.body, Body::Open { path, result, .. }
+        matches!(&e.body, Body::Open { path, result, .. }
                 if !is_noise_path(path)
                     && !is_optional_probe(path, result.error.unwrap_or(""))
                     && matches!(result.error, Some("ENOENT" | "EACCES" | "EPERM" | "EROFS" | "ENOSPC" | "ENOTDIR" | "EISDIR" | "ELOOP" | "EDQUOT")))
+            && v.is_job_work(*i)
     });
     let Some((i, e)) = found.or_else(|| needed_dotfile(v)) else {
         return;

@@ -1,5 +1,5 @@
 //! Connections the job made that failed.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::{view::View, Draft, Kind};
 use crate::model::event::Body;
@@ -39,13 +39,14 @@ pub(super) fn recovered(v: &View, i: usize) -> bool {
 /// A failure the job got past (a retry, another address of the same service that then
 /// connected) is not the cause.
 pub(super) fn connect_failed(v: &View, d: &mut Vec<Draft>) {
-    let mut in_progress: HashMap<(u32, i32), (usize, String)> = HashMap::new();
+    let mut in_progress: HashMap<(u32, i32), (usize, String)> = HashMap::default();
     // (index of the last event, service, the finding) of each failure, in order.
     let mut failures: Vec<(usize, String, Draft)> = Vec::new();
     // (index, service) of each connect that worked.
     let mut successes: Vec<(usize, String)> = Vec::new();
     for (i, e) in v.tl.iter().enumerate() {
-        if !v.is_job_work(i) {
+        // The body first: `is_job_work` walks the process tree.
+        if !matches!(e.body, Body::Connect { .. } | Body::Getsockopt { .. }) || !v.is_job_work(i) {
             continue;
         }
         match &e.body {

@@ -126,7 +126,12 @@ pub(super) fn nonzero_exit(v: &View, d: &mut Vec<Draft>) {
         .iter()
         .enumerate()
         .rev()
-        .filter(|(i, _)| v.is_job_work(*i) && !super::network::recovered(v, *i))
+        // A failed call first: `is_job_work` walks the process tree.
+        .filter(|(i, e)| {
+            e.body.result().is_some_and(|r| !r.ok())
+                && v.is_job_work(*i)
+                && !super::network::recovered(v, *i)
+        })
         .find_map(|(i, e)| notable_failure(e).map(|s| (i, s, e.pid)));
     let mut evidence: Vec<usize> = Vec::new();
     let tail = match last {

@@ -1,6 +1,6 @@
 //! systemd services and timers: which unit a job ran as, systemd's own failures named
 //! in its words (`status=203/EXEC`), and timer fires that started nothing.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use jiff::{tz::TimeZone, Timestamp};
 use serde::Serialize;

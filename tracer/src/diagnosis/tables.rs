@@ -69,7 +69,7 @@ impl Tables {
         if job.scheduler != "anacron" {
             return None;
         }
-        let command = t.summary(job).command;
+        let command = t.summary(job).command.clone();
         let mut tables: Vec<&Held> = self
             .held
             .iter()

@@ -1,6 +1,6 @@
 //! What the rules look at, computed once per job: the timeline, which process ran the
 //! job's program when, and which processes are the scheduler's own (its mailer).
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use crate::model::{
     event::{Body, Event, ExitStatus},
@@ -48,8 +48,8 @@ fn is_mailer(filename: &str, argv: &[String]) -> bool {
 impl<'a> View<'a> {
     pub fn new(t: &'a Tracker, job: &'a Job) -> Self {
         let tl = &job.timeline[..];
-        let mut exec_at = HashMap::new();
-        let mut mailers = HashSet::new();
+        let mut exec_at = HashMap::default();
+        let mut mailers = HashSet::default();
         for (i, e) in tl.iter().enumerate() {
             match &e.body {
                 Body::Exec { .. } => {

@@ -225,7 +225,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             )
         }
         RecordKind::ExecSuccess => {
-            let r: ExecSuccessRecord = read(buf, "exec")?;
+            let r = view::<ExecSuccessRecord>(buf, "exec")?;
             base(
                 &h,
                 Body::Exec {
@@ -260,7 +260,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             )
         }
         RecordKind::Syscall => {
-            let r: SyscallRecord = read(buf, "syscall")?;
+            let r = view::<SyscallRecord>(buf, "syscall")?;
             let mut ev = base(&h, syscall_body(&r)?);
             ev.dur_ns = (r.enter_ns > 0 && r.enter_ns < h.ts_ns).then(|| h.ts_ns - r.enter_ns);
             ev

@@ -3,7 +3,10 @@
 //! leader (the daemon's child, which waits for the command and mails its output) has
 //! exited, or every process in it has: what it left behind (`nohup x &`, a delivery
 //! still going) is listed, not waited for.
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+};
 
 // The pid maps are on every event's path: foldhash instead of SipHash. Its seed is
 // random per process, so a crafted trace cannot make pids collide on purpose.
@@ -544,11 +547,12 @@ impl Tracker {
 
     /// The job as it is now, or as it was when it finished (a pid reused later in a
     /// long trace must not rename an old job).
-    pub fn summary(&self, job: &Job) -> JobSummary {
-        if let Some(s) = &job.final_summary {
-            return s.clone();
+    /// Borrowed once the job has finished: the rules ask for it several times a job.
+    pub fn summary<'a>(&'a self, job: &'a Job) -> Cow<'a, JobSummary> {
+        match &job.final_summary {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(self.summary_now(job)),
         }
-        self.summary_now(job)
     }
 
     fn summary_now(&self, job: &Job) -> JobSummary {
@@ -604,16 +608,21 @@ pub fn command_of(argv: &[String]) -> String {
     if argv.len() >= 3 && argv[1] == "-c" && argv[0].ends_with("sh") {
         return argv[2].clone();
     }
-    argv.iter()
-        .map(|a| {
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    // Written in place: once per job, and a copy of every argument added up.
+    let mut out = String::with_capacity(argv.iter().map(|a| a.len() + 3).sum());
+    for (i, a) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            out.push('\'');
+            out.push_str(&a.replace('\'', r"'\''"));
+            out.push('\'');
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -710,7 +719,7 @@ mod tests {
         let mut t = Tracker::default();
         cron_run(&mut t);
         let n = t.jobs()[0].timeline.len() as u64;
-        let before = t.summary(&t.jobs()[0]);
+        let before = t.summary(&t.jobs()[0]).into_owned();
         t.retire(0);
         let job = &t.jobs()[0];
         assert!(job.timeline.is_empty());
@@ -720,8 +729,8 @@ mod tests {
         assert!(t.procs.get(100).is_some());
         let after = t.summary(job);
         assert_eq!(
-            (after.command, after.exit, after.env),
-            (before.command, before.exit, before.env)
+            (&after.command, after.exit, &after.env),
+            (&before.command, before.exit, &before.env)
         );
     }
 

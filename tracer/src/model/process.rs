@@ -99,7 +99,12 @@ impl ProcessTable {
                 );
             }
             Body::Fork { child_pid, .. } => {
-                let parent = self.procs.get(&ev.pid).cloned().unwrap_or_default();
+                // What the child inherits, and only that: the parent's first argv and
+                // pending exec are not copied for every fork.
+                let (cwd, argv, env, nofile) = match self.procs.get(&ev.pid) {
+                    Some(p) => (p.cwd.clone(), p.argv.clone(), p.env.clone(), p.nofile),
+                    None => Default::default(),
+                };
                 // A fork of a pid we knew means the old process is gone: pid reuse.
                 self.procs.insert(
                     *child_pid,
@@ -109,10 +114,10 @@ impl ProcessTable {
                         start_ns: ev.ts_ns,
                         comm: ev.comm.clone(),
                         uid: ev.uid,
-                        cwd: parent.cwd,
-                        argv: parent.argv,
-                        env: parent.env,
-                        nofile: parent.nofile,
+                        cwd,
+                        argv,
+                        env,
+                        nofile,
                         ..Default::default()
                     },
                 );

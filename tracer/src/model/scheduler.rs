@@ -1,7 +1,7 @@
 //! The scheduler daemons followed during the trace: when each was alive, how it ended
 //! and who signalled it. A job that never started leaves no process; the daemon's own
 //! life is then the evidence (`scheduler_down`).
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::Serialize;
 

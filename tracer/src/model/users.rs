@@ -1,5 +1,5 @@
 //! uid -> user name, from /etc/passwd as it is on this host.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 #[derive(Default, Clone, Debug)]
 pub struct UserNames(HashMap<u32, String>);
@@ -12,7 +12,7 @@ impl UserNames {
     }
 
     pub fn parse(passwd: &str) -> Self {
-        let mut m = HashMap::new();
+        let mut m = HashMap::default();
         for line in passwd.lines() {
             let f: Vec<&str> = line.split(':').collect();
             if f.len() >= 3 {

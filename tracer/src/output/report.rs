@@ -208,11 +208,11 @@ pub fn job_report(
     // unit's ExecStart= is what it was to run.
     let never_ran = t.procs.get(job.leader_pid).is_some_and(|p| !p.execed);
     let command = match (unit.as_ref().filter(|_| never_ran), &at_job) {
-        (Some(u), _) => u.start_command.clone().unwrap_or(s.command),
+        (Some(u), _) => u.start_command.clone().unwrap_or_else(|| s.command.clone()),
         // atd's shell reads the script on stdin: its commands are in the spool file.
         (None, Some(a)) => crate::diagnosis::tables::at_command(a)
             .unwrap_or_else(|| format!("(at job {}: its script was not read)", a.number)),
-        (None, None) => s.command,
+        (None, None) => s.command.clone(),
     };
     JobReport {
         id: job.id,
@@ -235,7 +235,7 @@ pub fn job_report(
         start_ns: job.start_ns,
         end_ns: job.end_ns,
         exit: s.exit,
-        left_running: s.left_running,
+        left_running: s.left_running.clone(),
         findings,
         events: job.timeline.len() as u64 + job.dropped_events,
         timeline_capped: job
