@@ -79,7 +79,9 @@ pub struct Pipeline {
     print: bool,
     facts: Box<dyn HostFacts>,
     /// Per held job (by index), once diagnosed: its findings and crontab entry.
-    verdicts: HashMap<usize, Verdict>,
+    /// Boxed: a verdict is about 200 bytes, and each growth of a table of thousands
+    /// moved them all into fresh pages.
+    verdicts: HashMap<usize, Box<Verdict>>,
     /// Reported jobs, oldest first, that a long trace lets go past a count: those
     /// without findings (`[0]`), and those with (`[1]`); see `LISTED`.
     reported: [VecDeque<usize>; 2],
@@ -524,13 +526,13 @@ impl Pipeline {
         };
         self.verdicts.insert(
             idx,
-            Verdict {
+            Box::new(Verdict {
                 findings,
                 entry,
                 unit: unit.map(Box::new),
                 at_job: at_job.map(Box::new),
                 manager_work,
-            },
+            }),
         );
         let new = self.facts.take_new();
         if let Some(w) = self.writer.as_mut() {

@@ -36,7 +36,9 @@ impl Process {
 
 #[derive(Default, Debug)]
 pub struct ProcessTable {
-    procs: PidMap<u32, Process>,
+    /// Boxed: a process is about 300 bytes, and each growth of a table of thousands
+    /// moved them all into fresh pages (a fork is an insert).
+    procs: PidMap<u32, Box<Process>>,
 }
 
 /// `path` as seen from `cwd` (no symlink resolution: the trace cannot see the filesystem).
@@ -63,12 +65,12 @@ fn normalize(p: &str) -> String {
 
 impl ProcessTable {
     pub fn get(&self, pid: u32) -> Option<&Process> {
-        self.procs.get(&pid)
+        self.procs.get(&pid).map(|p| &**p)
     }
 
     /// Forget an exited process (its job is reported and frozen).
     pub fn forget(&mut self, pid: u32) -> bool {
-        if self.procs.get(&pid).is_some_and(Process::exited) {
+        if self.procs.get(&pid).is_some_and(|p| p.exited()) {
             self.procs.remove(&pid);
             return true;
         }
@@ -85,7 +87,7 @@ impl ProcessTable {
             } => {
                 self.procs.insert(
                     ev.pid,
-                    Process {
+                    Box::new(Process {
                         pid: ev.pid,
                         ppid: ev.ppid,
                         start_ns: ev.ts_ns,
@@ -95,7 +97,7 @@ impl ProcessTable {
                         argv: cmdline.clone(),
                         nofile: *nofile,
                         ..Default::default()
-                    },
+                    }),
                 );
             }
             Body::Fork { child_pid, .. } => {
@@ -108,7 +110,7 @@ impl ProcessTable {
                 // A fork of a pid we knew means the old process is gone: pid reuse.
                 self.procs.insert(
                     *child_pid,
-                    Process {
+                    Box::new(Process {
                         pid: *child_pid,
                         ppid: ev.pid,
                         start_ns: ev.ts_ns,
@@ -119,7 +121,7 @@ impl ProcessTable {
                         env,
                         nofile,
                         ..Default::default()
-                    },
+                    }),
                 );
             }
             _ => {}
