@@ -1,6 +1,6 @@
 //! The job's environment compared with earlier runs of the same job.
 use super::{view::View, Draft, Kind};
-use crate::model::event::Body;
+use crate::model::{event::Body, process::Words};
 
 const ENV_COMPARED: [&str; 9] = [
     "PATH",
@@ -32,7 +32,7 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
     // Earlier good runs still held whole, and the latest one that was retired (its
     // environment kept aside), oldest first. Their env as it was, not whatever process
     // has their pid now.
-    let mut earlier: Vec<(u64, Vec<String>)> =
+    let mut earlier: Vec<(u64, Words)> =
         v.t.jobs()
             .iter()
             .filter(|o| o.id < v.job.id && o.finished())
@@ -47,7 +47,7 @@ pub(super) fn env_mismatch(v: &View, d: &mut Vec<Draft>) {
             .collect();
     if let Some((id, env)) = v.t.last_good(&me.command, me.uid) {
         if id < v.job.id && !earlier.iter().any(|(i, _)| *i == id) {
-            earlier.push((id, env.to_vec()));
+            earlier.push((id, env.into()));
         }
     }
     earlier.sort_by_key(|(id, _)| *id);

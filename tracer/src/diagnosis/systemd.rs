@@ -115,7 +115,7 @@ impl Managers {
         // systemd names the timer that started a service in its environment
         // (TRIGGER_UNIT=, v251+); a manual start has none. A service that never ran its
         // command shows no environment: then the timer that starts it, if any.
-        let env = t.procs.get(t.main_pid(job)).map(|p| p.env.as_slice());
+        let env = t.procs.get(t.main_pid(job)).map(|p| &p.env[..]);
         let trigger = env.and_then(|e| {
             e.iter()
                 .find_map(|kv| kv.strip_prefix("TRIGGER_UNIT="))

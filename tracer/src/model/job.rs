@@ -16,7 +16,7 @@ use crate::{
     model::event::{Body, Event, ExitStatus},
     model::jobs::Jobs,
     model::process::resolve,
-    model::process::ProcessTable,
+    model::process::{ProcessTable, Words},
     model::scheduler::Schedulers,
     schedules::{
         systemd::service_of_cgroup_path,
@@ -154,7 +154,7 @@ pub struct JobSummary {
     pub uid: u32,
     pub exit: Option<ExitStatus>,
     /// The command's environment when it started (for comparing runs).
-    pub env: Vec<String>,
+    pub env: Words,
     /// Processes of the job still alive when it ended.
     pub left_running: Vec<u32>,
 }
@@ -189,7 +189,7 @@ pub struct Tracker {
     /// (command, uid) -> the latest retired run of it that succeeded: its job id and
     /// environment, what `env_mismatch` compares a later failure with. Kept aside so
     /// that the job itself can be let go.
-    last_good: HashMap<(String, u32), (u64, Vec<String>)>,
+    last_good: HashMap<(String, u32), (u64, Words)>,
     /// See `take_daemonized`.
     daemonized: Vec<(u32, u32)>,
     pub counters: Counters,
@@ -460,7 +460,7 @@ impl Tracker {
     pub fn last_good(&self, command: &str, uid: u32) -> Option<(u64, &[String])> {
         self.last_good
             .get(&(command.to_string(), uid))
-            .map(|(id, env)| (*id, env.as_slice()))
+            .map(|(id, env)| (*id, &env[..]))
     }
 
     /// Let a finished, retired job go for good, with what routes events to it; its
@@ -836,7 +836,10 @@ mod tests {
             t.jobs()[0].timeline.is_empty(),
             "nothing of job 2 went to job 1"
         );
-        assert_eq!(t.procs.get(201).unwrap().env, vec!["X=2".to_string()]);
+        assert_eq!(
+            t.procs.get(201).unwrap().env.to_vec(),
+            vec!["X=2".to_string()]
+        );
     }
 
     #[test]

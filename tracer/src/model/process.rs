@@ -1,9 +1,16 @@
 //! The process table: what we know of each followed process, updated event by event.
 //! Pure: no kernel, no `/proc`; a snapshot arrives as `Snapshot` events.
 // foldhash: pids on every event's path (see `model::job`).
+use std::sync::Arc;
+
 use foldhash::HashMap as PidMap;
 
 use crate::model::event::{Body, Event, ExitStatus};
+
+/// An argv or an environment, shared rather than copied: a fork's child, an exec's
+/// first argv and a job's summary hold the same one (a root's forks each copied its
+/// argv and environment, a tenth of a following tracer's CPU).
+pub type Words = Arc<[String]>;
 
 #[derive(Clone, Debug, Default)]
 pub struct Process {
@@ -14,8 +21,8 @@ pub struct Process {
     pub comm: String,
     pub uid: u32,
     pub cwd: Option<String>,
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
+    pub argv: Words,
+    pub env: Words,
     /// RLIMIT_NOFILE (soft, hard) when set during the trace.
     pub nofile: Option<(u64, u64)>,
     /// From the parent's wait status when seen, else from the kernel's exit record.
@@ -24,8 +31,8 @@ pub struct Process {
     pub execed: bool,
     /// argv of the first program this process ran (a shell that later execs its
     /// command in place keeps its `sh -c ...` here).
-    pub first_argv: Vec<String>,
-    pending_exec: Option<(Vec<String>, Vec<String>)>,
+    pub first_argv: Words,
+    pending_exec: Option<(Words, Words)>,
 }
 
 impl Process {
@@ -94,7 +101,7 @@ impl ProcessTable {
                         comm: ev.comm.clone(),
                         uid: ev.uid,
                         cwd: cwd.clone(),
-                        argv: cmdline.clone(),
+                        argv: cmdline.as_slice().into(),
                         nofile: *nofile,
                         ..Default::default()
                     }),
@@ -139,7 +146,7 @@ impl ProcessTable {
         };
         match &ev.body {
             Body::ExecAttempt { argv, env, .. } => {
-                p.pending_exec = Some((argv.clone(), env.clone()));
+                p.pending_exec = Some((argv.as_slice().into(), env.as_slice().into()));
             }
             Body::Exec { .. } => {
                 if let Some((argv, env)) = p.pending_exec.take() {
@@ -356,8 +363,8 @@ mod tests {
         ));
         let p = t.get(2).unwrap();
         assert!(p.execed);
-        assert_eq!(p.argv, vec!["/bin/sh", "-c", "x"]);
-        assert_eq!(p.env, vec!["PATH=/usr/bin:/bin"]);
+        assert_eq!(p.argv.to_vec(), vec!["/bin/sh", "-c", "x"]);
+        assert_eq!(p.env.to_vec(), vec!["PATH=/usr/bin:/bin"]);
         assert_eq!(p.nofile, Some((16, 16)));
     }
 
@@ -393,7 +400,7 @@ mod tests {
             (p.cwd.as_deref(), p.nofile),
             (Some("/"), Some((1024, 4096)))
         );
-        assert_eq!(p.argv, vec!["cron", "-f"]);
+        assert_eq!(p.argv.to_vec(), vec!["cron", "-f"]);
         assert!(!p.exited());
 
         // A fork inherits the parent's view (argv, env, cwd, limit, uid).
@@ -418,7 +425,7 @@ mod tests {
         for e in crate::testutil::exec_events(2, 3, &["/nope"], &["A=1"], -2) {
             t.apply(&e);
         }
-        assert_eq!(t.get(2).unwrap().argv, vec!["cron", "-f"]);
+        assert_eq!(t.get(2).unwrap().argv.to_vec(), vec!["cron", "-f"]);
         assert!(!t.get(2).unwrap().execed);
         for e in crate::testutil::exec_events(2, 4, &["/bin/sh", "-c", "x"], &["B=2"], 0) {
             t.apply(&e);
@@ -426,7 +433,7 @@ mod tests {
         let c = t.get(2).unwrap().clone();
         assert!(c.execed);
         assert_eq!(
-            (c.argv[0].as_str(), c.env.clone()),
+            (c.argv[0].as_str(), c.env.to_vec()),
             ("/bin/sh", vec!["B=2".to_string()])
         );
 

@@ -382,6 +382,27 @@ mod tests {
     use super::*;
     use crate::{model::event::Body, testutil::record_bytes};
 
+    #[test]
+    fn secret_names_are_told_in_any_case_and_the_working_directory_is_not_one() {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "db_password",
+            "api_Token",
+            "MYSQL_PWD",
+            "mysql_pwd",
+            "GITHUB_PASSWD",
+            "session",
+            "x_webhook_url",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "PATH", "HOME", "PWD", "OLDPWD", "LOGNAME", "SHELL", "clé", "", "_PW",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
     fn line(l: &str) -> String {
         redact_line(l, &mut Counts::new()).unwrap_or_else(|| l.to_string())
     }

@@ -84,8 +84,13 @@ const SECRET_WORDS: [&str; 10] = [
 
 /// Whether a variable, option or header name looks like it holds a secret.
 pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_WORDS.iter().any(|w| upper.contains(w)) || upper.ends_with("_PWD")
+    // Compared in place, ignoring ASCII case: every name of every exec's environment
+    // comes here, and an upper-cased copy searched ten times was most of a followed
+    // exec's redaction.
+    let b = name.as_bytes();
+    let has = |w: &[u8]| b.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w));
+    SECRET_WORDS.iter().any(|w| has(w.as_bytes()))
+        || b.len() >= 4 && b[b.len() - 4..].eq_ignore_ascii_case(b"_PWD")
 }
 
 /// Tools whose `-p` is a password.
