@@ -111,6 +111,24 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
     let limit = expect_event(&events, "ulimit -n 6", |e| {
         e["event"] == "rlimit" && e["resource"] == "NOFILE" && e["soft"] == 6
     });
+    // What says nothing is not sent: bash's query of the limit before `ulimit -n`
+    // sets it, and the wait that reaps nothing after each child the shells reap.
+    let queries: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "rlimit" && e["soft"].is_null())
+        .collect();
+    assert!(queries.is_empty(), "limit queries were sent: {queries:#?}");
+    let empty_waits: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "wait" && (e["error"] == "ECHILD" || e["ret"] == 0))
+        .collect();
+    assert!(
+        empty_waits.is_empty(),
+        "waits that reaped nothing were sent: {empty_waits:#?}"
+    );
+    expect_event(&events, "a wait that reaped a child", |e| {
+        e["event"] == "wait" && e["ret"].as_i64().is_some_and(|r| r > 0)
+    });
     let emfile = expect_event(&events, "open fails EMFILE", |e| {
         e["event"] == "open" && e["path"] == "/etc/hostname" && e["error"] == "EMFILE"
     });

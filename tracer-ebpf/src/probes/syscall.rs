@@ -219,12 +219,26 @@ enter_probe!(
     |c| [arg(&c, 0), 0, 0, 0],
     Data::Bytes(arg(&c, 1), if arg(&c, 1) != 0 { 16 } else { 0 })
 );
-enter_probe!(
-    sys_enter_prlimit64,
-    SyscallKind::Prlimit64,
-    |c| [arg(&c, 0), arg(&c, 1), 0, 0],
-    Data::Bytes(arg(&c, 2), if arg(&c, 2) != 0 { 16 } else { 0 })
-);
+/// Only a call that sets a limit: glibc's `getrlimit` is a `prlimit64` with no new
+/// limit, which bash makes for every command it runs, and a query changes nothing the
+/// rules look at (the report counted it as routine).
+#[tracepoint]
+pub fn sys_enter_prlimit64(ctx: TracePointContext) -> u32 {
+    let new_limit = arg(&ctx, 2);
+    if new_limit == 0 {
+        return 0;
+    }
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    store_pending(
+        SyscallKind::Prlimit64,
+        [arg(&ctx, 0), arg(&ctx, 1), 0, 0],
+        Data::Bytes(new_limit, 16),
+    );
+    0
+}
 // wait4 keeps the status pointer in args[3] until the exit probe reads the status.
 enter_probe!(
     sys_enter_wait4,
@@ -395,6 +409,12 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
                 }
             }
         }
+        if kind == SyscallKind::Wait4 as u32 && (ret == 0 || ret == -ECHILD) {
+            // It reaped nothing (WNOHANG with no child done, or no child left): a shell
+            // makes one of these after each child it reaps, half of all its waits.
+            pending::release(tid, p, place);
+            return 0;
+        }
         if kind == SyscallKind::Wait4 as u32 {
             let stat = (*p).args[3];
             (*p).args[3] = 0;
@@ -473,6 +493,7 @@ fn is_path_kind(kind: u32) -> bool {
 
 const EMFILE: i64 = 24;
 const ENFILE: i64 = 23;
+const ECHILD: i64 = 10;
 
 /// Attached to the `sys_exit_*` of every syscall in tracer-common's `FD_SYSCALLS`
 /// (pipe, dup2, accept...): descriptors made by calls without a probe of their own.
