@@ -53,6 +53,39 @@ pub fn is_tracked(tgid: u32) -> bool {
     maybe_followed(tgid) && unsafe { TRACKED.get(&tgid) }.is_some()
 }
 
+/// What a syscall probe needs of a followed process's `TRACKED` entry, read once per
+/// call: the entry was looked up to decide, again for the header's ppid, and a third
+/// time for a stat's budget.
+#[derive(Clone, Copy)]
+pub struct Followed {
+    pub ppid: u32,
+    pub stat_misses: u32,
+}
+
+/// `Some` when `tgid` is followed, with its entry's fields (zero when `--all` follows
+/// a process that has no entry).
+#[inline(always)]
+pub fn followed(tgid: u32) -> Option<Followed> {
+    if tgid == global(&SELF_TGID) {
+        return None;
+    }
+    let all = trace_all();
+    if !all && !maybe_followed(tgid) {
+        return None;
+    }
+    match unsafe { TRACKED.get(&tgid) } {
+        Some(t) => Some(Followed {
+            ppid: t.ppid,
+            stat_misses: t.stat_misses,
+        }),
+        None if all => Some(Followed {
+            ppid: 0,
+            stat_misses: 0,
+        }),
+        None => None,
+    }
+}
+
 /// `tgid`'s byte in `FOLLOWED`, or None past the table's end.
 #[inline(always)]
 fn followed_byte(tgid: u32) -> Option<*mut u8> {
@@ -88,8 +121,14 @@ pub fn is_self(tgid: u32) -> bool {
 /// Fill a header in place (it may live in the ring buffer or a scratch map).
 #[inline(always)]
 pub fn fill_header(h: *mut Header, kind: u32, tgid: u32, tid: u32) {
-    let ug = bpf_get_current_uid_gid();
     let ppid = unsafe { TRACKED.get(&tgid) }.map(|t| t.ppid).unwrap_or(0);
+    fill_header_as(h, kind, tgid, tid, ppid);
+}
+
+/// [`fill_header`] with the ppid already read from `TRACKED` (see [`followed`]).
+#[inline(always)]
+pub fn fill_header_as(h: *mut Header, kind: u32, tgid: u32, tid: u32, ppid: u32) {
+    let ug = bpf_get_current_uid_gid();
     let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
     unsafe {
         (*h).kind = kind;

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, ids, is_self, is_tracked, mark_followed},
+    common::{fill_header, fill_header_as, followed, ids, is_self, is_tracked, mark_followed},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
     probes::syscall::{arg, store_pending, Data},
@@ -97,26 +97,27 @@ fn read_strings<const MAX: usize>(
 #[inline(always)]
 fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
     let (tgid, tid) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     // execveat shifts the arguments by one (dirfd first).
     let base = is_at as usize;
     let filename = arg(ctx, base) as *const u8;
     let argv = arg(ctx, base + 1) as *const *const u8;
     let envp = arg(ctx, base + 2) as *const *const u8;
-    store_pending(kind, [arg(ctx, 0), 0, 0, 0], Data::None);
+    store_pending(f, kind, [arg(ctx, 0), 0, 0, 0], Data::None);
 
     let Some(mut e) = EVENTS.reserve::<ExecAttemptRecord>(0) else {
         count_lost(RecordKind::ExecAttempt as u32);
         return 0;
     };
     let r = e.as_mut_ptr();
-    fill_header(
+    fill_header_as(
         unsafe { &raw mut (*r).hdr },
         RecordKind::ExecAttempt as u32,
         tgid,
         tid,
+        f.ppid,
     );
     // What each step found goes to the record at once, not into a register carried to
     // the next step: the verifier then sees the same state at the start of each string

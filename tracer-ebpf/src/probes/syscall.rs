@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, ids, is_tracked, maybe_followed, trace_all},
+    common::{fill_header_as, followed, ids, maybe_followed, trace_all, Followed},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
 };
@@ -34,19 +34,20 @@ pub enum Data {
     StrAtExit(u64),
 }
 
-/// Build the enter half where `pending` keeps it until the exit.
-/// Callers have checked that the process is tracked.
+/// Build the enter half where `pending` keeps it until the exit, for a process
+/// [`followed`] said is followed.
 #[inline(always)]
-pub fn store_pending(kind: SyscallKind, args: [u64; 4], data: Data) {
+pub fn store_pending(f: Followed, kind: SyscallKind, args: [u64; 4], data: Data) {
     let (tgid, tid) = ids();
     let Some((r, place)) = pending::begin(tid) else {
         return;
     };
-    fill_header(
+    fill_header_as(
         unsafe { &raw mut (*r).hdr },
         RecordKind::Syscall as u32,
         tgid,
         tid,
+        f.ppid,
     );
     let mut flags = 0u32;
     let mut len = 0u32;
@@ -116,12 +117,12 @@ macro_rules! enter_probe {
         #[tracepoint]
         pub fn $name($ctx: TracePointContext) -> u32 {
             let (tgid, _) = ids();
-            if !is_tracked(tgid) {
+            let Some(f) = followed(tgid) else {
                 return 0;
-            }
+            };
             let ctx = &$ctx;
             let _ = ctx;
-            store_pending($kind, $args, $data);
+            store_pending(f, $kind, $args, $data);
             0
         }
     };
@@ -229,10 +230,11 @@ pub fn sys_enter_prlimit64(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     store_pending(
+        f,
         SyscallKind::Prlimit64,
         [arg(&ctx, 0), arg(&ctx, 1), 0, 0],
         Data::Bytes(new_limit, 16),
@@ -266,9 +268,9 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 #[inline(always)]
 fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     let (dirfd, flags) = (arg(ctx, 0), arg(ctx, flags_arg));
     let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0u8; 16]);
     let keep = if unsafe { ROOT_COMMS.get(&comm) }.is_some() {
@@ -276,7 +278,7 @@ fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
     } else if dirfd as u32 == AT_FDCWD as u32 && flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) == 0
     {
         // Past its budget of misses a program's stats are not even set up.
-        if unsafe { TRACKED.get(&tgid) }.is_some_and(|t| t.stat_misses >= STAT_MISSES_KEPT) {
+        if f.stat_misses >= STAT_MISSES_KEPT {
             return 0;
         }
         STAT_FAILURES_ONLY
@@ -290,7 +292,7 @@ fn stat_enter(ctx: &TracePointContext, flags_arg: usize) -> u32 {
     } else {
         Data::Str(arg(ctx, 1))
     };
-    store_pending(SyscallKind::Stat, [dirfd, flags, keep, 0], path);
+    store_pending(f, SyscallKind::Stat, [dirfd, flags, keep, 0], path);
     0
 }
 
@@ -307,14 +309,15 @@ pub fn sys_enter_statx(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     // struct open_how { u64 flags; u64 mode; u64 resolve; }
     let how = arg(&ctx, 2) as *const u64;
     let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
     let mode = unsafe { bpf_probe_read_user(how.wrapping_add(1)) }.unwrap_or(0);
     store_pending(
+        f,
         SyscallKind::Openat2,
         [arg(&ctx, 0), flags, mode, 0],
         Data::Str(arg(&ctx, 1)),
@@ -325,29 +328,30 @@ pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     // struct clone_args starts with u64 flags.
     let flags = unsafe { bpf_probe_read_user(arg(&ctx, 0) as *const u64) }.unwrap_or(0);
-    store_pending(SyscallKind::Clone, [flags, 0, 0, 0], Data::None);
+    store_pending(f, SyscallKind::Clone, [flags, 0, 0, 0], Data::None);
     0
 }
 
 /// A syscall record with no enter half (no path data): the call is reported whole now.
 #[inline(always)]
-fn emit_now(kind: SyscallKind, ret: i64, args: [u64; 4]) {
+fn emit_now(f: Followed, kind: SyscallKind, ret: i64, args: [u64; 4]) {
     let (tgid, tid) = ids();
     let Some(mut e) = EVENTS.reserve::<SyscallRecord>(0) else {
         count_lost(RecordKind::Syscall as u32);
         return;
     };
     let r = e.as_mut_ptr();
-    fill_header(
+    fill_header_as(
         unsafe { &raw mut (*r).hdr },
         RecordKind::Syscall as u32,
         tgid,
         tid,
+        f.ppid,
     );
     unsafe {
         (*r).syscall = kind as u32;
@@ -363,9 +367,9 @@ fn emit_now(kind: SyscallKind, ret: i64, args: [u64; 4]) {
 #[tracepoint]
 pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     let code = arg(&ctx, 0);
     if let Some(t) = TRACKED.get_ptr_mut(&tgid) {
         unsafe {
@@ -373,7 +377,7 @@ pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
             (*t).exit_code = code as i32;
         }
     }
-    emit_now(SyscallKind::ExitGroup, 0, [code, 0, 0, 0]);
+    emit_now(f, SyscallKind::ExitGroup, 0, [code, 0, 0, 0]);
     0
 }
 
@@ -507,11 +511,16 @@ pub fn sys_exit_fd(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let (tgid, _) = ids();
-    if !is_tracked(tgid) {
+    let Some(f) = followed(tgid) else {
         return 0;
-    }
+    };
     // Syscall tracepoints start with `int __syscall_nr` after the common fields.
     let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
-    emit_now(SyscallKind::FdExhausted, ret, [nr as i64 as u64, 0, 0, 0]);
+    emit_now(
+        f,
+        SyscallKind::FdExhausted,
+        ret,
+        [nr as i64 as u64, 0, 0, 0],
+    );
     0
 }
