@@ -467,18 +467,13 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
             crate::anomaly::read_fault("a syscall's path or data", (*p).hdr.pid);
         }
     }
-    match EVENTS.reserve::<SyscallRecord>(0) {
-        Some(mut e) => {
-            unsafe {
-                generated::bpf_probe_read_kernel(
-                    e.as_mut_ptr().cast(),
-                    core::mem::size_of::<SyscallRecord>() as u32,
-                    p as *const core::ffi::c_void,
-                );
-            }
-            e.submit(crate::maps::submit_flags());
-        }
-        None => count_lost(RecordKind::Syscall as u32),
+    // One helper copies the half into the ring (a reserve, a copy and a submit were
+    // three).
+    if EVENTS
+        .output::<SyscallRecord>(unsafe { &*p }, crate::maps::submit_flags())
+        .is_err()
+    {
+        count_lost(RecordKind::Syscall as u32);
     }
     pending::release(tid, p, place);
     0
