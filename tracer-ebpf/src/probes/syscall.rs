@@ -221,8 +221,8 @@ enter_probe!(
     Data::Bytes(arg(&c, 1), if arg(&c, 1) != 0 { 16 } else { 0 })
 );
 /// Only a call that sets a limit: glibc's `getrlimit` is a `prlimit64` with no new
-/// limit, which bash makes for every command it runs, and a query changes nothing the
-/// rules look at (the report counted it as routine).
+/// limit (every `cat` of the cost bench's workload made one as it started), and a
+/// query changes nothing the rules look at (the report counted it as routine).
 #[tracepoint]
 pub fn sys_enter_prlimit64(ctx: TracePointContext) -> u32 {
     let new_limit = arg(&ctx, 2);

@@ -1,6 +1,6 @@
 //! Files and descriptors: a file the job needed, a descriptor limit it hit.
 use super::{
-    noise::{is_noise_path, is_optional_probe},
+    noise::{is_noise_path, is_optional_probe, reaped_nothing},
     view::View,
     Draft, Kind,
 };
@@ -118,7 +118,10 @@ fn needed_dotfile<'a>(v: &'a View) -> Option<(usize, &'a crate::model::event::Ev
             continue;
         };
         let last_failure = v.tl[..exit_at].iter().enumerate().rev().find(|(j, e)| {
-            e.pid == pid && e.body.result().is_some_and(|r| !r.ok()) && v.is_job_work(*j)
+            e.pid == pid
+                && e.body.result().is_some_and(|r| !r.ok())
+                && !reaped_nothing(e)
+                && v.is_job_work(*j)
         });
         if let Some((j, e)) = last_failure {
             if matches!(&e.body, Body::Open { path, result, .. }

@@ -89,7 +89,14 @@ pub fn is_routine(ev: &Event) -> bool {
         }
         // Local sockets matter through their connect line, which names the address.
         Body::Socket { family_name, .. } => matches!(*family_name, "AF_NETLINK" | "AF_UNIX"),
-        Body::Wait { result, .. } => result.error == Some("ECHILD"),
+        Body::Wait { .. } => reaped_nothing(ev),
         _ => false,
     }
+}
+
+/// A wait that reaped nothing: WNOHANG with no child done, or no child left (a shell
+/// makes one after each child it reaps). The kernel side no longer sends these; older
+/// recordings hold them, and a replay must read them as a live run now would.
+pub fn reaped_nothing(ev: &Event) -> bool {
+    matches!(&ev.body, Body::Wait { result, .. } if result.ret == 0 || result.error == Some("ECHILD"))
 }

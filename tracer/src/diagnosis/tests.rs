@@ -698,6 +698,26 @@ fn a_dotfile_is_a_cause_when_it_was_the_last_thing_that_failed() {
     let f = findings(&t, 0);
     assert_eq!(f[0].kind, "open_failed", "{f:#?}");
     assert!(f[0].message.contains("/root/.pgpass"), "{}", f[0].message);
+    // The shell's wait that reaped nothing after it (in recordings made before the
+    // kernel side stopped sending those) is not a failure that comes after.
+    let mut t = Tracker::default();
+    t.push(root());
+    let echild = |ts| {
+        ev(
+            201,
+            ts,
+            Body::Wait {
+                waited_for: -1,
+                status: None,
+                result: SysResult::new(-10),
+            },
+        )
+    };
+    let body = vec![open(201, 12, "/root/.pgpass", -2), echild(13)];
+    cron_job(&mut t, 200, 1, "nightly-dump", &[], body, 2);
+    let f = findings(&t, 0);
+    assert_eq!(f[0].kind, "open_failed", "{f:#?}");
+    assert!(f[0].message.contains("/root/.pgpass"), "{}", f[0].message);
     // A dotfile probe followed by another failure is still just a probe.
     let mut t = Tracker::default();
     t.push(root());
