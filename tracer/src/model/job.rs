@@ -1029,6 +1029,16 @@ mod tests {
             command_of(&v(&["/usr/bin/env", "a b"])),
             "/usr/bin/env 'a b'"
         );
+        // Only a shell's -c string stands for the command.
+        assert_eq!(
+            command_of(&v(&["/usr/bin/python3", "-c", "print(1)"])),
+            "/usr/bin/python3 -c print(1)"
+        );
+        // A quote is quoted even without a space; an empty argument shows.
+        assert_eq!(
+            command_of(&v(&["echo", "it's", "say\"hi\"", ""])),
+            r#"echo 'it'\''s' 'say"hi"' ''"#
+        );
     }
 
     #[test]
