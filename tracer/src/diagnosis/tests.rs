@@ -451,6 +451,22 @@ fn a_connect_the_job_recovered_from_is_not_the_cause() {
 }
 
 #[test]
+fn a_connect_by_the_scheduler_before_the_job_runs_is_not_the_jobs() {
+    // cron's child (200) never execs: its connect is the scheduler's work, not the job's.
+    let mut t = Tracker::default();
+    t.push(root());
+    let body = vec![
+        connect(200, 10, "10.0.0.9:25", -111),
+        connect(201, 11, "10.0.0.9:6379", -111),
+    ];
+    cron_job(&mut t, 200, 1, "sync-db", &[], body, 1);
+    let f = findings(&t, 0);
+    let c: Vec<&Finding> = f.iter().filter(|x| x.kind == "connect_failed").collect();
+    assert_eq!(c.len(), 1, "{f:#?}");
+    assert!(c[0].message.contains("10.0.0.9:6379"), "{}", c[0].message);
+}
+
+#[test]
 fn an_env_path_walk_is_one_command_not_found() {
     let mut t = Tracker::default();
     t.push(root());

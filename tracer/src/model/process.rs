@@ -366,6 +366,23 @@ mod tests {
         assert_eq!(p.argv.to_vec(), vec!["/bin/sh", "-c", "x"]);
         assert_eq!(p.env.to_vec(), vec!["PATH=/usr/bin:/bin"]);
         assert_eq!(p.nofile, Some((16, 16)));
+        // Its fork inherits argv, environment and limit, not what it ran first.
+        let mut f = ev(
+            2,
+            5,
+            Body::Fork {
+                child_pid: 3,
+                clone_flags: 0,
+            },
+        );
+        f.comm = "sh".into();
+        t.apply(&f);
+        let c = t.get(3).unwrap();
+        assert_eq!(c.argv.to_vec(), vec!["/bin/sh", "-c", "x"]);
+        assert_eq!(c.env.to_vec(), vec!["PATH=/usr/bin:/bin"]);
+        assert_eq!(c.nofile, Some((16, 16)));
+        assert_eq!((c.ppid, c.comm.as_str(), c.execed), (2, "sh", false));
+        assert!(c.first_argv.is_empty());
     }
 
     fn set(pid: u32, body: Body) -> Event {
