@@ -146,9 +146,30 @@ fn ticks_per_sec() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
+/// A tool's own CPU: nanoseconds on a CPU, summed over its threads
+/// (`/proc/PID/task/*/schedstat`), or clock ticks from `/proc/PID/stat` where the
+/// kernel keeps no schedstat. Ticks are 10 ms: a tracer's 10-20 ms a run read as 0.01
+/// or 0.02 s, too coarse for the accounting of modes 3 and 4.
 fn proc_cpu_secs(pid: u32) -> f64 {
+    if let Some(ns) = schedstat_ns(pid) {
+        return ns as f64 / 1e9;
+    }
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat_cpu_ticks(&s) / ticks_per_sec()
+}
+
+fn schedstat_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for t in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let s = fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        total += schedstat_first(&s)?;
+    }
+    Some(total)
+}
+
+/// The first field of a schedstat line: time spent on a CPU, in ns.
+fn schedstat_first(line: &str) -> Option<u64> {
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// utime + stime from a `/proc/PID/stat` line. After the parenthesised comm, the state
@@ -585,6 +606,16 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         r?;
         unrelated_progs = Some(std::mem::replace(&mut b.progs, all_progs));
     }
+    // And mode 3's: following by `--comm` costs the kernel more than `--all`.
+    let mut tracked_progs = None;
+    if modes.contains(&Mode::Tracked) {
+        eprintln!("cost: one more mode 3 run for its kernel time");
+        let all_progs = std::mem::take(&mut b.progs);
+        let r = b.run(Mode::Tracked, n + 3, true);
+        set_bpf_stats(stats_was.trim() == "1");
+        r?;
+        tracked_progs = Some(std::mem::replace(&mut b.progs, all_progs));
+    }
     let secs: u64 = std::env::var("COST_SUSTAINED_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -628,6 +659,20 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             ns as f64 / 1e6,
             1.0 + ns as f64 / 1e9 / work_cpu.max(1e-9)
         );
+    }
+    // What modes 3 and 4 cost the host, added up from parts measured apart: the wall
+    // ratios move more between runs here than the 3% the issue asks about.
+    let tool_cpu = |m: Mode| {
+        let i = MODES.iter().position(|x| *x == m).unwrap_or(0);
+        median(samples[i].iter().map(|s| s.tool_cpu).collect())
+    };
+    for (m, progs) in [
+        (Mode::Tracked, tracked_progs.as_ref()),
+        (Mode::All, (!b.progs.is_empty()).then_some(&b.progs)),
+    ] {
+        if let Some(p) = progs.filter(|_| modes.contains(&m)) {
+            println!("{}", accounted(m, p, tool_cpu(m), work_cpu));
+        }
     }
     if let (Some(rec), false) = (recorded, replays.is_empty()) {
         let bytes = fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
@@ -696,6 +741,24 @@ fn selected_modes() -> Result<Vec<Mode>> {
         }
     }
     Ok(modes)
+}
+
+/// A mode's cost added up: its programs' kernel time in a run of their own (bpf_stats)
+/// and its tool's own CPU (the timed runs' median), against the workload's CPU.
+fn accounted(
+    m: Mode,
+    progs: &BTreeMap<String, (u64, u64)>,
+    tool_cpu: f64,
+    work_cpu: f64,
+) -> String {
+    let prog_ms = progs.values().map(|p| p.1).sum::<u64>() as f64 / 1e6;
+    let total_ms = prog_ms + tool_cpu * 1e3;
+    format!(
+        "{} accounted: its programs {prog_ms:.1} ms (one more run, bpf_stats, whose clock reads are counted too) + its tracer's own CPU {:.1} ms (median of the timed runs) = {total_ms:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s; not in it: the perf path around each watched call (the per-call lines)",
+        m.name(),
+        tool_cpu * 1e3,
+        1.0 + total_ms / 1e3 / work_cpu.max(1e-9)
+    )
 }
 
 /// Per-round ratios of one mode to the same round's run with nothing attached: a slow
@@ -833,6 +896,33 @@ mod tests {
         // cmajflt utime stime cutime cstime ...
         let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 500 600 20 0";
         assert_eq!(super::stat_cpu_ticks(line), 10.0);
+    }
+
+    #[test]
+    fn schedstat_gives_its_first_field() {
+        assert_eq!(
+            super::schedstat_first("123456789 2000 17\n"),
+            Some(123_456_789)
+        );
+        assert_eq!(super::schedstat_first(""), None);
+    }
+
+    #[test]
+    fn a_modes_cost_adds_its_programs_and_its_tracers_cpu() {
+        let mut progs = std::collections::BTreeMap::new();
+        progs.insert("sys_exit".to_string(), (100, 20_000_000));
+        progs.insert("sched_process_fork".to_string(), (10, 10_000_000));
+        let line = super::accounted(super::Mode::Tracked, &progs, 0.020, 1.0);
+        assert!(
+            line.starts_with("3 tracer, workload followed accounted:"),
+            "{line}"
+        );
+        assert!(line.contains("programs 30.0 ms"), "{line}");
+        assert!(line.contains("CPU 20.0 ms"), "{line}");
+        assert!(
+            line.contains("= 50.0 ms, x1.0500 of the workload's 1.00 CPU s"),
+            "{line}"
+        );
     }
 
     #[test]
