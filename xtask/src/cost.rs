@@ -463,6 +463,21 @@ impl Bench<'_> {
 }
 
 impl Bench<'_> {
+    /// One more run of `mode` with bpf_stats on, not timed: its programs' kernel time
+    /// (name -> runs, ns). bpf_stats is left as it was before the bench (`stats_was`).
+    fn stats_run(
+        &mut self,
+        mode: Mode,
+        n: usize,
+        stats_was: &str,
+    ) -> Result<BTreeMap<String, (u64, u64)>> {
+        let kept = std::mem::take(&mut self.progs);
+        let r = self.run(mode, n, true);
+        set_bpf_stats(stats_was.trim() == "1");
+        r?;
+        Ok(std::mem::replace(&mut self.progs, kept))
+    }
+
     /// `tracer record --format json ARGS [--output FILE]`, once it says it is attached.
     fn start_tracer(
         &self,
@@ -591,31 +606,23 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     // The per-program table comes from one more `--all` run, left out of the timings.
     if modes.contains(&Mode::All) {
         eprintln!("cost: one more --all run for the per-program kernel time");
-        let r = b.run(Mode::All, n + 1, true);
-        set_bpf_stats(stats_was.trim() == "1");
-        r?;
+        b.progs = b.stats_run(Mode::All, n + 1, &stats_was)?;
     }
     // And mode 2's whole kernel time from one more run of its own: the per-call figures
     // price the watched calls, not the scheduler probes every process runs.
-    let mut unrelated_progs = None;
-    if modes.contains(&Mode::Unrelated) {
+    let unrelated_progs = if modes.contains(&Mode::Unrelated) {
         eprintln!("cost: one more mode 2 run for its kernel time");
-        let all_progs = std::mem::take(&mut b.progs);
-        let r = b.run(Mode::Unrelated, n + 2, true);
-        set_bpf_stats(stats_was.trim() == "1");
-        r?;
-        unrelated_progs = Some(std::mem::replace(&mut b.progs, all_progs));
-    }
+        Some(b.stats_run(Mode::Unrelated, n + 2, &stats_was)?)
+    } else {
+        None
+    };
     // And mode 3's: following by `--comm` costs the kernel more than `--all`.
-    let mut tracked_progs = None;
-    if modes.contains(&Mode::Tracked) {
+    let tracked_progs = if modes.contains(&Mode::Tracked) {
         eprintln!("cost: one more mode 3 run for its kernel time");
-        let all_progs = std::mem::take(&mut b.progs);
-        let r = b.run(Mode::Tracked, n + 3, true);
-        set_bpf_stats(stats_was.trim() == "1");
-        r?;
-        tracked_progs = Some(std::mem::replace(&mut b.progs, all_progs));
-    }
+        Some(b.stats_run(Mode::Tracked, n + 3, &stats_was)?)
+    } else {
+        None
+    };
     let secs: u64 = std::env::var("COST_SUSTAINED_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
