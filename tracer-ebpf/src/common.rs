@@ -66,7 +66,7 @@ pub struct Followed {
 /// a process that has no entry).
 #[inline(always)]
 pub fn followed(tgid: u32) -> Option<Followed> {
-    if tgid == global(&SELF_TGID) {
+    if is_self(tgid) {
         return None;
     }
     let all = trace_all();

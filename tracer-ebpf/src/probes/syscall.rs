@@ -413,13 +413,13 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
                 }
             }
         }
-        if kind == SyscallKind::Wait4 as u32 && (ret == 0 || ret == -ECHILD) {
-            // It reaped nothing (WNOHANG with no child done, or no child left): a shell
-            // makes one of these after each child it reaps, half of all its waits.
-            pending::release(tid, p, place);
-            return 0;
-        }
         if kind == SyscallKind::Wait4 as u32 {
+            if ret == 0 || ret == -ECHILD {
+                // It reaped nothing (WNOHANG with no child done, or no child left): a
+                // shell makes one of these after each child it reaps, half its waits.
+                pending::release(tid, p, place);
+                return 0;
+            }
             let stat = (*p).args[3];
             (*p).args[3] = 0;
             if ret > 0 && stat != 0 {
