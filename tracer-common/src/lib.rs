@@ -312,6 +312,11 @@ pub struct SyscallRecord {
     pub data: [u8; DATA_LEN],
 }
 
+/// Bytes of a [`SyscallRecord`] before `data`. A record is sent (and stored) up to the
+/// used length of its data: most paths are a tenth of the buffer, and every byte sent
+/// is copied by the kernel, read by the tracer and compressed into the trace.
+pub const SYSCALL_FIXED_LEN: usize = core::mem::offset_of!(SyscallRecord, data);
+
 /// Value of the tracked-process map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

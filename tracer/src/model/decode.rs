@@ -8,6 +8,7 @@ use tracer_common::{
     ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header, RecordKind, SignalRecord,
     SyscallKind, SyscallRecord, ARGS_LEN, DATA_LEN, ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC,
     EXIT_HAS_CODE, EXIT_HAS_SIGNAL, FILENAME_LEN, FLAG_NEW_ROOT, FLAG_READ_FAULT, FLAG_TRUNCATED,
+    SYSCALL_FIXED_LEN,
 };
 
 use crate::{
@@ -86,6 +87,32 @@ pub(crate) fn view<'a, T: Copy>(
     } else {
         Rec::Copied(unsafe { std::ptr::read_unaligned(p) })
     })
+}
+
+/// A syscall record as the kernel sends it since trace format 2: up to the used length
+/// of its data. Format 1 files hold whole records, as does a record whose data fills
+/// the buffer. A record shorter than its own `data_len` says is damaged.
+fn syscall_record(buf: &[u8]) -> Result<Rec<'_, SyscallRecord>, DecodeError> {
+    if buf.len() >= size_of::<SyscallRecord>() {
+        return view(buf, "syscall");
+    }
+    let short = |need| DecodeError::Short {
+        kind: "syscall",
+        need,
+        got: buf.len(),
+    };
+    if buf.len() < SYSCALL_FIXED_LEN {
+        return Err(short(SYSCALL_FIXED_LEN));
+    }
+    // SAFETY: a #[repr(C)] record of integers and byte arrays: all zeros is valid, and
+    // `buf` is shorter than it.
+    let mut r: SyscallRecord = unsafe { std::mem::zeroed() };
+    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&raw mut r).cast::<u8>(), buf.len()) };
+    let need = SYSCALL_FIXED_LEN + (r.data_len as usize).min(DATA_LEN);
+    if buf.len() < need {
+        return Err(short(need));
+    }
+    Ok(Rec::Copied(r))
 }
 
 /// Bytes up to the first NUL (or `max`), lossily as UTF-8.
@@ -260,7 +287,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             )
         }
         RecordKind::Syscall => {
-            let r = view::<SyscallRecord>(buf, "syscall")?;
+            let r = syscall_record(buf)?;
             let mut ev = base(&h, syscall_body(&r)?);
             ev.dur_ns = (r.enter_ns > 0 && r.enter_ns < h.ts_ns).then(|| h.ts_ns - r.enter_ns);
             ev
@@ -598,6 +625,50 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_syscall_record_cut_after_its_data_reads_as_the_whole_one() {
+        let mut r: SyscallRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::Syscall);
+        r.syscall = SyscallKind::Openat as u32;
+        r.ret = -2;
+        r.data[..20].copy_from_slice(b"/etc/x\0STALE-SECRET!");
+        r.data_len = 6;
+        let whole = record_bytes(&r);
+        let sent = &whole[..SYSCALL_FIXED_LEN + 6];
+        assert_eq!(decode(sent).unwrap(), decode(&whole).unwrap());
+        // The path is whatever the record holds, nothing past it.
+        match decode(sent).unwrap().body {
+            Body::Open { path, .. } => assert_eq!(path, "/etc/x"),
+            other => panic!("{other:?}"),
+        }
+        // No data at all (exit_group's record).
+        r.data_len = 0;
+        r.syscall = SyscallKind::ExitGroup as u32;
+        r.args[0] = 3;
+        let bare = record_bytes(&r);
+        assert_eq!(
+            decode(&bare[..SYSCALL_FIXED_LEN]).unwrap().body,
+            Body::ExitGroup { code: 3 }
+        );
+        // Shorter than its data_len says, or than the fixed part: damage.
+        r.data_len = 6;
+        let cut = record_bytes(&r);
+        assert_eq!(
+            decode(&cut[..SYSCALL_FIXED_LEN + 5]),
+            Err(DecodeError::Short {
+                kind: "syscall",
+                need: SYSCALL_FIXED_LEN + 6,
+                got: SYSCALL_FIXED_LEN + 5
+            })
+        );
+        assert!(matches!(
+            decode(&cut[..SYSCALL_FIXED_LEN - 1]),
+            Err(DecodeError::Short { kind: "syscall", need, .. }) if need == SYSCALL_FIXED_LEN
+        ));
+        // Copied as sent into a trace file (canonical changes nothing).
+        assert_eq!(canonical(sent), sent);
     }
 
     #[test]

@@ -13,13 +13,16 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"JOBTRACE";
 pub const SYNC: &[u8; 4] = b"JTFR";
 /// Incompatible layout changes bump the major; additions bump the minor.
-pub const FORMAT_MAJOR: u32 = 1;
+/// 2.0: a syscall record is stored up to the used length of its data
+/// (`SYSCALL_FIXED_LEN`), as the kernel now sends it; a 1.x tracer could not decode
+/// those records, so it is told to upgrade instead. 1.x files still replay.
+pub const FORMAT_MAJOR: u32 = 2;
 /// 1.3: event blocks are compressed (`FLAG_ZSTD`).
 /// 1.4: systemd managers' units, anacrontabs and at jobs (`managers`, `tables`,
 /// `ENTRY_SCHEDULER_FILES`).
 /// 1.5: the trailer repeats every host answer (`facts`, the latest per question), so a
 /// replay of a whole file reads it once instead of twice.
-pub const FORMAT_MINOR: u32 = 5;
+pub const FORMAT_MINOR: u32 = 0;
 /// Frame flag (format 1.3): the payload is one zstd frame holding the block, which
 /// checksums cover as written (damage is found before anything is decompressed).
 pub(super) const FLAG_ZSTD: u8 = 1;

@@ -359,10 +359,11 @@ fn resync(src: &mut Source, from: usize, credit: &mut Credit) -> Option<(usize, 
     None
 }
 
-/// A kernel entry's usual size in an event block (a syscall record and its entry
-/// header): room for a block's entries is made once instead of by doublings, each a
-/// copy of every entry so far (a twentieth of a replay).
-const TYPICAL_ENTRY_BYTES: usize = 5 + std::mem::size_of::<tracer_common::SyscallRecord>();
+/// A kernel entry's usual size in an event block (a syscall record with a short path,
+/// and its entry header): room for a block's entries is made once instead of by
+/// doublings, each a copy of every entry so far (a twentieth of a replay). Format 1
+/// files' whole records are larger: their room is only too generous.
+const TYPICAL_ENTRY_BYTES: usize = 5 + tracer_common::SYSCALL_FIXED_LEN + 24;
 
 fn parse_entries(payload: &Bytes, out: &mut Vec<Entry>) -> Result<(), String> {
     out.reserve(payload.len() / TYPICAL_ENTRY_BYTES);
