@@ -42,17 +42,6 @@ pub fn ids() -> (u32, u32) {
     ((v >> 32) as u32, v as u32)
 }
 
-#[inline(always)]
-pub fn is_tracked(tgid: u32) -> bool {
-    if tgid == global(&SELF_TGID) {
-        return false;
-    }
-    if trace_all() {
-        return true;
-    }
-    maybe_followed(tgid) && unsafe { TRACKED.get(&tgid) }.is_some()
-}
-
 /// What a syscall probe needs of a followed process's `TRACKED` entry, read once per
 /// call: the entry was looked up to decide, again for the header's ppid, and a third
 /// time for a stat's budget.

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header, fill_header_as, followed, ids, is_self, is_tracked, mark_followed},
+    common::{fill_header_as, followed, ids, is_self, mark_followed, maybe_followed, trace_all},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
     probes::syscall::{arg, store_pending, Data},
@@ -207,23 +207,32 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             }
         }
         hflags |= FLAG_NEW_ROOT;
-    } else if !is_tracked(tgid) {
+    } else if !trace_all() && !maybe_followed(tgid) {
+        // Every exec on the host asks: the byte answers without a lookup.
         return 0;
     }
-    // A new program: its PATH searches are kept again.
-    if let Some(t) = TRACKED.get_ptr_mut(&tgid) {
-        unsafe { (*t).stat_misses = 0 };
-    }
+    // One lookup: a new program's PATH searches are kept again, and the ppid is the
+    // header's.
+    let ppid = match TRACKED.get_ptr_mut(&tgid) {
+        Some(t) => unsafe {
+            (*t).stat_misses = 0;
+            (*t).ppid
+        },
+        // `--all` follows processes it has no entry for.
+        None if trace_all() => 0,
+        None => return 0,
+    };
     let Some(mut e) = EVENTS.reserve::<ExecSuccessRecord>(0) else {
         count_lost(RecordKind::ExecSuccess as u32);
         return 0;
     };
     let r = e.as_mut_ptr();
-    fill_header(
+    fill_header_as(
         unsafe { &raw mut (*r).hdr },
         RecordKind::ExecSuccess as u32,
         tgid,
         tid,
+        ppid,
     );
     unsafe {
         (*r).old_tid = ctx.read_at::<i32>(OFF_OLD_PID).unwrap_or(0) as u32;

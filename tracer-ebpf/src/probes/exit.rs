@@ -10,7 +10,7 @@ use tracer_common::{
 
 use crate::{
     common::{
-        exit_group_dead_off, fill_header, ids, is_tracked, mark_followed, maybe_followed, trace_all,
+        exit_group_dead_off, fill_header_as, ids, is_self, mark_followed, maybe_followed, trace_all,
     },
     maps::{count_lost, EVENTS, THREADS, TRACKED},
     pending,
@@ -40,7 +40,14 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     // the old leader's, gone in an exec from another thread whose result is still
     // waiting: those kernels keep the byte (a stale set byte only costs a lookup).
     let clears_byte = group_dead != 0 && off != 0;
-    if !is_tracked(tgid) {
+    // The entry is read once, for whether the process is followed, its status and the
+    // header's ppid (it was three lookups).
+    let entry = if is_self(tgid) || (!trace_all() && !maybe_followed(tgid)) {
+        None
+    } else {
+        unsafe { TRACKED.get(&tgid) }.copied()
+    };
+    if is_self(tgid) || (entry.is_none() && !trace_all()) {
         // A byte set for a process that never made it into TRACKED (a full map, a
         // process user space marked as it exited).
         if clears_byte && maybe_followed(tgid) {
@@ -55,7 +62,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let (mut flags, mut code, mut signal) = (0u32, 0i32, 0i32);
-    if let Some(t) = unsafe { TRACKED.get(&tgid) } {
+    if let Some(t) = &entry {
         if t.flags & TRACKED_EXIT_GROUP != 0 {
             flags |= EXIT_HAS_CODE;
             code = t.exit_code;
@@ -67,11 +74,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     match EVENTS.reserve::<ExitRecord>(0) {
         Some(mut e) => {
             let r = e.as_mut_ptr();
-            fill_header(
+            fill_header_as(
                 unsafe { &raw mut (*r).hdr },
                 RecordKind::Exit as u32,
                 tgid,
                 tid,
+                entry.map_or(0, |t| t.ppid),
             );
             unsafe {
                 (*r).status_flags = flags;

@@ -3,7 +3,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{ForkRecord, RecordKind, SyscallKind, Tracked};
 
 use crate::{
-    common::{fill_header, fork_child_pid_off, ids, is_self, is_tracked, mark_followed},
+    common::{fill_header_as, followed, fork_child_pid_off, ids, is_self, mark_followed},
     maps::{count_lost, EVENTS, THREADS, TRACKED},
     pending,
 };
@@ -13,9 +13,11 @@ const CLONE_THREAD: u64 = 0x0001_0000;
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
-    if !is_tracked(tgid) {
+    // The parent's entry is read once: whether it is followed, and its ppid for the
+    // record's header.
+    let Some(parent) = followed(tgid) else {
         return 0;
-    }
+    };
     // The tracepoint fires for new threads too; the clone flags saved at syscall
     // entry tell them apart. fork()/vfork() leave no entry: those are processes.
     let mut clone_flags = 0u64;
@@ -53,11 +55,12 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     match EVENTS.reserve::<ForkRecord>(0) {
         Some(mut e) => {
             let r = e.as_mut_ptr();
-            fill_header(
+            fill_header_as(
                 unsafe { &raw mut (*r).hdr },
                 RecordKind::Fork as u32,
                 tgid,
                 tid,
+                parent.ppid,
             );
             unsafe {
                 (*r).child_pid = child;
