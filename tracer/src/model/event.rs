@@ -4,6 +4,10 @@ use serde::Serialize;
 
 use crate::model::names::{errno_name, signal_name};
 
+/// A task's comm: at most 15 bytes, so held inline (no allocation for the one every
+/// event carries, nor for the copies processes and schedulers keep of it).
+pub type Comm = compact_str::CompactString;
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Event {
     /// CLOCK_MONOTONIC ns.
@@ -13,7 +17,7 @@ pub struct Event {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub comm: String,
+    pub comm: Comm,
     /// A string in the event was cut to the kernel-side bound.
     #[serde(skip_serializing_if = "is_false")]
     pub truncated: bool,

@@ -181,7 +181,7 @@ pub struct Tracker {
     pub procs: ProcessTable,
     /// Scheduler daemons: when each was alive and how it ended.
     pub schedulers: Schedulers,
-    roots: PidMap<u32, String>,
+    roots: PidMap<u32, crate::model::event::Comm>,
     jobs: Jobs,
     pid_job: PidMap<u32, usize>,
     orphans: PidMap<u32, Vec<Event>>,
@@ -223,7 +223,11 @@ impl Tracker {
     }
 
     fn new_job(&mut self, root_pid: u32, leader: u32, ts: u64, before: bool) -> usize {
-        let scheduler = self.roots.get(&root_pid).cloned().unwrap_or_default();
+        let scheduler = self
+            .roots
+            .get(&root_pid)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
         let idx = self.jobs.push(Job {
             id: self.jobs.next_index() as u64 + 1,
             scheduler,
@@ -321,7 +325,7 @@ impl Tracker {
             Body::Exit { .. } => {
                 // A scheduler that ends stops being a root; its jobs keep its name.
                 if let Some(comm) = self.roots.remove(&ev.pid) {
-                    self.daemonized(ev.pid, comm, ev.ts_ns);
+                    self.daemonized(ev.pid, comm.into(), ev.ts_ns);
                 }
             }
             _ => {}
@@ -404,7 +408,7 @@ impl Tracker {
             };
             self.pid_job.remove(&job.leader_pid);
             self.counters.root_events += job.timeline.len() as u64;
-            self.roots.insert(job.leader_pid, comm.clone());
+            self.roots.insert(job.leader_pid, comm.as_str().into());
             self.schedulers.continued(parent, job.leader_pid, ts);
             self.daemonized.push((parent, job.leader_pid));
         }

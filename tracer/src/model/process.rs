@@ -18,7 +18,7 @@ pub struct Process {
     pub ppid: u32,
     /// When we first saw it (fork, or the snapshot).
     pub start_ns: u64,
-    pub comm: String,
+    pub comm: crate::model::event::Comm,
     pub uid: u32,
     pub cwd: Option<String>,
     pub argv: Words,

@@ -24,7 +24,7 @@ pub struct SignalSeen {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SchedulerLife {
     pub pid: u32,
-    pub comm: String,
+    pub comm: crate::model::event::Comm,
     pub cmdline: Vec<String>,
     /// When it was first seen: the trace's start for daemons already running.
     pub since_ns: u64,
@@ -113,7 +113,7 @@ impl Schedulers {
                     self.lives[i].signals.push(SignalSeen {
                         ts_ns: ev.ts_ns,
                         from_pid: ev.pid,
-                        from_comm: ev.comm.clone(),
+                        from_comm: ev.comm.to_string(),
                         signal: *signal,
                         signal_name,
                         code: *code,

@@ -105,10 +105,12 @@ pub fn perfetto(c: &TraceContents, out: &mut impl Write) -> io::Result<u64> {
         let mut last: HashMap<u32, u64> = HashMap::new();
         let mut exit: HashMap<u32, String> = HashMap::new();
         for e in &j.timeline {
-            first.entry(e.pid).or_insert((e.ts_ns, e.comm.clone()));
+            first.entry(e.pid).or_insert((e.ts_ns, e.comm.to_string()));
             last.insert(e.pid, e.ts_ns);
             if let Body::Fork { child_pid, .. } = &e.body {
-                first.entry(*child_pid).or_insert((e.ts_ns, e.comm.clone()));
+                first
+                    .entry(*child_pid)
+                    .or_insert((e.ts_ns, e.comm.to_string()));
             }
             if let Body::Exit { status } = &e.body {
                 exit.insert(
