@@ -870,3 +870,36 @@ fn a_root_running_before_the_attach_has_its_later_jobs_followed() {
     });
     assert_eq!(report["stats"]["lost_events"], 0);
 }
+
+/// `--all` follows processes that have no entry in the kernel's table, which takes
+/// other paths through the programs; the verifier checks those apart (an exit program
+/// that loaded for `--comm` was once refused with `--all`). Every program must load,
+/// and a process started after the attach must be seen through to its exit.
+#[test]
+fn with_all_every_program_loads_and_a_new_process_is_followed_to_its_exit() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("all");
+    let marker = dir.0.join("jt-all-marker");
+    let tracer = Tracer::start(&["--all", "--format", "json"]);
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("cat {} 2>/dev/null; exit 3", marker.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let done = tracer.stop_with(libc::SIGINT);
+    let report = done.json();
+    let events = all_events(&report);
+    let open = expect_event(&events, "cat's open of the missing marker", |e| {
+        e["event"] == "open" && s(&e["path"]) == marker.display().to_string()
+    });
+    assert_eq!(open["error"], "ENOENT");
+    let shell = expect_event(&events, "the shell's exit_group(3)", |e| {
+        e["event"] == "exit_group" && e["code"] == 3
+    });
+    let exit = expect_event(&events, "the shell's exit", |e| {
+        e["event"] == "exit" && e["pid"] == shell["pid"]
+    });
+    assert_eq!(exit["status"]["code"], 3);
+}

@@ -41,13 +41,18 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     // waiting: those kernels keep the byte (a stale set byte only costs a lookup).
     let clears_byte = group_dead != 0 && off != 0;
     // The entry is read once, for whether the process is followed, its status and the
-    // header's ppid (it was three lookups).
-    let entry = if is_self(tgid) || (!trace_all() && !maybe_followed(tgid)) {
-        None
+    // header's ppid (it was three lookups). Into plain scalars: an `Option<Tracked>`
+    // copy left registers unset on `--all`'s path, which the verifier refused.
+    let looked = !is_self(tgid) && (trace_all() || maybe_followed(tgid));
+    let (found, ppid, tflags, exit_code, last_signal) = match if looked {
+        unsafe { TRACKED.get(&tgid) }
     } else {
-        unsafe { TRACKED.get(&tgid) }.copied()
+        None
+    } {
+        Some(t) => (true, t.ppid, t.flags, t.exit_code, t.last_signal),
+        None => (false, 0, 0, 0, 0),
     };
-    if is_self(tgid) || (entry.is_none() && !trace_all()) {
+    if is_self(tgid) || (!found && !trace_all()) {
         // A byte set for a process that never made it into TRACKED (a full map, a
         // process user space marked as it exited).
         if clears_byte && maybe_followed(tgid) {
@@ -62,14 +67,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let (mut flags, mut code, mut signal) = (0u32, 0i32, 0i32);
-    if let Some(t) = &entry {
-        if t.flags & TRACKED_EXIT_GROUP != 0 {
-            flags |= EXIT_HAS_CODE;
-            code = t.exit_code;
-        } else if t.flags & TRACKED_SIGNALED != 0 {
-            flags |= EXIT_HAS_SIGNAL;
-            signal = t.last_signal;
-        }
+    if tflags & TRACKED_EXIT_GROUP != 0 {
+        flags |= EXIT_HAS_CODE;
+        code = exit_code;
+    } else if tflags & TRACKED_SIGNALED != 0 {
+        flags |= EXIT_HAS_SIGNAL;
+        signal = last_signal;
     }
     match EVENTS.reserve::<ExitRecord>(0) {
         Some(mut e) => {
@@ -79,7 +82,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                 RecordKind::Exit as u32,
                 tgid,
                 tid,
-                entry.map_or(0, |t| t.ppid),
+                ppid,
             );
             unsafe {
                 (*r).status_flags = flags;
