@@ -767,6 +767,12 @@ fn failed_stats_are_kept_up_to_a_budget_and_successes_never() {
             .any(|e| e["path"] == "/etc/hostname" || s(&e["path"]).contains("jt-lstat")),
         "successes and lstats are never sent"
     );
+    // Nor fstat(fd), which has no path (the shell and its subshell, comm a root's, make
+    // one: sent before, when every stat of a root-comm process was).
+    assert!(
+        !stats.iter().any(|e| s(&e["path"]).is_empty()),
+        "{stats:#?}"
+    );
     // bash's own search for the missing command is kept (another program's budget).
     assert!(
         stats
@@ -902,4 +908,6 @@ fn with_all_every_program_loads_and_a_new_process_is_followed_to_its_exit() {
         e["event"] == "exit" && e["pid"] == shell["pid"]
     });
     assert_eq!(exit["status"]["code"], 3);
+    // Its entry was made at its fork, with this test as its parent.
+    assert_eq!(exit["ppid"], std::process::id(), "{exit}");
 }

@@ -92,7 +92,8 @@ impl TryFrom<u32> for RecordKind {
 /// - `Execve`/`Execveat`: the result of an exec attempt; `ret` = 0 on success.
 /// - `FdExhausted`: any other syscall that failed with EMFILE/ENFILE; args = [raw nr, ..].
 /// - `Stat`: args = [dfd, flags, failures_only, 0]; data = path. Every stat of a process
-///   whose comm is a root's (the scheduler and its children before they exec); for the
+///   whose comm is a root's (the scheduler and its children before they exec) but
+///   `fstat(fd)` (AT_EMPTY_PATH on a descriptor: no path); for the
 ///   job's processes (failures_only = 1) only `stat(path)` calls that failed: a shell's
 ///   PATH search.
 #[repr(u32)]

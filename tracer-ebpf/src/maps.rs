@@ -14,7 +14,8 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// How a record is submitted: the reader is woken only once a sixteenth of the ring
 /// is waiting. A wakeup per record is an interrupt per record (a VM exit in a guest):
 /// it was most of the kernel time of a followed syscall (6.5 us of a sys_exit run).
-/// The reader drains on a short timer besides.
+/// The reader drains on a short timer besides while records come, and on a
+/// half-second one always.
 #[inline(always)]
 pub fn submit_flags() -> u64 {
     use aya_ebpf::bindings::{

@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use tracer::{commands::replay, tracefile, Format};
 use tracer_common::{
     ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header, SignalRecord,
-    SyscallRecord,
+    SyscallRecord, SYSCALL_FIXED_LEN,
 };
 
 static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
@@ -222,7 +222,9 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
         std::mem::size_of::<SyscallRecord>(),
     ];
     (
-        1u32..=6,
+        // 7: a syscall record as the kernel sends it since format 2, cut after its
+        // data, with a data_len that says so or claims more than is there.
+        1u32..=7,
         prop_oneof![Just(0i64), -8i64..8, 0i64..64],
         any::<u64>(),
         prop::collection::vec(any::<u8>(), 0..96),
@@ -231,8 +233,14 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
         time(far),
     )
         .prop_map(move |(kind, size_delta, seed, tail, sys, pids, ts)| {
+            let short = kind == 7;
+            let kind = kind.min(6);
             let full = sizes[kind as usize - 1];
-            let len = (full as i64 + size_delta).clamp(0, full as i64 + 64) as usize;
+            let len = if short {
+                SYSCALL_FIXED_LEN + (seed % 64) as usize
+            } else {
+                (full as i64 + size_delta).clamp(0, full as i64 + 64) as usize
+            };
             let mut v = vec![0u8; len];
             // Cheap deterministic noise over the whole record, then the fields that
             // steer decoding and the model set on purpose.
@@ -266,6 +274,14 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
                 // syscall: which one
                 6 => put(&mut v, body, &sys.to_ne_bytes()),
                 _ => {}
+            }
+            if short {
+                let used = (len - SYSCALL_FIXED_LEN) as u32 + (seed >> 8) as u32 % 3;
+                put(
+                    &mut v,
+                    std::mem::offset_of!(SyscallRecord, data_len),
+                    &used.to_ne_bytes(),
+                );
             }
             v
         })

@@ -260,7 +260,7 @@ const STAT_FAILURES_ONLY: u64 = 1;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_EMPTY_PATH: u64 = 0x1000;
 
-/// The scheduler's stats, all of them (cron looks for its MTA this way), and a job's
+/// The scheduler's stats but `fstat(fd)` (cron looks for its MTA this way), and a job's
 /// failed `stat(path)` calls: how bash and dash search PATH, so a command missing from
 /// PATH inside a script leaves a trace. A job's successful stats would flood (a tree
 /// walk makes millions); `lstat` and dirfd-relative calls are never a PATH search.

@@ -102,13 +102,16 @@ pub fn run(
         // The kernel wakes this loop only once a sixteenth of the ring is waiting (a
         // wakeup per record costs the host an interrupt per record): what less is
         // waiting is drained on this timer.
-        let mut drain_tick = tokio::time::interval(DRAIN_EVERY);
+        let mut drain_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + DRAIN_EVERY, DRAIN_EVERY);
         drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // That timer runs only while records come: a host where nothing followed runs
         // is not woken ten times a second (each wakeup cost this VM about 130 us; the
         // drain timer was half of what an idle tracer cost). After a quiet spell, the
         // first records wait for the half-second tick, the kernel's wakeup mark, or
-        // (a new scheduler) the kernel's immediate wakeup.
+        // (a new scheduler) the kernel's immediate wakeup; the timer then starts a full
+        // period later (a timer left unpolled would fire at once, find the ring just
+        // drained, and stop again).
         let mut flowing = true;
         let mut last_scan = Instant::now();
         let mut seen: HashMap<String, Fingerprint> = HashMap::new();
@@ -126,7 +129,10 @@ pub fn run(
                     if d.emptied {
                         guard.clear_ready();
                     }
-                    flowing |= d.records > 0;
+                    if d.records > 0 && !flowing {
+                        flowing = true;
+                        drain_tick.reset();
+                    }
                 }
                 _ = drain_tick.tick(), if flowing => {
                     flowing = drain(ring.get_mut(), pipe, redact, DRAIN_BATCH).records > 0;
@@ -143,7 +149,10 @@ pub fn run(
                     loaded.flush_kernel_log();
                     let now = monotonic_ns();
                     // Decide on what the kernel has written by now, not on a backlog.
-                    flowing |= drain(ring.get_mut(), pipe, redact, DRAIN_BATCH).records > 0;
+                    if drain(ring.get_mut(), pipe, redact, DRAIN_BATCH).records > 0 && !flowing {
+                        flowing = true;
+                        drain_tick.reset();
+                    }
                     losses.poll(loaded, pipe, now, true);
                     pipe.tick(now);
                     if let Some(pid) = o.until_exit {
@@ -189,7 +198,8 @@ pub fn run(
 /// Records drained per turn of the event loop.
 const DRAIN_BATCH: usize = 4096;
 
-/// Records below the kernel's wakeup mark wait at most this long. Every 20 ms before:
+/// While records come, those below the kernel's wakeup mark wait at most this long
+/// (after a quiet spell, the first ones up to the half-second tick). Every 20 ms before:
 /// five times the wakeups for the same records, and a followed workload's records
 /// cost the tracer a third more CPU (48-50 -> 34-36 ms a run of the cost bench's
 /// workload, mode 3, three alternating pairs). The kernel still wakes the loop once a
@@ -457,13 +467,13 @@ fn drain_to(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeli
     log::warn!("stopped draining after {FINAL_DRAIN_LIMIT:?}: the rest of the ring buffer is not in the report");
 }
 
-/// Up to `max` records; returns whether the ring is empty.
 /// What one [`drain`] did: whether the ring is empty now, and how many records it took.
 struct Drained {
     emptied: bool,
     records: usize,
 }
 
+/// Up to `max` records.
 fn drain(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     pipe: &mut Pipeline,

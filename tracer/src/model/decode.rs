@@ -762,6 +762,12 @@ mod tests {
         assert_eq!(sockaddr(b"\x01\x00/run/x.sock\0"), "unix:/run/x.sock");
         assert_eq!(sockaddr(b"\x01\x00\0abs"), "unix:@abs");
         assert_eq!(sockaddr(&[1]), "?");
+        // Too short for its family's address: named by the family alone.
+        assert_eq!(sockaddr(&[2, 0]), "family 2");
+        assert_eq!(sockaddr(&[2, 0, 0, 80, 127, 0, 0]), "family 2");
+        assert_eq!(sockaddr(&[10, 0, 0, 80, 0, 0, 0, 0, 0]), "family 10");
+        // An abstract name needs a byte after its NUL.
+        assert_eq!(sockaddr(b"\x01\x00\0"), "unix:");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! Frames: a JSON header (tag 1), event blocks (tag 2), a JSON trailer (tag 3). Unknown
 //! tags are skipped and JSON readers ignore unknown fields, so a newer writer's file
 //! still replays as long as the major version is ours. An event block holds entries
-//! `kind:u8 len:u32 data`: kind 1 is a kernel record exactly as `tracer-common` lays it
-//! out (already redacted), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
+//! `kind:u8 len:u32 data`: kind 1 is a kernel record as `tracer-common` lays it out
+//! (already redacted; a syscall record up to its data's used length, format 2.0), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
 //! while recording), kind 3 a JSON [`Fact`] the diagnosis learnt from the host, kind 4
 //! a JSON `ScheduleView` (the crontabs of a daemon that started while recording),
 //! kind 5 a JSON [`LostEvents`].
@@ -22,6 +22,11 @@
 //! compressed on its own, so damage still costs one block. Records are written with
 //! the bytes past their used lengths cleared, which is what makes them compress (a
 //! storm of short jobs: 15 bytes per event on disk, from 512).
+//!
+//! Format 2.0: a syscall record is stored as the kernel sends it, up to the used length
+//! of its data (`SYSCALL_FIXED_LEN + data_len` bytes, not the whole struct): a 1.x
+//! tracer would fail on every one, so it is told to upgrade instead. 1.x files, whose
+//! records are whole, still replay.
 //!
 //! Format 1.5: the trailer repeats the host's answers (`facts`, the last answer to each
 //! question, up to 10,000 questions). A replay reads the trailer from the end of the

@@ -31,7 +31,7 @@ impl std::fmt::Display for ReadError {
             ReadError::NotATrace => write!(f, "not a tracer trace file (no JOBTRACE magic at byte 0)"),
             ReadError::NewerFormat { major, minor } => write!(
                 f,
-                "written by a newer tracer (trace format {major}.{minor}); this tracer reads format {FORMAT_MAJOR}.x: upgrade tracer to replay it"
+                "written by a newer tracer (trace format {major}.{minor}); this tracer reads formats 1.x to {FORMAT_MAJOR}.x: upgrade tracer to replay it"
             ),
             ReadError::BadHeader(why) => write!(f, "the trace header is damaged: {why}"),
         }
