@@ -911,3 +911,31 @@ fn with_all_every_program_loads_and_a_new_process_is_followed_to_its_exit() {
     // Its entry was made at its fork, with this test as its parent.
     assert_eq!(exit["ppid"], std::process::id(), "{exit}");
 }
+
+/// busybox's crond runs with comm "busybox": no exec makes it a root, and only the
+/// two-second `/proc` rescan can find it, by its argv (which the rescan reads for that
+/// comm alone).
+#[test]
+fn a_busybox_crond_started_while_tracing_is_found_by_the_rescan() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let mut tracer = Tracer::start(&["-v", "--format", "json"]);
+    let busybox = tracer_tests::scenarios::BusyboxCrond::start();
+    tracer.wait_for_stderr(
+        &format!("following root pid {} (busybox)", busybox.pid),
+        Duration::from_secs(10),
+    );
+    assert!(
+        tracer.stderr.last().unwrap().contains("found by a rescan"),
+        "{:?}",
+        tracer.stderr.last()
+    );
+    // 1 when the host's schedules have findings (a cron that is not running): no error.
+    let done = tracer.stop_with(libc::SIGINT);
+    assert!(
+        matches!(done.code, Some(0 | 1)),
+        "exit {:?}, stderr: {:?}",
+        done.code,
+        done.stderr
+    );
+}
