@@ -658,7 +658,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     // run is how many watched calls one workload run makes.
     let watched = b.progs.get("sys_exit").map(|p| p.0);
     let work_cpu = median(samples[0].iter().map(|s| s.work_cpu).collect());
-    percall::print(&per_call, call_rounds, watched, work_cpu);
+    let perf_path_ms = percall::print(&per_call, call_rounds, watched, work_cpu);
     if let Some(p) = unrelated_progs {
         let (runs, ns) = p.values().fold((0, 0), |(r, t), v| (r + v.0, t + v.1));
         println!(
@@ -678,7 +678,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         (Mode::All, (!b.progs.is_empty()).then_some(&b.progs)),
     ] {
         if let Some(p) = progs.filter(|_| modes.contains(&m)) {
-            println!("{}", accounted(m, p, tool_cpu(m), work_cpu));
+            println!("{}", accounted(m, p, tool_cpu(m), work_cpu, perf_path_ms));
         }
     }
     if let (Some(rec), false) = (recorded, replays.is_empty()) {
@@ -750,18 +750,33 @@ fn selected_modes() -> Result<Vec<Mode>> {
     Ok(modes)
 }
 
-/// A mode's cost added up: its programs' kernel time in a run of their own (bpf_stats)
-/// and its tool's own CPU (the timed runs' median), against the workload's CPU.
+/// A mode's cost added up: its programs' kernel time in a run of their own (bpf_stats),
+/// its tool's own CPU (the timed runs' median) and, when the per-call loops priced it,
+/// the perf path around each watched call, against the workload's CPU.
 fn accounted(
     m: Mode,
     progs: &BTreeMap<String, (u64, u64)>,
     tool_cpu: f64,
     work_cpu: f64,
+    perf_path_ms: Option<f64>,
 ) -> String {
     let prog_ms = progs.values().map(|p| p.1).sum::<u64>() as f64 / 1e6;
-    let total_ms = prog_ms + tool_cpu * 1e3;
+    let perf = match perf_path_ms {
+        // Mode 2's price of a watched call holds its program's early return too, which
+        // bpf_stats counts here already: a little over, not under.
+        Some(ms) => format!(
+            " + the perf path around its watched calls about {ms:.1} ms (mode 2's price of one, the per-call lines)"
+        ),
+        None => String::new(),
+    };
+    let total_ms = prog_ms + tool_cpu * 1e3 + perf_path_ms.unwrap_or(0.0);
+    let missing = if perf_path_ms.is_none() {
+        "; not in it: the perf path around each watched call (run modes 2 and 4 for the per-call lines)"
+    } else {
+        ""
+    };
     format!(
-        "{} accounted: its programs {prog_ms:.1} ms (one more run, bpf_stats, whose clock reads are counted too) + its tracer's own CPU {:.1} ms (median of the timed runs) = {total_ms:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s; not in it: the perf path around each watched call (the per-call lines)",
+        "{} accounted: its programs {prog_ms:.1} ms (one more run, bpf_stats, whose clock reads are counted too) + its tracer's own CPU {:.1} ms (median of the timed runs){perf} = {total_ms:.1} ms, x{:.4} of the workload's {work_cpu:.2} CPU s{missing}",
         m.name(),
         tool_cpu * 1e3,
         1.0 + total_ms / 1e3 / work_cpu.max(1e-9)
@@ -919,7 +934,7 @@ mod tests {
         let mut progs = std::collections::BTreeMap::new();
         progs.insert("sys_exit".to_string(), (100, 20_000_000));
         progs.insert("sched_process_fork".to_string(), (10, 10_000_000));
-        let line = super::accounted(super::Mode::Tracked, &progs, 0.020, 1.0);
+        let line = super::accounted(super::Mode::Tracked, &progs, 0.020, 1.0, None);
         assert!(
             line.starts_with("3 tracer, workload followed accounted:"),
             "{line}"
@@ -930,6 +945,18 @@ mod tests {
             line.contains("= 50.0 ms, x1.0500 of the workload's 1.00 CPU s"),
             "{line}"
         );
+        assert!(line.contains("not in it: the perf path"), "{line}");
+        // With the per-call loops' price of the perf path, it is in the sum.
+        let line = super::accounted(super::Mode::Tracked, &progs, 0.020, 1.0, Some(2.5));
+        assert!(
+            line.contains("perf path around its watched calls about 2.5 ms"),
+            "{line}"
+        );
+        assert!(
+            line.contains("= 52.5 ms, x1.0525 of the workload's 1.00 CPU s"),
+            "{line}"
+        );
+        assert!(!line.contains("not in it"), "{line}");
     }
 
     #[test]

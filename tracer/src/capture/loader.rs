@@ -487,12 +487,23 @@ pub fn detach_all(links: &Links) {
 /// for. A child that holds the descriptors takes that wait instead: the tracer exits
 /// at once and the probes go a moment later (what they still write goes to a ring
 /// buffer nobody reads). Returns false if no child could be made.
+///
+/// The child must outlast every thread of the tracer, not only its main one: the
+/// thread that closes the descriptors is whichever leaves last, and the main thread
+/// may go first. Watching `getppid()` alone let the child go as soon as the main
+/// thread had, and then the signal thread's exit released each probe in turn (6.3 s
+/// to stop, about one run in six here). A pidfd of the tracer, opened before the fork,
+/// becomes readable only once its whole thread group is gone.
 pub fn release_in_background() -> bool {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // SAFETY: the child only closes descriptors, sleeps and exits (async-signal-safe
-    // calls, all a child of a threaded process may make).
-    match unsafe { libc::fork() } {
+    // SAFETY: a plain syscall with no pointers; -1 (kernels before 5.3) falls back to
+    // watching the parent pid.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as i32;
+    // SAFETY: the child only polls, closes descriptors, sleeps and exits
+    // (async-signal-safe calls, all a child of a threaded process may make).
+    let forked = unsafe { libc::fork() };
+    match forked {
         0 => unsafe {
             // Not the terminal's or a pipe reader's to wait for.
             libc::close(0);
@@ -501,19 +512,34 @@ pub fn release_in_background() -> bool {
             // Hold the descriptors until the tracer is gone, so that its copies are
             // never the last ones; then this exit is the one that waits. Bounded, in
             // case the tracer outlives its report (it never should).
-            let nap = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 10_000_000,
-            };
-            for _ in 0..6000 {
-                if libc::getppid() != parent {
-                    break;
+            if pidfd >= 0 {
+                let mut p = libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                libc::poll(&mut p, 1, 60_000);
+            } else {
+                let nap = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
+                for _ in 0..6000 {
+                    if libc::getppid() != parent {
+                        break;
+                    }
+                    libc::nanosleep(&nap, std::ptr::null_mut());
                 }
-                libc::nanosleep(&nap, std::ptr::null_mut());
             }
             libc::_exit(0)
         },
-        -1 => false,
+        -1 => {
+            if pidfd >= 0 {
+                // SAFETY: our own descriptor, closed once.
+                unsafe { libc::close(pidfd) };
+            }
+            false
+        }
         _ => true,
     }
 }

@@ -111,10 +111,17 @@ impl Bench<'_> {
 /// sometimes runs half again as slow as the loop before it (a stat of 410 ns, then 610,
 /// with nothing attached). A median of three bare loops caught two slow ones in a full
 /// run, and the tracer's modes came out cheaper than nothing.
-pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu: f64) {
+/// Prints the per-call table and mode 2's share; returns the perf path's ms a workload
+/// run (its watched calls at mode 2's price each), when both modes were measured.
+pub fn print(
+    ns: &[Vec<Vec<f64>>],
+    rounds: usize,
+    watched: Option<u64>,
+    work_cpu: f64,
+) -> Option<f64> {
     let best = |m: usize, c: usize| ns[m].iter().map(|r| r[c]).fold(f64::INFINITY, f64::min);
     if ns.first().is_none_or(|b| b.is_empty()) {
-        return;
+        return None;
     }
     println!(
         "\nper call: ns per system call, the quietest of {STRETCHES} stretches of {CALLS} calls, in the quietest of {rounds} rounds"
@@ -142,11 +149,11 @@ pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu
         println!();
     }
     if ns[1].is_empty() {
-        return;
+        return None;
     }
     let Some(watched) = watched else {
         println!("(mode 2's share from these needs the --all run's count of watched calls: run mode 4 too)");
-        return;
+        return None;
     };
     // A watched call made by a process nobody follows: stat and open, averaged.
     let added = (best(1, 1) - best(0, 1) + best(1, 2) - best(0, 2)) / 2.0;
@@ -156,4 +163,5 @@ pub fn print(ns: &[Vec<Vec<f64>>], rounds: usize, watched: Option<u64>, work_cpu
         secs * 1e3,
         1.0 + secs / work_cpu.max(1e-9)
     );
+    Some(secs * 1e3)
 }
