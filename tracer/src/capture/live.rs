@@ -38,6 +38,23 @@ pub struct LoopOptions<'a> {
     pub reopen: Option<Arc<AtomicBool>>,
 }
 
+/// The signals that stop the loop (and SIGHUP with `--follow --log`), caught from now
+/// on: made before the tracer says it is attached, so a Ctrl-C right after that waits
+/// here for the loop instead of killing the tracer without its report.
+pub fn catch_signals(reopen: bool) -> Option<signal_hook::iterator::Signals> {
+    let mut wanted = vec![libc::SIGINT, libc::SIGTERM];
+    if reopen {
+        wanted.push(libc::SIGHUP);
+    }
+    match signal_hook::iterator::Signals::new(&wanted) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("cannot watch for Ctrl-C ({e}): stop with SIGKILL");
+            None
+        }
+    }
+}
+
 /// A process as it goes into the trace: its argv redacted unless secrets are kept
 /// (`redact` tallies what was redacted).
 pub fn process_for_trace(p: &ProcInfo, redact: Option<&mut secrets::Counts>) -> ProcInfo {
@@ -77,6 +94,7 @@ pub fn run(
     pipe: &mut Pipeline,
     o: &LoopOptions,
     known: &mut HashSet<u32>,
+    signals: Option<signal_hook::iterator::Signals>,
 ) -> Result<(), SetupError> {
     let (spec, self_pid, redact) = (o.spec, o.self_pid, o.redact);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -95,7 +113,12 @@ pub fn run(
         fix: "retry".into(),
     })?;
     let stopping = Arc::new(AtomicBool::new(false));
-    let mut stop_rx = watch_signals(loaded.links.clone(), stopping.clone(), o.reopen.clone());
+    let mut stop_rx = watch_signals(
+        signals,
+        loaded.links.clone(),
+        stopping.clone(),
+        o.reopen.clone(),
+    );
     rt.block_on(async {
         let deadline = o.duration.map(|d| tokio::time::Instant::now() + d);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -261,22 +284,15 @@ impl LossPoll {
 /// (see `release_in_background`); the trace file is readable up to its last whole
 /// frame.
 fn watch_signals(
+    signals: Option<signal_hook::iterator::Signals>,
     links: loader::Links,
     stopping: Arc<AtomicBool>,
     reopen: Option<Arc<AtomicBool>>,
 ) -> tokio::sync::mpsc::UnboundedReceiver<i32> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut wanted = vec![libc::SIGINT, libc::SIGTERM];
-    if reopen.is_some() {
-        wanted.push(libc::SIGHUP);
-    }
-    let signals = signal_hook::iterator::Signals::new(&wanted);
-    let mut signals = match signals {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("cannot watch for Ctrl-C ({e}): stop with SIGKILL");
-            return rx;
-        }
+    // Signals that came since catch_signals are pending in it: the first is read below.
+    let Some(mut signals) = signals else {
+        return rx;
     };
     std::thread::spawn(move || {
         let mut seen = 0;

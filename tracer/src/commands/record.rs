@@ -484,6 +484,7 @@ fn run_attached(
     if let (Some(file), Some(path)) = (out_file, opts.output.as_ref()) {
         pipe.writer = Some(TraceWriter::new(path, file, &header));
     }
+    let signals = live::catch_signals(reopen.is_some());
     eprintln!(
         "tracer: attached {} tracepoints; following roots: {}; {}{}",
         loaded.attached,
@@ -529,6 +530,7 @@ fn run_attached(
                 reopen: reopen.clone(),
             },
             &mut known,
+            signals,
         )?;
     }
     let stopped = Instant::now();
