@@ -51,15 +51,19 @@ pub struct Followed {
     pub stat_misses: u32,
 }
 
+/// False when `tgid` is certainly not followed (the tracer itself, or a clear byte
+/// without `--all`); otherwise its `TRACKED` entry decides, or `--all` does when it
+/// has none.
+#[inline(always)]
+pub fn may_follow(tgid: u32) -> bool {
+    !is_self(tgid) && (trace_all() || maybe_followed(tgid))
+}
+
 /// `Some` when `tgid` is followed, with its entry's fields (zero when `--all` follows
 /// a process that has no entry).
 #[inline(always)]
 pub fn followed(tgid: u32) -> Option<Followed> {
-    if is_self(tgid) {
-        return None;
-    }
-    let all = trace_all();
-    if !all && !maybe_followed(tgid) {
+    if !may_follow(tgid) {
         return None;
     }
     match unsafe { TRACKED.get(&tgid) } {
@@ -67,7 +71,7 @@ pub fn followed(tgid: u32) -> Option<Followed> {
             ppid: t.ppid,
             stat_misses: t.stat_misses,
         }),
-        None if all => Some(Followed {
+        None if trace_all() => Some(Followed {
             ppid: 0,
             stat_misses: 0,
         }),

@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header_as, followed, ids, is_self, mark_followed, maybe_followed, trace_all},
+    common::{fill_header_as, followed, ids, is_self, mark_followed, may_follow, trace_all},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
     probes::syscall::{arg, store_pending, Data},
@@ -207,7 +207,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             }
         }
         hflags |= FLAG_NEW_ROOT;
-    } else if !trace_all() && !maybe_followed(tgid) {
+    } else if !may_follow(tgid) {
         // Every exec on the host asks: the byte answers without a lookup.
         return 0;
     }

@@ -10,7 +10,8 @@ use tracer_common::{
 
 use crate::{
     common::{
-        exit_group_dead_off, fill_header_as, ids, is_self, mark_followed, maybe_followed, trace_all,
+        exit_group_dead_off, fill_header_as, ids, is_self, mark_followed, may_follow,
+        maybe_followed, trace_all,
     },
     maps::{count_lost, EVENTS, THREADS, TRACKED},
     pending,
@@ -43,7 +44,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     // The entry is read once, for whether the process is followed, its status and the
     // header's ppid (it was three lookups). Into plain scalars: an `Option<Tracked>`
     // copy left registers unset on `--all`'s path, which the verifier refused.
-    let looked = !is_self(tgid) && (trace_all() || maybe_followed(tgid));
+    let looked = may_follow(tgid);
     let (found, ppid, tflags, exit_code, last_signal) = match if looked {
         unsafe { TRACKED.get(&tgid) }
     } else {

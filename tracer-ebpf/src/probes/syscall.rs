@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    common::{fill_header_as, followed, ids, is_self, maybe_followed, trace_all, Followed},
+    common::{fill_header_as, followed, ids, may_follow, maybe_followed, trace_all, Followed},
     maps::{count_lost, EVENTS, ROOT_COMMS, TRACKED},
     pending,
 };
@@ -374,7 +374,7 @@ fn emit_now(ppid: u32, kind: SyscallKind, ret: i64, args: [u64; 4]) {
 #[tracepoint]
 pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
     let (tgid, _) = ids();
-    if is_self(tgid) || (!trace_all() && !maybe_followed(tgid)) {
+    if !may_follow(tgid) {
         return 0;
     }
     let code = arg(&ctx, 0);
