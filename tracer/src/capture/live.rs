@@ -152,10 +152,7 @@ pub fn run(
                     if d.emptied {
                         guard.clear_ready();
                     }
-                    if d.records > 0 && !flowing {
-                        flowing = true;
-                        drain_tick.reset();
-                    }
+                    records_came(d.records, &mut flowing, &mut drain_tick);
                 }
                 _ = drain_tick.tick(), if flowing => {
                     flowing = drain(ring.get_mut(), pipe, redact, DRAIN_BATCH).records > 0;
@@ -172,10 +169,8 @@ pub fn run(
                     loaded.flush_kernel_log();
                     let now = monotonic_ns();
                     // Decide on what the kernel has written by now, not on a backlog.
-                    if drain(ring.get_mut(), pipe, redact, DRAIN_BATCH).records > 0 && !flowing {
-                        flowing = true;
-                        drain_tick.reset();
-                    }
+                    let d = drain(ring.get_mut(), pipe, redact, DRAIN_BATCH);
+                    records_came(d.records, &mut flowing, &mut drain_tick);
                     losses.poll(loaded, pipe, now, true);
                     pipe.tick(now);
                     if let Some(pid) = o.until_exit {
@@ -481,6 +476,15 @@ fn drain_to(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeli
         let _ = pipe.kernel_record(&item);
     }
     log::warn!("stopped draining after {FINAL_DRAIN_LIMIT:?}: the rest of the ring buffer is not in the report");
+}
+
+/// Records came (from the ring's readiness or the half-second tick): after a quiet
+/// spell the drain timer runs again, its first tick a full period from now.
+fn records_came(records: usize, flowing: &mut bool, drain_tick: &mut tokio::time::Interval) {
+    if records > 0 && !*flowing {
+        *flowing = true;
+        drain_tick.reset();
+    }
 }
 
 /// What one [`drain`] did: whether the ring is empty now, and how many records it took.
