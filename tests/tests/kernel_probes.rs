@@ -51,7 +51,14 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
            exit 3 ); true",
         wd = workdir.display()
     );
-    let out = Command::new(&shell).args(["-c", &script]).output().unwrap();
+    // Marks in the environment every exec passes on: the kernel packs each attempt's
+    // name, argv and env back to back, and the tracer must find each where it is.
+    let out = Command::new(&shell)
+        .args(["-c", &script])
+        .env("JT_PACKED", "after-the-argv")
+        .env("API_TOKEN", "s3cr3t-live")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "root shell failed: {out:?}");
     bystander.wait().unwrap();
     thread::sleep(Duration::from_millis(300));
@@ -103,6 +110,19 @@ fn job_tree_under_a_comm_root_is_captured_with_pids_argv_and_results() {
         e["event"] == "exec_attempt" && e["argv"] == serde_json::json!(["cat", "/etc/hostname"])
     });
     let cat_pid = cat["pid"].clone();
+    assert!(s(&cat["filename"]).ends_with("/cat"), "{}", cat["filename"]);
+    let env: Vec<&str> = cat["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"JT_PACKED=after-the-argv"), "{env:?}");
+    assert!(env.contains(&"API_TOKEN=<redacted>"), "{env:?}");
+    assert!(
+        !report.to_string().contains("s3cr3t-live"),
+        "the secret reached the report"
+    );
     let open = expect_event(&events, "cat opens /etc/hostname", |e| {
         e["event"] == "open" && e["pid"] == cat_pid && e["path"] == "/etc/hostname"
     });

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use tracer::{commands::replay, tracefile, Format};
 use tracer_common::{
-    ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header, SignalRecord,
-    SyscallRecord, SYSCALL_FIXED_LEN,
+    ExecAttemptPacked, ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header,
+    RecordKind, SignalRecord, SyscallRecord, EXEC_PACKED_FIXED_LEN, SYSCALL_FIXED_LEN,
 };
 
 static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
@@ -223,8 +223,9 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
     ];
     (
         // 7: a syscall record as the kernel sends it since format 2, cut after its
-        // data, with a data_len that says so or claims more than is there.
-        1u32..=7,
+        // data, with a data_len that says so or claims more than is there. 8: a packed
+        // exec attempt (format 3), its three lengths likewise.
+        1u32..=8,
         prop_oneof![Just(0i64), -8i64..8, 0i64..64],
         any::<u64>(),
         prop::collection::vec(any::<u8>(), 0..96),
@@ -233,12 +234,18 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
         time(far),
     )
         .prop_map(move |(kind, size_delta, seed, tail, sys, pids, ts)| {
-            let short = kind == 7;
-            let kind = kind.min(6);
-            let full = sizes[kind as usize - 1];
+            let (short, packed) = (kind == 7, kind == 8);
+            let kind = match kind {
+                7 => 6,
+                8 => RecordKind::ExecAttemptPacked as u32,
+                k => k,
+            };
             let len = if short {
                 SYSCALL_FIXED_LEN + (seed % 64) as usize
+            } else if packed {
+                EXEC_PACKED_FIXED_LEN + (seed % 300) as usize
             } else {
+                let full = sizes[kind as usize - 1];
                 (full as i64 + size_delta).clamp(0, full as i64 + 64) as usize
             };
             let mut v = vec![0u8; len];
@@ -282,6 +289,28 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
                     std::mem::offset_of!(SyscallRecord, data_len),
                     &used.to_ne_bytes(),
                 );
+            }
+            if packed {
+                // The used bytes split three ways, the last claiming up to two more.
+                let used = (len - EXEC_PACKED_FIXED_LEN) as u32;
+                let name = used / 4;
+                let args = (used - name) / 2;
+                let env = used - name - args + (seed >> 8) as u32 % 3;
+                for (field, n) in [
+                    (std::mem::offset_of!(ExecAttemptPacked, filename_len), name),
+                    (std::mem::offset_of!(ExecAttemptPacked, args_len), args),
+                    (std::mem::offset_of!(ExecAttemptPacked, env_len), env),
+                    (
+                        std::mem::offset_of!(ExecAttemptPacked, argc),
+                        (seed >> 16) as u32 % 5,
+                    ),
+                    (
+                        std::mem::offset_of!(ExecAttemptPacked, envc),
+                        (seed >> 24) as u32 % 5,
+                    ),
+                ] {
+                    put(&mut v, field, &n.to_ne_bytes());
+                }
             }
             v
         })

@@ -3,13 +3,15 @@
 //! The attempt's result arrives through the generic syscall-exit probe.
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, generated},
-    macros::tracepoint,
+    macros::{map, tracepoint},
+    maps::PerCpuArray,
     programs::TracePointContext,
 };
 use tracer_common::{
-    ExecAttemptRecord, ExecSuccessRecord, RecordKind, SyscallKind, Tracked, ARGS_LEN, COMM_LEN,
-    ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, EXEC_FILENAME_TRUNC, FILENAME_LEN, FLAG_NEW_ROOT,
-    FLAG_READ_FAULT, FLAG_TRUNCATED, MAX_ARGS, MAX_ENV, STR_MAX, TRACKED_ROOT,
+    ExecAttemptPacked, ExecAttemptRecord, ExecSuccessRecord, RecordKind, SyscallKind, Tracked,
+    ARGS_LEN, COMM_LEN, ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, EXEC_FILENAME_TRUNC,
+    EXEC_PACKED_FIXED_LEN, FILENAME_LEN, FLAG_NEW_ROOT, FLAG_READ_FAULT, FLAG_TRUNCATED, MAX_ARGS,
+    MAX_ENV, STR_MAX, TRACKED_ROOT,
 };
 
 use crate::{
@@ -94,6 +96,16 @@ fn read_strings<const MAX: usize>(
     (off as u32, count, trunc, fault)
 }
 
+/// Where an exec attempt's argv and env are read (its `args` and `env`; the rest is
+/// unused), off the 512-byte stack, before they are packed behind the file name.
+#[map]
+static EXEC_STRINGS: PerCpuArray<ExecAttemptRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// The exec attempt as sent: only its used bytes go to the ring (see
+/// [`ExecAttemptPacked`]). Both maps are per CPU: a program runs to its end on one.
+#[map]
+static EXEC_OUT: PerCpuArray<ExecAttemptPacked> = PerCpuArray::with_max_entries(1, 0);
+
 #[inline(always)]
 fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
     let (tgid, tid) = ids();
@@ -107,14 +119,12 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
     let envp = arg(ctx, base + 2) as *const *const u8;
     store_pending(f, kind, [arg(ctx, 0), 0, 0, 0], Data::None);
 
-    let Some(mut e) = EVENTS.reserve::<ExecAttemptRecord>(0) else {
-        count_lost(RecordKind::ExecAttempt as u32);
+    let (Some(r), Some(s)) = (EXEC_OUT.get_ptr_mut(0), EXEC_STRINGS.get_ptr_mut(0)) else {
         return 0;
     };
-    let r = e.as_mut_ptr();
     fill_header_as(
         unsafe { &raw mut (*r).hdr },
-        RecordKind::ExecAttempt as u32,
+        RecordKind::ExecAttemptPacked as u32,
         tgid,
         tid,
         f.ppid,
@@ -126,18 +136,24 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
     unsafe {
         (*r).is_execveat = is_at;
         (*r).trunc = 0;
+        (*r)._pad = 0;
         (*r).hdr.flags = 0;
-        let fbuf = (&raw mut (*r).filename).cast::<u8>();
+        // The name goes where it is sent from; argv and env are read whole into the
+        // scratch record, then moved up behind it.
+        let data = (&raw mut (*r).data).cast::<u8>();
         let n =
-            generated::bpf_probe_read_user_str(fbuf.cast(), FILENAME_LEN as u32, filename.cast());
+            generated::bpf_probe_read_user_str(data.cast(), FILENAME_LEN as u32, filename.cast());
         if n < 0 {
-            *fbuf = 0;
+            core::ptr::write_volatile(&raw mut (*r).filename_len, 0);
             mark(&raw mut (*r).hdr.flags, FLAG_READ_FAULT);
-        } else if n as usize >= FILENAME_LEN {
-            mark(&raw mut (*r).trunc, EXEC_FILENAME_TRUNC);
+        } else {
+            core::ptr::write_volatile(&raw mut (*r).filename_len, n as u32);
+            if n as usize >= FILENAME_LEN {
+                mark(&raw mut (*r).trunc, EXEC_FILENAME_TRUNC);
+            }
         }
         let (alen, argc, at, af) =
-            read_strings::<MAX_ARGS>(argv, (&raw mut (*r).args).cast::<u8>(), ARGS_LEN);
+            read_strings::<MAX_ARGS>(argv, (&raw mut (*s).args).cast::<u8>(), ARGS_LEN);
         core::ptr::write_volatile(&raw mut (*r).args_len, alen);
         core::ptr::write_volatile(&raw mut (*r).argc, argc);
         if at {
@@ -147,7 +163,7 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
             mark(&raw mut (*r).hdr.flags, FLAG_READ_FAULT);
         }
         let (elen, envc, et, ef) =
-            read_strings::<MAX_ENV>(envp, (&raw mut (*r).env).cast::<u8>(), ENV_LEN);
+            read_strings::<MAX_ENV>(envp, (&raw mut (*s).env).cast::<u8>(), ENV_LEN);
         core::ptr::write_volatile(&raw mut (*r).env_len, elen);
         core::ptr::write_volatile(&raw mut (*r).envc, envc);
         if et {
@@ -163,9 +179,43 @@ fn exec_attempt(ctx: &TracePointContext, is_at: u32, kind: SyscallKind) -> u32 {
         if core::ptr::read_volatile(&raw const (*r).hdr.flags) & FLAG_READ_FAULT != 0 {
             crate::anomaly::read_fault("execve filename/argv/env", tgid);
         }
+        // Each length is read back and bounded where it is used: the verifier then
+        // knows every copy and the record sent stay inside their maps.
+        let flen = bounded(&raw const (*r).filename_len, FILENAME_LEN);
+        let alen = bounded(&raw const (*r).args_len, ARGS_LEN);
+        let elen = bounded(&raw const (*r).env_len, ENV_LEN);
+        generated::bpf_probe_read_kernel(
+            data.wrapping_add(flen).cast(),
+            alen as u32,
+            (&raw const (*s).args).cast(),
+        );
+        generated::bpf_probe_read_kernel(
+            data.wrapping_add(flen + alen).cast(),
+            elen as u32,
+            (&raw const (*s).env).cast(),
+        );
+        let sent =
+            core::slice::from_raw_parts(r.cast::<u8>(), EXEC_PACKED_FIXED_LEN + flen + alen + elen);
+        if EVENTS
+            .output::<[u8]>(sent, crate::maps::submit_flags())
+            .is_err()
+        {
+            // Counted as an exec attempt: the lost slots past the kinds are taken.
+            count_lost(RecordKind::ExecAttempt as u32);
+        }
     }
-    e.submit(crate::maps::submit_flags());
     0
+}
+
+/// A length the program wrote into a record, no larger than `max`.
+#[inline(always)]
+unsafe fn bounded(field: *const u32, max: usize) -> usize {
+    let v = unsafe { core::ptr::read_volatile(field) } as usize;
+    if v > max {
+        max
+    } else {
+        v
+    }
 }
 
 const OFF_FILENAME_LOC: usize = 8;

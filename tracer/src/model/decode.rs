@@ -9,10 +9,10 @@ use std::{
 };
 
 use tracer_common::{
-    ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header, RecordKind, SignalRecord,
-    SyscallKind, SyscallRecord, ARGS_LEN, DATA_LEN, ENV_LEN, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC,
-    EXIT_HAS_CODE, EXIT_HAS_SIGNAL, FILENAME_LEN, FLAG_NEW_ROOT, FLAG_READ_FAULT, FLAG_TRUNCATED,
-    SYSCALL_FIXED_LEN,
+    ExecAttemptPacked, ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header,
+    RecordKind, SignalRecord, SyscallKind, SyscallRecord, ARGS_LEN, DATA_LEN, ENV_LEN,
+    EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, EXEC_PACKED_FIXED_LEN, EXIT_HAS_CODE, EXIT_HAS_SIGNAL,
+    FILENAME_LEN, FLAG_NEW_ROOT, FLAG_READ_FAULT, FLAG_TRUNCATED, SYSCALL_FIXED_LEN,
 };
 
 use crate::{
@@ -132,6 +132,139 @@ fn syscall_view(buf: &[u8]) -> Result<SyscallView<'_>, DecodeError> {
     })
 }
 
+/// An exec attempt's fields and strings, read where they lie, from either layout.
+pub(crate) struct ExecView<'a> {
+    pub trunc: u32,
+    pub is_execveat: u32,
+    pub argc: u32,
+    pub envc: u32,
+    /// The file name up to its NUL.
+    pub filename: &'a [u8],
+    /// argv and env, NUL-terminated strings back to back.
+    pub args: &'a [u8],
+    pub env: &'a [u8],
+    /// Bytes of `buf` the record takes.
+    pub used: usize,
+}
+
+/// An exec attempt of either layout: [`ExecAttemptPacked`] as the kernel sends it
+/// since trace format 3, up to its used length, or the whole [`ExecAttemptRecord`] of
+/// older files. A packed record shorter than its lengths say is damaged.
+pub(crate) fn exec_view(buf: &[u8], kind: RecordKind) -> Result<ExecView<'_>, DecodeError> {
+    fn until_nul(b: &[u8]) -> &[u8] {
+        &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
+    }
+    let short = |need| DecodeError::Short {
+        kind: "exec attempt",
+        need,
+        got: buf.len(),
+    };
+    let u32_at = |off: usize| u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap());
+    if kind == RecordKind::ExecAttempt {
+        if buf.len() < size_of::<ExecAttemptRecord>() {
+            return Err(short(size_of::<ExecAttemptRecord>()));
+        }
+        let at = |off: usize, len: usize| &buf[off..off + len];
+        let f = offset_of!(ExecAttemptRecord, filename);
+        let args_len = (u32_at(offset_of!(ExecAttemptRecord, args_len)) as usize).min(ARGS_LEN);
+        let env_len = (u32_at(offset_of!(ExecAttemptRecord, env_len)) as usize).min(ENV_LEN);
+        return Ok(ExecView {
+            trunc: u32_at(offset_of!(ExecAttemptRecord, trunc)),
+            is_execveat: u32_at(offset_of!(ExecAttemptRecord, is_execveat)),
+            argc: u32_at(offset_of!(ExecAttemptRecord, argc)),
+            envc: u32_at(offset_of!(ExecAttemptRecord, envc)),
+            filename: until_nul(at(f, FILENAME_LEN)),
+            args: at(offset_of!(ExecAttemptRecord, args), args_len),
+            env: at(offset_of!(ExecAttemptRecord, env), env_len),
+            used: size_of::<ExecAttemptRecord>(),
+        });
+    }
+    if buf.len() < EXEC_PACKED_FIXED_LEN {
+        return Err(short(EXEC_PACKED_FIXED_LEN));
+    }
+    let len = |field: usize, max: usize| (u32_at(field) as usize).min(max);
+    let name_len = len(offset_of!(ExecAttemptPacked, filename_len), FILENAME_LEN);
+    let args_len = len(offset_of!(ExecAttemptPacked, args_len), ARGS_LEN);
+    let env_len = len(offset_of!(ExecAttemptPacked, env_len), ENV_LEN);
+    let need = EXEC_PACKED_FIXED_LEN + name_len + args_len + env_len;
+    if buf.len() < need {
+        return Err(short(need));
+    }
+    let data = &buf[EXEC_PACKED_FIXED_LEN..need];
+    let (name, rest) = data.split_at(name_len);
+    let (args, env) = rest.split_at(args_len);
+    Ok(ExecView {
+        trunc: u32_at(offset_of!(ExecAttemptPacked, trunc)),
+        is_execveat: u32_at(offset_of!(ExecAttemptPacked, is_execveat)),
+        argc: u32_at(offset_of!(ExecAttemptPacked, argc)),
+        envc: u32_at(offset_of!(ExecAttemptPacked, envc)),
+        filename: until_nul(name),
+        args,
+        env,
+        used: need,
+    })
+}
+
+/// The bytes of an [`ExecAttemptPacked`] holding `filename`, `argv` and `env`, with
+/// `hdr` (its kind set) and `trunc`: how redaction rewrites an exec attempt of either
+/// layout, and how tests make one. Strings that do not fit their field's room
+/// (`ARGS_LEN`, `ENV_LEN`) are dropped and the field marked cut, as the kernel would.
+pub(crate) fn pack_exec_attempt(
+    hdr: &Header,
+    mut trunc: u32,
+    is_execveat: u32,
+    filename: &[u8],
+    argv: &[String],
+    env: &[String],
+) -> Vec<u8> {
+    let name = &filename[..filename.len().min(FILENAME_LEN - 1)];
+    let mut data = Vec::with_capacity(name.len() + 1 + 512);
+    data.extend_from_slice(name);
+    data.push(0);
+    let mut strings = |list: &[String], room: usize, cut: u32| {
+        let start = data.len();
+        let mut n = 0u32;
+        for s in list {
+            if data.len() - start + s.len() + 1 > room {
+                trunc |= cut;
+                break;
+            }
+            data.extend_from_slice(s.as_bytes());
+            data.push(0);
+            n += 1;
+        }
+        ((data.len() - start) as u32, n)
+    };
+    let (args_len, argc) = strings(argv, ARGS_LEN, EXEC_ARGS_TRUNC);
+    let (env_len, envc) = strings(env, ENV_LEN, EXEC_ENV_TRUNC);
+    let mut h = *hdr;
+    h.kind = RecordKind::ExecAttemptPacked as u32;
+    if trunc != 0 {
+        h.flags |= FLAG_TRUNCATED;
+    }
+    let mut out = Vec::with_capacity(EXEC_PACKED_FIXED_LEN + data.len());
+    // SAFETY: Header is #[repr(C)] integers and bytes with explicit padding.
+    out.extend_from_slice(unsafe {
+        std::slice::from_raw_parts((&raw const h).cast::<u8>(), size_of::<Header>())
+    });
+    let fields = [
+        (name.len() + 1) as u32,
+        args_len,
+        env_len,
+        argc,
+        envc,
+        trunc,
+        is_execveat,
+        0,
+    ];
+    for v in fields {
+        out.extend_from_slice(&v.to_ne_bytes());
+    }
+    debug_assert_eq!(out.len(), EXEC_PACKED_FIXED_LEN);
+    out.extend_from_slice(&data);
+    out
+}
+
 /// Bytes up to the first NUL (or `max`), lossily as UTF-8.
 fn cstr(bytes: &[u8], max: usize) -> String {
     let b = &bytes[..bytes.len().min(max)];
@@ -231,6 +364,12 @@ pub fn canonical(raw: &[u8]) -> Vec<u8> {
                 );
             }
         }
+        Ok(RecordKind::ExecAttemptPacked) => {
+            // Sent up to its used length: anything past it is not the record's.
+            if let Ok(r) = exec_view(raw, RecordKind::ExecAttemptPacked) {
+                v.truncate(r.used);
+            }
+        }
         Ok(RecordKind::ExecSuccess) => {
             if let Ok(r) = read::<ExecSuccessRecord>(raw, "exec") {
                 clear(
@@ -269,14 +408,14 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
                 },
             )
         }
-        RecordKind::ExecAttempt => {
-            let r = view::<ExecAttemptRecord>(buf, "exec attempt")?;
+        RecordKind::ExecAttempt | RecordKind::ExecAttemptPacked => {
+            let r = exec_view(buf, kind)?;
             base(
                 &h,
                 Body::ExecAttempt {
-                    filename: cstr(&r.filename, FILENAME_LEN),
-                    argv: cstrs(&r.args, r.args_len.min(ARGS_LEN as u32), r.argc),
-                    env: cstrs(&r.env, r.env_len.min(ENV_LEN as u32), r.envc),
+                    filename: text(r.filename),
+                    argv: cstrs(r.args, r.args.len() as u32, r.argc),
+                    env: cstrs(r.env, r.env.len() as u32, r.envc),
                     result: None,
                     argv_truncated: r.trunc & EXEC_ARGS_TRUNC != 0,
                     env_truncated: r.trunc & EXEC_ENV_TRUNC != 0,
@@ -731,6 +870,94 @@ mod tests {
         ));
         // Copied as sent into a trace file (canonical changes nothing).
         assert_eq!(canonical(sent), sent);
+    }
+
+    #[test]
+    fn decodes_packed_exec_attempts_sent_up_to_their_used_length() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut h = header(RecordKind::ExecAttemptPacked);
+        h.flags = FLAG_READ_FAULT;
+        let sent = pack_exec_attempt(
+            &h,
+            EXEC_ENV_TRUNC,
+            1,
+            b"/bin/sh",
+            &strings(&["/bin/sh", "-c", "echo hi"]),
+            &strings(&["PATH=/usr/bin:/bin", ""]),
+        );
+        // 88 + "/bin/sh\0" + the argv's 19 bytes + the env's 20.
+        assert_eq!(sent.len(), EXEC_PACKED_FIXED_LEN + 8 + 19 + 20);
+        let e = decode(&sent).unwrap();
+        assert_eq!((e.pid, e.tid, e.ts_ns, &*e.comm), (10, 11, 42, "cron"));
+        // The layout's cut flag is the header's too; a fault stays a fault.
+        assert!(e.truncated && e.read_fault);
+        match &e.body {
+            Body::ExecAttempt {
+                filename,
+                argv,
+                env,
+                argv_truncated,
+                env_truncated,
+                execveat,
+                ..
+            } => {
+                assert_eq!(filename, "/bin/sh");
+                assert_eq!(argv, &vec!["/bin/sh", "-c", "echo hi"]);
+                assert_eq!(env, &vec!["PATH=/usr/bin:/bin", ""]);
+                assert!(!argv_truncated && *env_truncated && *execveat);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same event whether the record lies aligned or not.
+        let mut room = vec![0u8; sent.len() + 1];
+        room[1..].copy_from_slice(&sent);
+        assert_eq!(decode(&room[1..]).unwrap(), e);
+        // A record shorter than its lengths say is damaged; a longer one (a trace
+        // file's whole record) decodes the same, and keeps only its used bytes there.
+        assert_eq!(
+            decode(&sent[..sent.len() - 1]),
+            Err(DecodeError::Short {
+                kind: "exec attempt",
+                need: sent.len(),
+                got: sent.len() - 1
+            })
+        );
+        assert!(matches!(
+            decode(&sent[..EXEC_PACKED_FIXED_LEN - 1]),
+            Err(DecodeError::Short { kind: "exec attempt", need, .. }) if need == EXEC_PACKED_FIXED_LEN
+        ));
+        let mut long = sent.clone();
+        long.extend_from_slice(b"STALE-SECRET");
+        assert_eq!(decode(&long).unwrap(), e);
+        assert_eq!(canonical(&long), sent);
+        assert_eq!(canonical(&sent), sent);
+        // Lengths past their field's room are read as the room, not trusted.
+        let mut huge = sent.clone();
+        let at = offset_of!(ExecAttemptPacked, env_len);
+        huge[at..at + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(matches!(
+            decode(&huge),
+            Err(DecodeError::Short { need, .. }) if need == EXEC_PACKED_FIXED_LEN + 8 + 19 + ENV_LEN
+        ));
+        // An empty name (the kernel could not read it) and no strings.
+        let bare = pack_exec_attempt(&h, 0, 0, b"", &[], &[]);
+        let at = offset_of!(ExecAttemptPacked, filename_len);
+        let mut unread = bare.clone();
+        unread[at..at + 4].copy_from_slice(&0u32.to_ne_bytes());
+        unread.pop();
+        for b in [&bare, &unread] {
+            match decode(b).unwrap().body {
+                Body::ExecAttempt {
+                    filename,
+                    argv,
+                    env,
+                    ..
+                } => {
+                    assert_eq!((filename.as_str(), argv.len(), env.len()), ("", 0, 0))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

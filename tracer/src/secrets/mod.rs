@@ -5,13 +5,11 @@
 mod rules;
 mod shell;
 
-use std::{mem::size_of, ops::Range};
+use std::ops::Range;
 
-use tracer_common::{
-    ExecAttemptRecord, RecordKind, EXEC_ARGS_TRUNC, EXEC_ENV_TRUNC, FLAG_TRUNCATED,
-};
+use tracer_common::{Header, RecordKind};
 
-use crate::model::decode::cstrs;
+use crate::model::decode::{cstrs, exec_view, pack_exec_attempt};
 
 pub const REDACTED: &str = "<redacted>";
 
@@ -318,69 +316,39 @@ pub fn redact_shebang(line: &str, counts: &mut Counts) -> String {
     redact_line(line, counts).unwrap_or_else(|| line.to_string())
 }
 
-/// Strings packed NUL-terminated into `buf`; strings that do not fit are dropped.
-/// Returns (bytes used, strings kept, whether some were dropped).
-fn pack(strings: &[String], buf: &mut [u8]) -> (u32, u32, bool) {
-    let mut off = 0;
-    let mut n = 0;
-    for s in strings {
-        let b = s.as_bytes();
-        if off + b.len() + 1 > buf.len() {
-            buf[off..].fill(0);
-            return (off as u32, n, true);
-        }
-        buf[off..off + b.len()].copy_from_slice(b);
-        buf[off + b.len()] = 0;
-        off += b.len() + 1;
-        n += 1;
-    }
-    // Nothing of the longer original may survive past the new end.
-    buf[off..].fill(0);
-    (off as u32, n, false)
-}
-
 /// Redact a raw kernel record before it is decoded or written to a file, so the
 /// screen, the JSON and the trace file all see the same redacted record.
-/// Returns the rewritten record when something was redacted.
+/// Returns the rewritten record when something was redacted: an exec attempt of
+/// either layout comes back packed (`ExecAttemptPacked`), the layout the kernel sends.
 pub fn redact_record(raw: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
-    if raw.len() < size_of::<ExecAttemptRecord>()
-        || u32::from_ne_bytes(raw[..4].try_into().ok()?) != RecordKind::ExecAttempt as u32
-    {
+    let kind = RecordKind::try_from(u32::from_ne_bytes(raw.get(..4)?.try_into().ok()?)).ok()?;
+    if kind != RecordKind::ExecAttempt && kind != RecordKind::ExecAttemptPacked {
         return None;
     }
-    let seen = crate::model::decode::view::<ExecAttemptRecord>(raw, "exec attempt").ok()?;
-    let mut argv = cstrs(&seen.args, seen.args_len, seen.argc);
-    let mut env = cstrs(&seen.env, seen.env_len, seen.envc);
+    let seen = exec_view(raw, kind).ok()?;
+    let mut argv = cstrs(seen.args, seen.args.len() as u32, seen.argc);
+    let mut env = cstrs(seen.env, seen.env.len() as u32, seen.envc);
     let a = redact_argv(&mut argv, counts);
     let e = redact_env(&mut env, counts);
     if !a && !e {
         return None;
     }
-    // Copied only to be rewritten.
-    let mut r: ExecAttemptRecord = *seen;
-    let (len, n, cut) = pack(&argv, &mut r.args);
-    (r.args_len, r.argc) = (len, n);
-    if cut {
-        r.trunc |= EXEC_ARGS_TRUNC;
-    }
-    let (len, n, cut) = pack(&env, &mut r.env);
-    (r.env_len, r.envc) = (len, n);
-    if cut {
-        r.trunc |= EXEC_ENV_TRUNC;
-    }
-    if r.trunc != 0 {
-        r.hdr.flags |= FLAG_TRUNCATED;
-    }
-    let mut out = raw.to_vec();
-    // SAFETY: out is at least size_of::<ExecAttemptRecord>() bytes.
-    unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast(), r) };
-    Some(out)
+    let hdr = crate::model::decode::view::<Header>(raw, "header").ok()?;
+    Some(pack_exec_attempt(
+        &hdr,
+        seen.trunc,
+        seen.is_execveat,
+        seen.filename,
+        &argv,
+        &env,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{model::event::Body, testutil::record_bytes};
+    use tracer_common::ExecAttemptRecord;
 
     #[test]
     fn secret_names_are_told_in_any_case_and_the_working_directory_is_not_one() {
@@ -549,45 +517,104 @@ mod tests {
         );
     }
 
-    #[test]
-    fn raw_exec_records_are_redacted_in_place() {
+    /// An exec attempt as tracers before format 3 sent it, whole.
+    fn whole_exec(args: &[u8], argc: u32, env: &[u8], envc: u32) -> Vec<u8> {
         let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
         r.hdr.kind = RecordKind::ExecAttempt as u32;
-        let env = b"PATH=/bin\0API_TOKEN=s3cr3t\0";
+        r.hdr.pid = 10;
+        r.filename[..9].copy_from_slice(b"/bin/curl");
         r.env[..env.len()].copy_from_slice(env);
         r.env_len = env.len() as u32;
-        r.envc = 2;
-        let args = b"curl\0--password=hunter2\0";
+        r.envc = envc;
         r.args[..args.len()].copy_from_slice(args);
         r.args_len = args.len() as u32;
-        r.argc = 2;
-        let raw = &record_bytes(&r)[..];
-        let mut c = Counts::new();
-        let out = redact_record(raw, &mut c).expect("redacted");
-        assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
-        assert!(!out.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(out.len(), raw.len(), "the record keeps its size");
-        match crate::model::decode::decode(&out).unwrap().body {
+        r.argc = argc;
+        record_bytes(&r)
+    }
+
+    /// The same, as the kernel sends it now.
+    fn packed_exec(argv: &[&str], env: &[&str]) -> Vec<u8> {
+        let mut h: Header = unsafe { std::mem::zeroed() };
+        h.pid = 10;
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        pack_exec_attempt(&h, 0, 0, b"/bin/curl", &strings(argv), &strings(env))
+    }
+
+    #[test]
+    fn raw_exec_records_are_redacted_and_sent_on_packed() {
+        let whole = whole_exec(
+            b"curl\0--password=hunter2\0",
+            2,
+            b"PATH=/bin\0API_TOKEN=s3cr3t\0",
+            2,
+        );
+        let packed = packed_exec(
+            &["curl", "--password=hunter2"],
+            &["PATH=/bin", "API_TOKEN=s3cr3t"],
+        );
+        for raw in [&whole[..], &packed[..]] {
+            let mut c = Counts::new();
+            let out = redact_record(raw, &mut c).expect("redacted");
+            assert!(!out.windows(6).any(|w| w == b"s3cr3t"));
+            assert!(!out.windows(7).any(|w| w == b"hunter2"));
+            assert_eq!(
+                u32::from_ne_bytes(out[..4].try_into().unwrap()),
+                RecordKind::ExecAttemptPacked as u32
+            );
+            let e = crate::model::decode::decode(&out).unwrap();
+            assert_eq!((e.pid, e.truncated), (10, false));
+            match e.body {
+                Body::ExecAttempt {
+                    filename,
+                    argv,
+                    env,
+                    argv_truncated,
+                    ..
+                } => {
+                    assert_eq!(filename, "/bin/curl");
+                    assert_eq!(env, vec!["PATH=/bin", "API_TOKEN=<redacted>"]);
+                    assert_eq!(argv, vec!["curl", "--password=<redacted>"]);
+                    assert!(!argv_truncated);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(c.values().sum::<u64>(), 2);
+        }
+        // Nothing secret: no copy.
+        let plain = whole_exec(b"curl\0", 1, b"PATH=/bin\0", 1);
+        assert!(redact_record(&plain, &mut Counts::new()).is_none());
+        let plain = packed_exec(&["curl"], &["PATH=/bin"]);
+        assert!(redact_record(&plain, &mut Counts::new()).is_none());
+        // Not an exec attempt, or too short to be one: left as it is.
+        assert!(redact_record(&plain[..40], &mut Counts::new()).is_none());
+        assert!(redact_record(&plain[..2], &mut Counts::new()).is_none());
+    }
+
+    #[test]
+    fn a_redaction_that_no_longer_fits_is_cut_and_says_so() {
+        // A secret shorter than the marker grows the strings: past the room of the
+        // env field, the variables that no longer fit are dropped and flagged. 583
+        // variables of 7 bytes and the token's 12 fill 4,093 of the 4,096 bytes.
+        let mut env = vec!["API_TOKEN=a".to_string()];
+        env.extend((0..583).map(|i| format!("V{i:03}=1")));
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let raw = packed_exec(&["x"], &env);
+        assert!(!crate::model::decode::decode(&raw).unwrap().truncated);
+        let out = redact_record(&raw, &mut Counts::new()).unwrap();
+        let e = crate::model::decode::decode(&out).unwrap();
+        assert!(e.truncated);
+        match e.body {
             Body::ExecAttempt {
-                argv,
-                env,
-                argv_truncated,
+                env: got,
+                env_truncated,
                 ..
             } => {
-                assert_eq!(env, vec!["PATH=/bin", "API_TOKEN=<redacted>"]);
-                assert_eq!(argv, vec!["curl", "--password=<redacted>"]);
-                assert!(!argv_truncated);
+                assert!(env_truncated);
+                assert_eq!(got.len(), env.len() - 1);
+                assert_eq!(got[0], "API_TOKEN=<redacted>");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(c.values().sum::<u64>(), 2);
-        // Nothing secret: no copy.
-        r.envc = 1;
-        r.env_len = 10;
-        r.argc = 1;
-        r.args_len = 5;
-        let raw = &record_bytes(&r)[..];
-        assert!(redact_record(raw, &mut Counts::new()).is_none());
     }
 
     #[test]
@@ -612,14 +639,8 @@ mod tests {
 
     #[test]
     fn a_long_secret_leaves_no_tail_in_the_record() {
-        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
-        r.hdr.kind = RecordKind::ExecAttempt as u32;
-        let env = b"A=1\0API_TOKEN=abcdefghijklmnopqrstuvwxyz\0";
-        r.env[..env.len()].copy_from_slice(env);
-        r.env_len = env.len() as u32;
-        r.envc = 2;
-        let raw = &record_bytes(&r)[..];
-        let out = redact_record(raw, &mut Counts::new()).unwrap();
+        let raw = whole_exec(b"", 0, b"A=1\0API_TOKEN=abcdefghijklmnopqrstuvwxyz\0", 2);
+        let out = redact_record(&raw, &mut Counts::new()).unwrap();
         assert!(
             !out.windows(5).any(|w| w == b"uvwxy"),
             "tail of the secret left behind"

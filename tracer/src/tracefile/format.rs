@@ -16,7 +16,9 @@ pub const SYNC: &[u8; 4] = b"JTFR";
 /// 2.0: a syscall record is stored up to the used length of its data
 /// (`SYSCALL_FIXED_LEN`), as the kernel now sends it; a 1.x tracer could not decode
 /// those records, so it is told to upgrade instead. 1.x files still replay.
-pub const FORMAT_MAJOR: u32 = 2;
+/// 3.0: an exec attempt is stored packed (`ExecAttemptPacked`, record kind 7), as the
+/// kernel sends it; a 2.x tracer would skip every one. 1.x and 2.x files still replay.
+pub const FORMAT_MAJOR: u32 = 3;
 /// 1.3: event blocks are compressed (`FLAG_ZSTD`).
 /// 1.4: systemd managers' units, anacrontabs and at jobs (`managers`, `tables`,
 /// `ENTRY_SCHEDULER_FILES`).

@@ -12,7 +12,8 @@
 //! tags are skipped and JSON readers ignore unknown fields, so a newer writer's file
 //! still replays as long as the major version is ours. An event block holds entries
 //! `kind:u8 len:u32 data`: kind 1 is a kernel record as `tracer-common` lays it out
-//! (already redacted; a syscall record up to its data's used length, format 2.0), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
+//! (already redacted; a syscall record up to its data's used length, format 2.0; an
+//! exec attempt packed, format 3.0), kind 2 a JSON [`Synthetic`] event (a process found in `/proc`
 //! while recording), kind 3 a JSON [`Fact`] the diagnosis learnt from the host, kind 4
 //! a JSON `ScheduleView` (the crontabs of a daemon that started while recording),
 //! kind 5 a JSON [`LostEvents`].
@@ -27,6 +28,11 @@
 //! of its data (`SYSCALL_FIXED_LEN + data_len` bytes, not the whole struct): a 1.x
 //! tracer would fail on every one, so it is told to upgrade instead. 1.x files, whose
 //! records are whole, still replay.
+//!
+//! Format 3.0: an exec attempt is the kernel's `ExecAttemptPacked` (record kind 7):
+//! its file name, argv and env back to back, up to their used length, where the
+//! whole `ExecAttemptRecord` (kind 2) was 6.5 KB. A 2.x tracer would skip every exec,
+//! so it is told to upgrade. 1.x and 2.x files still replay.
 //!
 //! Format 1.5: the trailer repeats the host's answers (`facts`, the last answer to each
 //! question, up to 10,000 questions). A replay reads the trailer from the end of the
