@@ -11,6 +11,11 @@ use tracer_common::{Tracked, COMM_LEN, FOLLOWED_GROUP, LOST_SLOTS};
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
+/// Set by the loader: a sixteenth of the ring's size (see [`submit_flags`]). Asking the
+/// ring its size was a second helper call per record.
+#[unsafe(no_mangle)]
+static WAKE_AT_BYTES: u64 = 16 * 1024 * 1024 / 16;
+
 /// How a record is submitted: the reader is woken only once a sixteenth of the ring
 /// is waiting. A wakeup per record is an interrupt per record (a VM exit in a guest):
 /// it was most of the kernel time of a followed syscall (6.5 us of a sys_exit run).
@@ -18,12 +23,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// half-second one always.
 #[inline(always)]
 pub fn submit_flags() -> u64 {
-    use aya_ebpf::bindings::{
-        BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE,
-    };
+    use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
     let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let size = EVENTS.query(BPF_RB_RING_SIZE as u64);
-    if waiting >= size / 16 {
+    // Volatile so the value patched in by the loader is read, not the one compiled in.
+    if waiting >= unsafe { core::ptr::read_volatile(&WAKE_AT_BYTES) } {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64

@@ -357,6 +357,7 @@ pub fn load_and_attach(tracefs: &Path, opts: &LoadOptions) -> Result<Loaded, Set
         .override_global("EXIT_GROUP_DEAD_OFF", &group_dead_off, true)
         .override_global(aya_log::LEVEL, &opts.kernel_log_level, true)
         .map_max_entries("EVENTS", opts.ring_bytes)
+        .override_global("WAKE_AT_BYTES", &(opts.ring_bytes as u64 / 16), true)
         .load(EBPF_OBJECT)
         .map_err(|e| {
             err(
