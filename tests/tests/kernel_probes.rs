@@ -452,6 +452,41 @@ fn a_signal_aimed_at_a_worker_thread_is_attributed_to_its_process() {
     assert!(f["message"].as_str().unwrap().contains("SIGABRT"), "{f}");
 }
 
+/// An exec from a thread that is not the leader: the kernel gives the thread the
+/// leader's tid while the exec is under way, and the attempt's result, left under the
+/// old tid, must still join it.
+#[test]
+fn an_exec_from_a_worker_thread_keeps_its_result() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("execthread");
+    let (shell, comm) = root_shell(&dir);
+    let helper = env!("CARGO_BIN_EXE_jt-exec-thread");
+    let tracer = Tracer::start(&["--comm", &comm, "--format", "json"]);
+    // Twice: the second exec comes from a process whose leader's slot has been used.
+    let script = format!("{helper} /bin/cat /etc/hostname; {helper} /bin/cat /etc/hostname; true");
+    let out = Command::new(&shell).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "root shell failed: {out:?}");
+    thread::sleep(Duration::from_millis(300));
+    let done = tracer.stop_with(libc::SIGINT);
+    let report = done.json();
+    let events = all_events(&report);
+    let attempts: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "exec_attempt" && e["filename"] == "/bin/cat")
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    for a in attempts {
+        let said = format!("pid {} tid {} ret {}", a["pid"], a["tid"], a["ret"]);
+        assert_ne!(a["tid"], a["pid"], "made by the worker thread: {said}");
+        assert_eq!(a["ret"], 0, "the result joined the attempt: {said}");
+        let pid = a["pid"].clone();
+        expect_event(&events, "cat opens /etc/hostname", |e| {
+            e["event"] == "open" && e["pid"] == pid && e["path"] == "/etc/hostname"
+        });
+    }
+}
+
 /// The kernel programs' rare anomalies reach the user through aya-log with -v, and
 /// stay silent (and off in the kernel) without it.
 #[test]
