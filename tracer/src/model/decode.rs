@@ -778,6 +778,14 @@ mod tests {
             view::<ExecAttemptRecord>(&bytes[..100], "t"),
             Err(DecodeError::Short { .. })
         ));
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Short {
+                kind: "exec attempt",
+                need: bytes.len(),
+                got: bytes.len() - 1
+            })
+        );
         match e.body {
             Body::ExecAttempt {
                 filename,
@@ -958,6 +966,62 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn packing_an_exec_attempt_keeps_what_fits_and_flags_the_rest() {
+        let h = header(RecordKind::ExecAttemptPacked);
+        let body = |b: &[u8]| match decode(b).unwrap().body {
+            Body::ExecAttempt {
+                filename,
+                argv,
+                argv_truncated,
+                ..
+            } => (filename, argv, argv_truncated),
+            other => panic!("{other:?}"),
+        };
+        // A name longer than the field keeps its first 255 bytes and its NUL.
+        let long = vec![b'n'; FILENAME_LEN + 10];
+        let (name, _, _) = body(&pack_exec_attempt(&h, 0, 0, &long, &[], &[]));
+        assert_eq!(name.len(), FILENAME_LEN - 1);
+        // A string that fills the room to its last byte, NUL included, is kept; one
+        // byte more and it is dropped and flagged.
+        let fits = "a".repeat(ARGS_LEN - 1);
+        let (_, argv, cut) = body(&pack_exec_attempt(&h, 0, 0, b"x", &[fits.clone()], &[]));
+        assert_eq!((argv, cut), (vec![fits], false));
+        let over = "a".repeat(ARGS_LEN);
+        let (_, argv, cut) = body(&pack_exec_attempt(&h, 0, 0, b"x", &[over], &[]));
+        assert_eq!((argv.len(), cut), (0, true));
+    }
+
+    #[test]
+    fn canonical_whole_exec_attempts_keep_every_field_and_lose_stale_bytes() {
+        let mut r: ExecAttemptRecord = unsafe { std::mem::zeroed() };
+        r.hdr = header(RecordKind::ExecAttempt);
+        let name = b"/bin/sh\0STALE-NAME!";
+        r.filename[..name.len()].copy_from_slice(name);
+        let args = b"sh\0-c\0STALE-ARG";
+        r.args[..args.len()].copy_from_slice(args);
+        r.args_len = 6;
+        r.argc = 2;
+        let env = b"A=1\0STALE-ENV!";
+        r.env[..env.len()].copy_from_slice(env);
+        r.env_len = 4;
+        r.envc = 1;
+        let raw = record_bytes(&r);
+        let c = canonical(&raw);
+        assert_eq!(c.len(), raw.len());
+        assert!(!c.windows(5).any(|w| w == b"STALE"));
+        assert_eq!(decode(&c).unwrap(), decode(&raw).unwrap());
+        // And the image a process became.
+        let mut x: ExecSuccessRecord = unsafe { std::mem::zeroed() };
+        x.hdr = header(RecordKind::ExecSuccess);
+        x.filename[..name.len()].copy_from_slice(name);
+        x.filename_len = 7;
+        let raw = record_bytes(&x);
+        let c = canonical(&raw);
+        assert!(!c.windows(5).any(|w| w == b"STALE"));
+        assert_eq!(decode(&c).unwrap(), decode(&raw).unwrap());
     }
 
     #[test]
