@@ -987,7 +987,14 @@ mod tests {
         // A string that fills the room to its last byte, NUL included, is kept; one
         // byte more and it is dropped and flagged.
         let fits = "a".repeat(ARGS_LEN - 1);
-        let (_, argv, cut) = body(&pack_exec_attempt(&h, 0, 0, b"x", &[fits.clone()], &[]));
+        let (_, argv, cut) = body(&pack_exec_attempt(
+            &h,
+            0,
+            0,
+            b"x",
+            std::slice::from_ref(&fits),
+            &[],
+        ));
         assert_eq!((argv, cut), (vec![fits], false));
         let over = "a".repeat(ARGS_LEN);
         let (_, argv, cut) = body(&pack_exec_attempt(&h, 0, 0, b"x", &[over], &[]));
