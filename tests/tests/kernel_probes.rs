@@ -16,7 +16,22 @@ fn root_shell(dir: &TempDir) -> (std::path::PathBuf, String) {
     let name = format!("jtroot{}", std::process::id() % 100_000);
     let path = dir.0.join(&name);
     std::fs::copy("/bin/bash", &path).expect("copy /bin/bash");
-    (path, name)
+    // A child another test thread forked while the copy was open for writing holds
+    // that descriptor until it execs, and running the copy meanwhile fails with
+    // ETXTBSY ("Text file busy"): wait that out here, before any tracer is started.
+    for _ in 0..200 {
+        match Command::new(&path).args(["-c", "true"]).status() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Ok(st) => {
+                assert!(st.success(), "{} -c true: {st:?}", path.display());
+                return (path, name);
+            }
+            Err(e) => panic!("run {}: {e}", path.display()),
+        }
+    }
+    panic!("{} stayed busy for 2 s", path.display());
 }
 
 #[test]
