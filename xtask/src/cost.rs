@@ -61,6 +61,50 @@ tracepoint:sched:sched_process_fork { printf("%d fork %d\n", args->parent_pid, a
 tracepoint:sched:sched_process_exit { printf("%d %s exit\n", pid, comm); }
 "#;
 
+/// The tracepoints the tracer attaches, from what it says with `-vv` (a short run that
+/// follows nothing), as `category:name`.
+fn tracer_tracepoints(tracer: &Path) -> Result<Vec<String>> {
+    let out = Command::new(tracer)
+        .args([
+            "record",
+            "--comm",
+            "jt-cost-none",
+            "-vv",
+            "--duration",
+            "0.3",
+        ])
+        .output()
+        .context("run the tracer for its tracepoint list")?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    let tps = attached_tracepoints(&said);
+    if tps.is_empty() {
+        bail!("the tracer named no tracepoint it attached (with -vv): {said}");
+    }
+    Ok(tps)
+}
+
+/// `category:name` of each "debug: attached PROGRAM to CATEGORY/NAME" line.
+fn attached_tracepoints(said: &str) -> Vec<String> {
+    let mut v: Vec<String> = said
+        .lines()
+        .filter_map(|l| l.split("debug: attached ").nth(1))
+        .filter_map(|rest| rest.split_once(" to ").map(|(_, tp)| tp.trim()))
+        .filter_map(|tp| tp.split_once('/').map(|(c, n)| format!("{c}:{n}")))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Mode 7: one program on all of `tps` that reads the pid and does nothing else.
+fn floor_script(tps: &[String]) -> String {
+    let probes: Vec<String> = tps.iter().map(|t| format!("tracepoint:{t}")).collect();
+    format!(
+        "{}\n{{ if (pid == 1) {{ @x = count(); }} }}\n",
+        probes.join(",\n")
+    )
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Nothing,
@@ -69,15 +113,19 @@ enum Mode {
     All,
     Strace,
     Bpftrace,
+    /// bpftrace's emptiest program on every tracepoint the tracer attaches: what any
+    /// tracer on those tracepoints pays this workload before its programs do anything.
+    Floor,
 }
 
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 7] = [
     Mode::Nothing,
     Mode::Unrelated,
     Mode::Tracked,
     Mode::All,
     Mode::Strace,
     Mode::Bpftrace,
+    Mode::Floor,
 ];
 
 impl Mode {
@@ -89,6 +137,7 @@ impl Mode {
             Mode::All => "4 tracer --all",
             Mode::Strace => "5 strace -f",
             Mode::Bpftrace => "6 bpftrace",
+            Mode::Floor => "7 empty, same tracepoints",
         }
     }
 
@@ -256,6 +305,8 @@ struct Bench<'a> {
     progs: BTreeMap<String, (u64, u64)>,
     /// BPF programs loaded on the host before the bench.
     programs_before: usize,
+    /// Mode 7's bpftrace script (empty when it does not run).
+    floor_script: String,
 }
 
 fn programs_loaded() -> usize {
@@ -288,9 +339,16 @@ impl Bench<'_> {
         let started = Instant::now();
         if let Some(args) = mode.tracer_args() {
             tool = Some(self.start_tracer(args, None, &out, &err)?);
-        } else if mode == Mode::Bpftrace {
+        } else if mode == Mode::Bpftrace || mode == Mode::Floor {
             let mut c = Command::new("bpftrace");
-            c.args(["-e", BPFTRACE]);
+            c.args([
+                "-e",
+                if mode == Mode::Floor {
+                    &self.floor_script
+                } else {
+                    BPFTRACE
+                },
+            ]);
             let mut child = spawn_group(&mut c, &out, &err)?;
             wait_for(&out, "Attaching", &mut child)?;
             // bpftrace says it before the last probe is in.
@@ -561,6 +619,11 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
         .arg(&sustained_script)
         .status()?;
     let stats_was = fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
+    let floor_script = if selected_modes()?.contains(&Mode::Floor) {
+        floor_script(&tracer_tracepoints(tracer)?)
+    } else {
+        String::new()
+    };
     let mut b = Bench {
         tracer,
         dir: dir.to_path_buf(),
@@ -571,6 +634,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             wait_for_programs(usize::MAX);
             programs_loaded()
         },
+        floor_script,
     };
     let modes = selected_modes()?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
@@ -681,6 +745,9 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
             println!("{}", accounted(m, p, tool_cpu(m), work_cpu, perf_path_ms));
         }
     }
+    if let Some(line) = over_floor(&samples, &modes) {
+        println!("{line}");
+    }
     if let (Some(rec), false) = (recorded, replays.is_empty()) {
         let bytes = fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -790,6 +857,35 @@ fn ratios(xs: &[Sample], base: &[Sample], f: &dyn Fn(&Sample) -> f64) -> Vec<f64
         .zip(base)
         .map(|(x, b)| f(x) / f(b).max(1e-9))
         .collect()
+}
+
+/// Modes 2-4 over mode 7, round by round: what the tracer's own programs and process
+/// add to what the tracepoints cost with nothing on them. The per-call loops price a
+/// watched call's path hot (about 110 ns); in this workload each short process makes
+/// its few calls cold, and mode 7 measures that path whole.
+fn over_floor(samples: &[Vec<Sample>], modes: &[Mode]) -> Option<String> {
+    let at = |m: Mode| MODES.iter().position(|x| *x == m);
+    let floor = &samples[at(Mode::Floor)?];
+    if floor.is_empty() || !modes.contains(&Mode::Floor) {
+        return None;
+    }
+    let parts: Vec<String> = [Mode::Unrelated, Mode::Tracked, Mode::All]
+        .into_iter()
+        .filter(|m| modes.contains(m))
+        .filter_map(|m| {
+            let i = at(m)?;
+            let xs = &samples[i];
+            let wall = median(ratios(xs, floor, &|s| s.wall));
+            let host = median(ratios(xs, floor, &|s| s.host_cpu));
+            (!xs.is_empty()).then(|| format!("mode {} x{wall:.3} wall, x{host:.3} host CPU", i + 1))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "over mode 7 (empty programs on the tracer's tracepoints; medians of each round's ratio): {}",
+            parts.join("; ")
+        )
+    })
 }
 
 /// Each round's baseline: the mean of its two runs with nothing attached, one first in
@@ -975,6 +1071,44 @@ mod tests {
         assert_eq!(b.iter().map(|x| x.wall).collect::<Vec<_>>(), vec![1.5, 3.0]);
         // Without the last runs (a partial round) the first alone is the baseline.
         assert_eq!(super::bracket(&[s(2.0)], &[])[0].wall, 2.0);
+    }
+
+    #[test]
+    fn the_tracers_tracepoints_are_read_from_what_it_says_and_put_in_one_script() {
+        let said = "tracer: debug: attached sys_exit to syscalls/sys_exit_openat\n\
+                    tracer: debug: attached sched_process_fork to sched/sched_process_fork\n\
+                    tracer: debug: attached sys_exit to syscalls/sys_exit_openat\n\
+                    tracer: attached 2 tracepoints; following roots: none; Ctrl-C to stop\n";
+        let tps = super::attached_tracepoints(said);
+        assert_eq!(
+            tps,
+            vec!["sched:sched_process_fork", "syscalls:sys_exit_openat"]
+        );
+        let script = super::floor_script(&tps);
+        assert!(script.starts_with(
+            "tracepoint:sched:sched_process_fork,\ntracepoint:syscalls:sys_exit_openat\n{"
+        ));
+        assert!(super::attached_tracepoints("tracer: attached 0 tracepoints\n").is_empty());
+    }
+
+    #[test]
+    fn modes_over_the_floor_pair_each_round() {
+        let s = |wall, host_cpu| super::Sample {
+            wall,
+            host_cpu,
+            ..Default::default()
+        };
+        let mut samples = vec![Vec::new(); super::MODES.len()];
+        samples[2] = vec![s(1.10, 1.2), s(1.30, 1.2), s(1.20, 1.2)];
+        samples[6] = vec![s(1.00, 1.0), s(1.25, 1.0), s(1.00, 1.0)];
+        use super::Mode::*;
+        let line = super::over_floor(&samples, &[Nothing, Tracked, Floor]).unwrap();
+        // Rounds: 1.10, 1.04, 1.20 -> median 1.10; host 1.2 each round.
+        assert!(
+            line.ends_with("mode 3 x1.100 wall, x1.200 host CPU"),
+            "{line}"
+        );
+        assert!(super::over_floor(&samples, &[Nothing, Tracked]).is_none());
     }
 
     #[test]

@@ -36,7 +36,8 @@ commands:
                    each second (peak, final, second-half slope);
                    cost (root): one workload, in the environment cron gives a
                    job, with nothing attached, the tracer following another
-                   root, following it, --all, strace -f and bpftrace,
+                   root, following it, --all, strace -f, bpftrace, and
+                   empty programs on the tracer's tracepoints (the floor),
                    interleaved, N rounds (default 5): wall, CPU, ratios,
                    events/s, losses, RSS, attach and stop times, and the kernel
                    time per tracer program (from one more, untimed --all run,
