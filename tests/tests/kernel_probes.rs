@@ -478,7 +478,7 @@ fn an_exec_from_a_worker_thread_keeps_its_result() {
     let (shell, comm) = root_shell(&dir);
     let helper = env!("CARGO_BIN_EXE_jt-exec-thread");
     let tracer = Tracer::start(&["--comm", &comm, "--format", "json"]);
-    // Twice: the second exec comes from a process whose leader's slot has been used.
+    // Twice, in two processes: both results must join their attempts.
     let script = format!("{helper} /bin/cat /etc/hostname; {helper} /bin/cat /etc/hostname; true");
     let out = Command::new(&shell).args(["-c", &script]).output().unwrap();
     assert!(out.status.success(), "root shell failed: {out:?}");

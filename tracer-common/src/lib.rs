@@ -55,7 +55,9 @@ pub enum RecordKind {
 /// the byte of tgid `t` at offset `t` of the table's shared mapping.
 pub const FOLLOWED_GROUP: usize = 64;
 
-/// Number of slots in the per-kind lost-event counter map (index = kind value).
+/// Number of slots in the per-kind lost-event counter map: slot = the record kind's
+/// value for kinds 1-6; a packed exec attempt (kind 7) counts in `ExecAttempt`'s slot 2,
+/// since slot 7 is `LOST_PENDING_FULL`.
 pub const LOST_SLOTS: u32 = 8;
 /// Slot of the lost counter that counts processes not tracked because the map was full.
 pub const LOST_TRACK_FULL: u32 = 0;

@@ -152,7 +152,8 @@ pub fn move_to(from: u32, to: u32) {
     let Some((src, _)) = find(from) else {
         return;
     };
-    // The old leader gave its slot back as it exited; should `to` still own it, it
+    // The old leader gave its slot back as it exited (de_thread waits for its exit, so
+    // its `forget` has run by now). Should `to` still own the slot all the same, it
     // gives it up, so that no owner ever has a spilled half for `find` to miss.
     if let Some(s) = slot(to) {
         if owner(s) == to {

@@ -22,7 +22,8 @@ use proptest::prelude::*;
 use tracer::{commands::replay, tracefile, Format};
 use tracer_common::{
     ExecAttemptPacked, ExecAttemptRecord, ExecSuccessRecord, ExitRecord, ForkRecord, Header,
-    RecordKind, SignalRecord, SyscallRecord, EXEC_PACKED_FIXED_LEN, SYSCALL_FIXED_LEN,
+    RecordKind, SignalRecord, SyscallRecord, EXEC_PACKED_FIXED_LEN, FILENAME_LEN,
+    SYSCALL_FIXED_LEN,
 };
 
 static FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/cron-scenarios.jtrace");
@@ -295,7 +296,16 @@ fn kernel_record(far: bool) -> impl Strategy<Value = Vec<u8>> {
                 let used = (len - EXEC_PACKED_FIXED_LEN) as u32;
                 let name = used / 4;
                 let args = (used - name) / 2;
-                let env = used - name - args + (seed >> 8) as u32 % 3;
+                let mut env = used - name - args + (seed >> 8) as u32 % 3;
+                // Now and then a length past its field's room (read as the room).
+                if seed % 7 == 0 {
+                    env = u32::MAX - (seed >> 32) as u32 % 5000;
+                }
+                let name = if seed % 11 == 0 {
+                    FILENAME_LEN as u32 + 1 + (seed >> 40) as u32 % 100
+                } else {
+                    name
+                };
                 for (field, n) in [
                     (std::mem::offset_of!(ExecAttemptPacked, filename_len), name),
                     (std::mem::offset_of!(ExecAttemptPacked, args_len), args),

@@ -64,6 +64,7 @@ tracepoint:sched:sched_process_exit { printf("%d %s exit\n", pid, comm); }
 /// The tracepoints the tracer attaches, from what it says with `-vv` (a short run that
 /// follows nothing), as `category:name`.
 fn tracer_tracepoints(tracer: &Path) -> Result<Vec<String>> {
+    // RUST_LOG would take the place of -vv and hide the lines.
     let out = Command::new(tracer)
         .args([
             "record",
@@ -73,6 +74,7 @@ fn tracer_tracepoints(tracer: &Path) -> Result<Vec<String>> {
             "--duration",
             "0.3",
         ])
+        .env_remove("RUST_LOG")
         .output()
         .context("run the tracer for its tracepoint list")?;
     let said = String::from_utf8_lossy(&out.stderr);
@@ -329,6 +331,30 @@ fn wait_for_programs(n: usize) {
     }
 }
 
+/// Wait (at most 30 s) until process `pid` has `n` BPF programs on tracepoints
+/// (`bpftool perf show`).
+fn wait_for_probes(pid: u32, n: usize) -> Result<()> {
+    let began = Instant::now();
+    loop {
+        let out = Command::new("bpftool")
+            .args(["perf", "show", "--json"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let have = match serde_json::from_slice(&out) {
+            Ok(serde_json::Value::Array(v)) => v.iter().filter(|p| p["pid"] == pid).count(),
+            _ => 0,
+        };
+        if have >= n {
+            return Ok(());
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            bail!("bpftrace (pid {pid}) attached {have} of its {n} probes in 30 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Bench<'_> {
     /// `stats`: count the kernel time of each tracer program during this run. Counting
     /// costs two clock reads per program run, so a timed run never does it.
@@ -340,19 +366,20 @@ impl Bench<'_> {
         if let Some(args) = mode.tracer_args() {
             tool = Some(self.start_tracer(args, None, &out, &err)?);
         } else if mode == Mode::Bpftrace || mode == Mode::Floor {
+            let script = if mode == Mode::Floor {
+                &self.floor_script
+            } else {
+                BPFTRACE
+            };
             let mut c = Command::new("bpftrace");
-            c.args([
-                "-e",
-                if mode == Mode::Floor {
-                    &self.floor_script
-                } else {
-                    BPFTRACE
-                },
-            ]);
+            c.args(["-e", script]);
             let mut child = spawn_group(&mut c, &out, &err)?;
             wait_for(&out, "Attaching", &mut child)?;
-            // bpftrace says it before the last probe is in.
-            thread::sleep(Duration::from_millis(500));
+            // bpftrace says it before its probes are in: wait until the kernel shows
+            // them all (mode 7 has dozens), then a little more for the last one's.
+            let probes = script.matches("tracepoint:").count();
+            wait_for_probes(child.id(), probes)?;
+            thread::sleep(Duration::from_millis(100));
             tool = Some(Group(child));
         }
         let attach = tool.as_ref().map(|_| started.elapsed().as_secs_f64());
@@ -645,7 +672,8 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     let mut n = 0;
     for round in 0..runs {
         eprintln!("cost: round {} of {runs}", round + 1);
-        for (i, &m) in MODES.iter().enumerate() {
+        for i in round_order(round) {
+            let m = MODES[i];
             if !modes.contains(&m) {
                 continue;
             }
@@ -856,6 +884,17 @@ fn ratios(xs: &[Sample], base: &[Sample], f: &dyn Fn(&Sample) -> f64) -> Vec<f64
     xs.iter()
         .zip(base)
         .map(|(x, b)| f(x) / f(b).max(1e-9))
+        .collect()
+}
+
+/// The order of `MODES` (indexes) in round `round`: mode 1 first (the bare run the
+/// round's last one pairs with), the others turned by one place each round. A run's
+/// place in the round moves it by a few percent (see `bracket`): in a fixed order the
+/// last mode would carry that against the others.
+fn round_order(round: usize) -> Vec<usize> {
+    let rest = MODES.len() - 1;
+    std::iter::once(0)
+        .chain((0..rest).map(|k| 1 + (k + round) % rest))
         .collect()
 }
 
@@ -1089,6 +1128,19 @@ mod tests {
             "tracepoint:sched:sched_process_fork,\ntracepoint:syscalls:sys_exit_openat\n{"
         ));
         assert!(super::attached_tracepoints("tracer: attached 0 tracepoints\n").is_empty());
+    }
+
+    #[test]
+    fn each_round_starts_bare_and_turns_the_other_modes() {
+        assert_eq!(super::round_order(0), vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(super::round_order(1), vec![0, 2, 3, 4, 5, 6, 1]);
+        assert_eq!(super::round_order(6), vec![0, 1, 2, 3, 4, 5, 6]);
+        // Over six rounds every other mode takes every place once.
+        for place in 1..super::MODES.len() {
+            let mut seen: Vec<usize> = (0..6).map(|r| super::round_order(r)[place]).collect();
+            seen.sort();
+            assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+        }
     }
 
     #[test]
