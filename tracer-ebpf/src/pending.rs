@@ -150,6 +150,8 @@ pub fn forget(tid: u32) {
 #[inline(always)]
 pub fn move_to(from: u32, to: u32) {
     let Some((src, _)) = find(from) else {
+        // Nothing to move, but no thread has the tid `from` any more either.
+        forget(from);
         return;
     };
     // The old leader gave its slot back as it exited (de_thread waits for its exit, so
