@@ -47,34 +47,10 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// A record copied out of `buf`, its length checked as `view` checks it.
-fn read<T: Copy>(buf: &[u8], kind: &'static str) -> Result<T, DecodeError> {
-    view(buf, kind).map(|r| *r)
-}
-
-/// A record read where it lies when `buf` is aligned for it (a ring buffer's records
-/// are), copied out otherwise (a trace file's may not be). An exec attempt is 6.5 KB:
-/// copying it whole, to decode it and again to look for secrets, was a twenty-fifth
-/// of a following tracer's CPU.
-pub(crate) enum Rec<'a, T> {
-    InPlace(&'a T),
-    Copied(T),
-}
-
-impl<T> std::ops::Deref for Rec<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        match self {
-            Rec::InPlace(r) => r,
-            Rec::Copied(r) => r,
-        }
-    }
-}
-
-pub(crate) fn view<'a, T: Copy>(
-    buf: &'a [u8],
-    kind: &'static str,
-) -> Result<Rec<'a, T>, DecodeError> {
+/// A record copied out of `buf` (a trace file's records may lie unaligned), its length
+/// checked first. The large ones, syscall records and exec attempts, are read in place
+/// instead (`syscall_view`, `exec_view`).
+pub(crate) fn read<T: Copy>(buf: &[u8], kind: &'static str) -> Result<T, DecodeError> {
     if buf.len() < size_of::<T>() {
         return Err(DecodeError::Short {
             kind,
@@ -82,15 +58,9 @@ pub(crate) fn view<'a, T: Copy>(
             got: buf.len(),
         });
     }
-    let p = buf.as_ptr().cast::<T>();
     // SAFETY: length checked; T is a #[repr(C)] record of integers and byte arrays,
-    // valid for any bit pattern; the reference is taken only when `p` is aligned, and
-    // lives no longer than `buf`.
-    Ok(if p.is_aligned() {
-        Rec::InPlace(unsafe { &*p })
-    } else {
-        Rec::Copied(unsafe { std::ptr::read_unaligned(p) })
-    })
+    // valid for any bit pattern.
+    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
 }
 
 /// A syscall record's fields, read where they lie, and its data.
@@ -341,26 +311,22 @@ pub fn canonical(raw: &[u8]) -> Vec<u8> {
     };
     match RecordKind::try_from(h.kind) {
         Ok(RecordKind::ExecAttempt) => {
-            if let Ok(r) = view::<ExecAttemptRecord>(raw, "exec attempt") {
-                let name = r
-                    .filename
-                    .iter()
-                    .position(|&c| c == 0)
-                    .map_or(FILENAME_LEN, |n| n + 1);
+            if let Ok(r) = exec_view(raw, RecordKind::ExecAttempt) {
+                // The name keeps its NUL.
                 clear(
                     std::mem::offset_of!(ExecAttemptRecord, filename),
                     FILENAME_LEN,
-                    name,
+                    r.filename.len() + 1,
                 );
                 clear(
                     std::mem::offset_of!(ExecAttemptRecord, args),
                     ARGS_LEN,
-                    r.args_len as usize,
+                    r.args.len(),
                 );
                 clear(
                     std::mem::offset_of!(ExecAttemptRecord, env),
                     ENV_LEN,
-                    r.env_len as usize,
+                    r.env.len(),
                 );
             }
         }
@@ -424,7 +390,7 @@ pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
             )
         }
         RecordKind::ExecSuccess => {
-            let r = view::<ExecSuccessRecord>(buf, "exec")?;
+            let r: ExecSuccessRecord = read(buf, "exec")?;
             base(
                 &h,
                 Body::Exec {
@@ -757,25 +723,15 @@ mod tests {
         r.envc = 1;
         r.trunc = EXEC_ENV_TRUNC;
         let e = decode(&record_bytes(&r)).unwrap();
-        // Read in place from an aligned buffer and copied out of a misaligned one: the
-        // same event either way.
+        // The same event from an aligned buffer and a misaligned one.
         let bytes = record_bytes(&r);
         let mut room = vec![0u8; bytes.len() + 16];
-        let at = room.as_ptr().align_offset(8);
+        let at = room.as_ptr().align_offset(8) + 1;
         room[at..at + bytes.len()].copy_from_slice(&bytes);
-        assert!(matches!(
-            view::<ExecAttemptRecord>(&room[at..at + bytes.len()], "t"),
-            Ok(Rec::InPlace(_))
-        ));
-        room.copy_within(at..at + bytes.len(), at + 1);
-        let odd = &room[at + 1..at + 1 + bytes.len()];
-        assert!(matches!(
-            view::<ExecAttemptRecord>(odd, "t"),
-            Ok(Rec::Copied(_))
-        ));
+        let odd = &room[at..at + bytes.len()];
         assert_eq!(format!("{:?}", decode(odd).unwrap()), format!("{e:?}"));
         assert!(matches!(
-            view::<ExecAttemptRecord>(&bytes[..100], "t"),
+            read::<ExecAttemptRecord>(&bytes[..100], "t"),
             Err(DecodeError::Short { .. })
         ));
         assert_eq!(

@@ -333,7 +333,7 @@ pub fn redact_record(raw: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
     if !a && !e {
         return None;
     }
-    let hdr = crate::model::decode::view::<Header>(raw, "header").ok()?;
+    let hdr: Header = crate::model::decode::read(raw, "header").ok()?;
     Some(pack_exec_attempt(
         &hdr,
         seen.trunc,
