@@ -143,6 +143,14 @@ impl Mode {
         }
     }
 
+    /// Where the mode's samples are (its place in `MODES`).
+    fn index(self) -> usize {
+        MODES
+            .iter()
+            .position(|x| *x == self)
+            .expect("every mode is in MODES")
+    }
+
     fn tracer_args(self) -> Option<&'static [&'static str]> {
         match self {
             Mode::Unrelated => Some(&["--comm", "jt-cost-none"]),
@@ -260,9 +268,10 @@ fn wait_for(file: &Path, what: &str, child: &mut Child) -> Result<()> {
     bail!("no {what:?} in {} after 90 s", file.display())
 }
 
-fn prog_stats_list() -> Vec<serde_json::Value> {
+/// `bpftool OBJECT show --json` as a list (empty when bpftool fails).
+fn bpftool_list(object: &str) -> Vec<serde_json::Value> {
     let out = Command::new("bpftool")
-        .args(["prog", "show", "--json"])
+        .args([object, "show", "--json"])
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();
@@ -270,6 +279,10 @@ fn prog_stats_list() -> Vec<serde_json::Value> {
         Ok(serde_json::Value::Array(v)) => v,
         _ => Vec::new(),
     }
+}
+
+fn prog_stats_list() -> Vec<serde_json::Value> {
+    bpftool_list("prog")
 }
 
 /// The per-program counters of the kernel (`kernel.bpf_stats_enabled`): id ->
@@ -336,15 +349,10 @@ fn wait_for_programs(n: usize) {
 fn wait_for_probes(pid: u32, n: usize) -> Result<()> {
     let began = Instant::now();
     loop {
-        let out = Command::new("bpftool")
-            .args(["perf", "show", "--json"])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default();
-        let have = match serde_json::from_slice(&out) {
-            Ok(serde_json::Value::Array(v)) => v.iter().filter(|p| p["pid"] == pid).count(),
-            _ => 0,
-        };
+        let have = bpftool_list("perf")
+            .iter()
+            .filter(|p| p["pid"] == pid)
+            .count();
         if have >= n {
             return Ok(());
         }
@@ -762,7 +770,7 @@ pub fn run(tracer: &Path, dir: &Path, runs: usize) -> Result<()> {
     // What modes 3 and 4 cost the host, added up from parts measured apart: the wall
     // ratios move more between runs here than the 3% the issue asks about.
     let tool_cpu = |m: Mode| {
-        let i = MODES.iter().position(|x| *x == m).unwrap_or(0);
+        let i = m.index();
         median(samples[i].iter().map(|s| s.tool_cpu).collect())
     };
     for (m, progs) in [
@@ -903,20 +911,21 @@ fn round_order(round: usize) -> Vec<usize> {
 /// watched call's path hot (about 110 ns); in this workload each short process makes
 /// its few calls cold, and mode 7 measures that path whole.
 fn over_floor(samples: &[Vec<Sample>], modes: &[Mode]) -> Option<String> {
-    let at = |m: Mode| MODES.iter().position(|x| *x == m);
-    let floor = &samples[at(Mode::Floor)?];
+    let floor = &samples[Mode::Floor.index()];
     if floor.is_empty() || !modes.contains(&Mode::Floor) {
         return None;
     }
     let parts: Vec<String> = [Mode::Unrelated, Mode::Tracked, Mode::All]
         .into_iter()
-        .filter(|m| modes.contains(m))
-        .filter_map(|m| {
-            let i = at(m)?;
-            let xs = &samples[i];
+        .filter(|m| modes.contains(m) && !samples[m.index()].is_empty())
+        .map(|m| {
+            let xs = &samples[m.index()];
             let wall = median(ratios(xs, floor, &|s| s.wall));
             let host = median(ratios(xs, floor, &|s| s.host_cpu));
-            (!xs.is_empty()).then(|| format!("mode {} x{wall:.3} wall, x{host:.3} host CPU", i + 1))
+            format!(
+                "mode {} x{wall:.3} wall, x{host:.3} host CPU",
+                m.index() + 1
+            )
         })
         .collect();
     (!parts.is_empty()).then(|| {
