@@ -901,6 +901,51 @@ fn calls_that_share_a_pending_slot_are_all_reported() {
     assert_eq!(r["stats"]["lost_events"], 0, "{:#}", r["stats"]);
 }
 
+/// `kernel.pid_max` put back when the test ends, passed or not.
+struct PidMaxRestore(String);
+
+impl Drop for PidMaxRestore {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/pid_max", &self.0);
+    }
+}
+
+/// The FOLLOWED table is sized from `pid_max` at the attach. A host that raises it
+/// later makes processes past the table's end: the probes must look those up in
+/// TRACKED instead of taking a missing byte for "not followed" (or writing past it).
+#[test]
+fn a_job_whose_pids_are_past_the_followed_table_is_still_followed() {
+    require_root();
+    let _lock = HostLock::acquire();
+    let dir = TempDir::new("bigpid");
+    let (shell, name) = root_shell(&dir);
+    let was = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let table_end = was.trim().parse::<u32>().unwrap().div_ceil(64) * 64;
+    let tracer = Tracer::start(&["--comm", &name, "--format", "json"]);
+    let _restore = PidMaxRestore(was);
+    let first = table_end + 20_000;
+    std::fs::write("/proc/sys/kernel/pid_max", (first + 50_000).to_string()).unwrap();
+    std::fs::write("/proc/sys/kernel/ns_last_pid", first.to_string()).unwrap();
+    let st = Command::new(&shell)
+        .args(["-c", "cat /nonexistent/jt-bigpid; true"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    thread::sleep(Duration::from_millis(300));
+    let r = tracer.stop_with(libc::SIGINT).json();
+    let ev = all_events(&r);
+    let open = expect_event(&ev, "the cat's failed open", |e| {
+        e["event"] == "open" && s(&e["path"]).ends_with("jt-bigpid")
+    });
+    assert_eq!(open["error"], "ENOENT", "{open}");
+    let pid = open["pid"].as_u64().unwrap();
+    assert!(pid > u64::from(first), "pid {pid}: not past {first}");
+    expect_event(&ev, "the cat's exit", |e| {
+        e["event"] == "exit" && e["pid"].as_u64() == Some(pid)
+    });
+    assert_eq!(r["stats"]["lost_events"], 0, "{:#}", r["stats"]);
+}
+
 /// A scheduler already running when the trace starts is found in `/proc`, and user
 /// space follows it: what it forks afterwards is a job with all its calls. The probes
 /// skip a process whose byte in the kernel's FOLLOWED table is clear, so this fails if
