@@ -251,6 +251,9 @@ pub fn secret_crontab_lines() -> String {
             "* * * * * curl -s -H 'Authorization: Bearer jtSECRET7' http://127.0.0.1:{p}/jt-header || true"
         ),
         "* * * * * env PGPASSWORD=jtSECRET8 true jt-secret-pgpassword".to_string(),
+        "* * * * * true 'https://example.invalid/ping?to=jt-query-kept&api_key=jtSECRET9'"
+            .to_string(),
+        "* * * * * true https://hooks.slack.com/services/jtSECRETa jt-secret-webhook".to_string(),
     ]
     .iter()
     .map(|l| format!("{l}\n"))

@@ -265,9 +265,9 @@ fn redact_table(text: &str, counts: &mut Counts, command_start: impl Fn(&str) ->
                 let hits = if is_secret_name(name) && !value.trim().is_empty() {
                     vec![("secret_env", eq + 1..body.len())]
                 } else {
-                    rules::url_passwords(value)
+                    rules::url_secrets(value)
                         .into_iter()
-                        .map(|r| ("url_userinfo", eq + 1 + r.start..eq + 1 + r.end))
+                        .map(|(id, r)| (id, eq + 1 + r.start..eq + 1 + r.end))
                         .collect()
                 };
                 count(counts, &hits);
@@ -684,6 +684,7 @@ mod tests {
             "mysql -phunteré db",
             "curl -u a:pässwö https://h/",
             "true https://u:pwé@h/x",
+            "curl https://hü.example.com/x?token=é9 https://hoükä.x/webhooks/é",
             "curl -H 'Authorization: Bearer €'",
             "TOKEN=€€€ run",
         ] {
@@ -745,6 +746,97 @@ mod tests {
         );
         let v = argv(&["/bin/sh", "-c", "curl https://u:p%40ss@h"]);
         assert_eq!(tab, format!("0 3 * * * {}\n", v[2]));
+    }
+
+    /// Keys in query strings and webhook tokens in paths: the URL a cron job pings.
+    #[test]
+    fn url_query_secrets_and_webhook_tokens_go_and_the_rest_of_the_url_stays() {
+        let cases = [
+            (
+                "curl -fsS https://api.example.com/ping?token=t0k1&to=ops",
+                "curl -fsS https://api.example.com/ping?token='<redacted>'&to=ops",
+            ),
+            // Any case; a fragment too (OAuth's implicit flow); an empty value is no secret.
+            (
+                "curl 'https://h/cb#access_token=t0k2&state=1' 'https://h/x?API_KEY=&q=1'",
+                "curl 'https://h/cb#access_token=<redacted>&state=1' 'https://h/x?API_KEY=&q=1'",
+            ),
+            // A presigned S3 URL: the credential and the signature, not the date. Left
+            // unquoted, its `&`s make the parameters words of their own: the same.
+            (
+                "wget https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA1&X-Amz-Date=20261207&X-Amz-Signature=5ig3",
+                "wget https://b.s3.amazonaws.com/k?X-Amz-Credential='<redacted>'&X-Amz-Date=20261207&X-Amz-Signature='<redacted>'",
+            ),
+            // Azure SAS: `sig`, and only a parameter named so.
+            (
+                "azcopy copy x 'https://a.blob.core.windows.net/c?sv=2022&sig=s1g9'",
+                "azcopy copy x 'https://a.blob.core.windows.net/c?sv=2022&sig=<redacted>'",
+            ),
+            (
+                "curl https://hooks.slack.com/services/T0/B0/x9y8z7 -d @m",
+                "curl https://hooks.slack.com/services/'<redacted>' -d @m",
+            ),
+            (
+                "curl https://discord.com/api/webhooks/123/d1sc0rd?wait=true",
+                "curl https://discord.com/api/webhooks/'<redacted>'?wait=true",
+            ),
+            // A user-info password, a webhook path and a query key in one URL.
+            (
+                "curl https://u:pw7@hooks.example.com/catch/abc?key=k7",
+                "curl https://u:'<redacted>'@hooks.example.com/catch/'<redacted>'?key='<redacted>'",
+            ),
+            // A URL inside another's query: its password too, once.
+            (
+                "curl 'https://h/login?next=https://u:pw8@i/x&q=1'",
+                "curl 'https://h/login?next=https://u:<redacted>@i/x&q=1'",
+            ),
+            (
+                "curl 'https://h/login?token=https://u:pw9@i/x'",
+                "curl 'https://h/login?token=<redacted>'",
+            ),
+        ];
+        for (l, want) in cases {
+            assert_eq!(line(l), want, "{l:?}");
+        }
+        // Nothing secret-named, nothing taken: a search, a path with "hooks" in it, a
+        // hooks host with no token, a slack URL that is not a hook.
+        for l in [
+            "curl 'https://h/search?q=keyless&page=2'",
+            "curl https://api.github.com/repos/o/r/hooks",
+            "curl https://hooks.slack.com/",
+            "curl https://slack.com/services/T0",
+        ] {
+            assert_eq!(line(l), l);
+        }
+        let mut c = Counts::new();
+        let mut env = vec![
+            "HC_URL=https://hc.example.com/ping?apikey=k8".to_string(),
+            "NOTIFY=https://hooks.slack.com/services/T/B/s3".to_string(),
+        ];
+        redact_env(&mut env, &mut c);
+        assert_eq!(
+            env,
+            vec![
+                "HC_URL=https://hc.example.com/ping?apikey=<redacted>",
+                "NOTIFY=https://hooks.slack.com/services/<redacted>",
+            ]
+        );
+        let tab = redact_crontab(
+            "NOTIFY=https://discord.com/api/webhooks/1/t\n*/5 * * * * curl -s \"https://h/p?token=t5\" >/dev/null\n",
+            false,
+            &mut c,
+        );
+        assert_eq!(
+            tab,
+            "NOTIFY=https://discord.com/api/webhooks/<redacted>\n*/5 * * * * curl -s \"https://h/p?token=<redacted>\" >/dev/null\n"
+        );
+        assert_eq!(c.get("url_query_secret"), Some(&2), "{c:?}");
+        assert_eq!(c.get("webhook_url"), Some(&2), "{c:?}");
+        // A job's argv redacts as its crontab line does.
+        assert_eq!(
+            argv(&["curl", "https://h/p?token=t6&a=1"])[1],
+            "https://h/p?token=<redacted>&a=1"
+        );
     }
 
     #[test]

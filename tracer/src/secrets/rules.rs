@@ -60,6 +60,18 @@ pub const RULES: &[Rule] = &[
         redacted: "pg_dump postgres://app:<R>@db:5432/x https://<R>@github.com/o/r ssh://git@h",
     },
     Rule {
+        id: "url_query_secret",
+        what: "the value of a secret-named query parameter (?api_key=X, &token=X, &sig=X, X-Amz-Signature=X) in any word or env value",
+        example: "curl 'https://api.example.com/v1/send?to=ops&api_key=hunter2' https://h/f?sig=s3cr3t#top",
+        redacted: "curl 'https://api.example.com/v1/send?to=ops&api_key=<R>' https://h/f?sig=<R>#top",
+    },
+    Rule {
+        id: "webhook_url",
+        what: "the token path of a webhook URL: after the first path segment on a hooks.* host (Slack, Zapier), after a /webhook/ or /webhooks/ segment (Discord, Teams)",
+        example: "curl -d @m.json https://hooks.slack.com/services/T0/B0/s3cr3t https://discord.com/api/webhooks/1/hunter2",
+        redacted: "curl -d @m.json https://hooks.slack.com/services/<R> https://discord.com/api/webhooks/<R>",
+    },
+    Rule {
         id: "secret_env",
         what: "environment variables whose name looks secret (see is_secret_name)",
         example: "AWS_SECRET_ACCESS_KEY=x MYSQL_PWD=y",
@@ -69,7 +81,7 @@ pub const RULES: &[Rule] = &[
 
 /// Parts of names that mark a secret. `PWD` alone is the working directory, so only
 /// `*_PWD` and `*PASSWD` count.
-const SECRET_WORDS: [&str; 10] = [
+const SECRET_WORDS: [&str; 11] = [
     "PASS",
     "SECRET",
     "TOKEN",
@@ -80,6 +92,7 @@ const SECRET_WORDS: [&str; 10] = [
     "COOKIE",
     "WEBHOOK",
     "SESSION",
+    "SIGNATURE",
 ];
 
 /// Whether a variable, option or header name looks like it holds a secret.
@@ -231,7 +244,7 @@ pub fn secret_ranges(
             return hits;
         }
     }
-    add("url_userinfo", url_passwords(word));
+    hits.extend(url_secrets(word));
     hits
 }
 
@@ -263,30 +276,101 @@ fn header_value(s: &str, base: usize) -> Vec<Range<usize>> {
 /// User-infos are short names; a long one without a password is a token.
 const TOKEN_AS_USER: usize = 20;
 
-/// The passwords of `scheme://user:PASS@host` URLs in `s` (all of them).
-pub fn url_passwords(s: &str) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
+/// The secret parts of the URLs in `s`, in order, each with its rule: user-info
+/// passwords, the token path of webhook URLs, the values of secret-named query
+/// parameters. A job that pings a service from cron carries its key in the URL more
+/// often than in an option.
+pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
+    let mut out: Vec<(&'static str, Range<usize>)> = Vec::new();
+    let ends_url = |c: char| c.is_whitespace() || c == '\'' || c == '"';
     let mut from = 0;
     while let Some(i) = s[from..].find("://") {
         let auth_start = from + i + 3;
         let auth_end = s[auth_start..]
-            .find(|c: char| {
-                matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '\'' || c == '"'
-            })
+            .find(|c: char| matches!(c, '/' | '?' | '#') || ends_url(c))
             .map(|e| auth_start + e)
             .unwrap_or(s.len());
         let authority = &s[auth_start..auth_end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(c) => out.push(auth_start + c + 1..auth_start + at),
-                None if userinfo.len() >= TOKEN_AS_USER => out.push(auth_start..auth_start + at),
-                None => {}
+        let host = match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(c) => out.push(("url_userinfo", auth_start + c + 1..auth_start + at)),
+                    None if userinfo.len() >= TOKEN_AS_USER => {
+                        out.push(("url_userinfo", auth_start..auth_start + at))
+                    }
+                    None => {}
+                }
+                &authority[at + 1..]
             }
+            None => authority,
+        };
+        let url_end = s[auth_end..]
+            .find(ends_url)
+            .map(|e| auth_end + e)
+            .unwrap_or(s.len());
+        let rest = &s[auth_end..url_end];
+        let path_end = rest.find(['?', '#']).unwrap_or(rest.len());
+        if let Some(r) = webhook_token(host, &rest[..path_end]) {
+            out.push(("webhook_url", auth_end + r.start..auth_end + r.end));
         }
+        // One separator before each parameter (the first piece is empty: the '?').
+        let mut start = auth_end + path_end;
+        for param in s[start..url_end].split(['?', '&', '#', ';']) {
+            if let Some((name, value)) = param.split_once('=') {
+                if !value.is_empty() && is_secret_parameter(name) {
+                    out.push((
+                        "url_query_secret",
+                        start + name.len() + 1..start + param.len(),
+                    ));
+                }
+            }
+            start += param.len() + 1;
+        }
+        // A URL inside this one's query (`?next=https://u:p@h`) is looked at too.
         from = auth_end.max(auth_start);
     }
+    // The inner URL's parts can fall inside a range already taken.
+    out.sort_by_key(|(_, r)| r.start);
+    let mut end = 0;
+    out.retain(|(_, r)| {
+        let keep = r.start >= end;
+        if keep {
+            end = r.end;
+        }
+        keep
+    });
     out
+}
+
+/// A query parameter named like a secret, or Azure SAS's `sig`.
+fn is_secret_parameter(name: &str) -> bool {
+    is_secret_name(name) || name.eq_ignore_ascii_case("sig")
+}
+
+/// Where the token sits in a webhook URL's path (relative to the path): after the first
+/// segment on a `hooks.` host (`hooks.slack.com/services/T/B/X`), after a `webhook`
+/// or `webhooks` segment elsewhere (`discord.com/api/webhooks/ID/TOKEN`). The service
+/// and the kind of hook stay readable.
+fn webhook_token(host: &str, path: &str) -> Option<Range<usize>> {
+    let host = host.split(':').next().unwrap_or(host);
+    let after = |seg_end: usize| {
+        let start = seg_end + 1;
+        (start < path.len()).then_some(start..path.len())
+    };
+    let mut offset = 0;
+    for (n, seg) in path.split('/').enumerate() {
+        let seg_end = offset + seg.len();
+        // The path starts with '/': segment 0 is empty, 1 is the first.
+        let hooks_host =
+            n == 1 && host.len() > 6 && host.as_bytes()[..6].eq_ignore_ascii_case(b"hooks.");
+        if hooks_host || seg.eq_ignore_ascii_case("webhook") || seg.eq_ignore_ascii_case("webhooks")
+        {
+            return after(seg_end);
+        }
+        offset = seg_end + 1;
+    }
+    None
 }
 
 /// `NAME=VALUE` of an environment: the value when the name looks secret, else the
@@ -299,8 +383,8 @@ pub fn env_secret_ranges(kv: &str) -> Vec<(&'static str, Range<usize>)> {
     if is_secret_name(name) && !value.is_empty() {
         return vec![("secret_env", base..kv.len())];
     }
-    url_passwords(value)
+    url_secrets(value)
         .into_iter()
-        .map(|r| ("url_userinfo", base + r.start..base + r.end))
+        .map(|(id, r)| (id, base + r.start..base + r.end))
         .collect()
 }
