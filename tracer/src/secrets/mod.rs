@@ -804,14 +804,22 @@ mod tests {
             "curl 'https://h/search?q=keyless&page=2'",
             "curl https://api.github.com/repos/o/r/hooks",
             "curl https://hooks.slack.com/",
+            "curl https://hooks.slack.com/services/",
             "curl https://slack.com/services/T0",
+            "curl https://u:@h/x",
         ] {
             assert_eq!(line(l), l);
+            // argv's words are replaced by range: an empty one would still get the marker.
+            let words: Vec<&str> = l.split(' ').collect();
+            assert_eq!(argv(&words).join(" "), l);
         }
         let mut c = Counts::new();
+        // A URL ends at a blank or a quote: what follows it is not its secret.
         let mut env = vec![
             "HC_URL=https://hc.example.com/ping?apikey=k8".to_string(),
             "NOTIFY=https://hooks.slack.com/services/T/B/s3".to_string(),
+            "PING=curl https://h/p?token=k9 -d x https://hooks.x/a/b\tkept".to_string(),
+            "QUOTED=\"https://h/p?key=k10\" 'https://h/webhook/t10' \"kept\"".to_string(),
         ];
         redact_env(&mut env, &mut c);
         assert_eq!(
@@ -819,6 +827,8 @@ mod tests {
             vec![
                 "HC_URL=https://hc.example.com/ping?apikey=<redacted>",
                 "NOTIFY=https://hooks.slack.com/services/<redacted>",
+                "PING=curl https://h/p?token=<redacted> -d x https://hooks.x/a/<redacted>\tkept",
+                "QUOTED=\"https://h/p?key=<redacted>\" 'https://h/webhook/<redacted>' \"kept\"",
             ]
         );
         let tab = redact_crontab(
@@ -830,8 +840,8 @@ mod tests {
             tab,
             "NOTIFY=https://discord.com/api/webhooks/<redacted>\n*/5 * * * * curl -s \"https://h/p?token=<redacted>\" >/dev/null\n"
         );
-        assert_eq!(c.get("url_query_secret"), Some(&2), "{c:?}");
-        assert_eq!(c.get("webhook_url"), Some(&2), "{c:?}");
+        assert_eq!(c.get("url_query_secret"), Some(&4), "{c:?}");
+        assert_eq!(c.get("webhook_url"), Some(&4), "{c:?}");
         // A job's argv redacts as its crontab line does.
         assert_eq!(
             argv(&["curl", "https://h/p?token=t6&a=1"])[1],

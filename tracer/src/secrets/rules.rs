@@ -330,11 +330,12 @@ pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
         // A URL inside this one's query (`?next=https://u:p@h`) is looked at too.
         from = auth_end.max(auth_start);
     }
-    // The inner URL's parts can fall inside a range already taken.
+    // The inner URL's parts can fall inside a range already taken; `u:@h` has an
+    // empty password, nothing to take.
     out.sort_by_key(|(_, r)| r.start);
     let mut end = 0;
     out.retain(|(_, r)| {
-        let keep = r.start >= end;
+        let keep = r.start >= end && !r.is_empty();
         if keep {
             end = r.end;
         }
@@ -362,8 +363,11 @@ fn webhook_token(host: &str, path: &str) -> Option<Range<usize>> {
     for (n, seg) in path.split('/').enumerate() {
         let seg_end = offset + seg.len();
         // The path starts with '/': segment 0 is empty, 1 is the first.
-        let hooks_host =
-            n == 1 && host.len() > 6 && host.as_bytes()[..6].eq_ignore_ascii_case(b"hooks.");
+        let hooks_host = n == 1
+            && host
+                .as_bytes()
+                .get(..6)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"hooks."));
         if hooks_host || seg.eq_ignore_ascii_case("webhook") || seg.eq_ignore_ascii_case("webhooks")
         {
             return after(seg_end);
