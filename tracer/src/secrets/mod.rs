@@ -70,7 +70,7 @@ pub fn redact_argv(argv: &mut [String], counts: &mut Counts) -> bool {
             }
             continue;
         }
-        let hits = rules::secret_ranges(&argv[i], prev.as_deref(), tool);
+        let hits = whole_word_hits(&argv[i], prev.as_deref(), tool);
         if !hits.is_empty() {
             count(counts, &hits);
             let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
@@ -104,7 +104,7 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
             tool = None;
             prev = None;
         }
-        let hits = rules::secret_ranges(&w.text, prev.as_deref(), tool);
+        let hits = whole_word_hits(&w.text, prev.as_deref(), tool);
         if !hits.is_empty() {
             count(counts, &hits);
             out.push_str(&line[at..w.start]);
@@ -129,6 +129,25 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
     }
     out.push_str(&line[at..]);
     Some(out)
+}
+
+/// The secrets of `word` as one word. A word that holds words (`ssh h "mysql -pX &&
+/// curl https://h/?token=Y"`) gives only what its whole is (an option's value, an
+/// assignment): a URL's parts are found word by word by `redact_inner`, with the
+/// other secrets beside them.
+fn whole_word_hits(
+    word: &str,
+    prev: Option<&str>,
+    tool: Option<&'static str>,
+) -> Vec<(&'static str, Range<usize>)> {
+    let hits = rules::secret_ranges(word, prev, tool);
+    let inner =
+        word.contains(char::is_whitespace) && hits.iter().all(|(id, _)| rules::is_url_rule(id));
+    if inner {
+        Vec::new()
+    } else {
+        hits
+    }
 }
 
 /// The words inside one word, each by the rules, with the plain marker (no quoting:
@@ -210,19 +229,19 @@ fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>
 /// lines. Line ends (LF, CRLF, none on the last line) are kept exactly: the daemons'
 /// rules depend on them.
 pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String {
-    redact_table(text, counts, |l| command_start(l, has_user))
+    redact_table(text, counts, |l| command_start(l, has_user), true)
 }
 
 /// An anacrontab: env lines as in a crontab; a job line's command follows its period,
 /// delay and job identifier.
 pub fn redact_anacrontab(text: &str, counts: &mut Counts) -> String {
-    redact_table(text, counts, |l| start_after_fields(l, 3))
+    redact_table(text, counts, |l| start_after_fields(l, 3), false)
 }
 
 /// A script (an at job): its `NAME=value; export NAME` lines by the env rules, every
 /// other line as a shell line.
 pub fn redact_script(text: &str, counts: &mut Counts) -> String {
-    redact_table(text, counts, |_| 0)
+    redact_table(text, counts, |_| 0, false)
 }
 
 /// A systemd unit file: every value (`ExecStart=`, `Environment=A=1 "B=2"`...) as a
@@ -246,7 +265,12 @@ pub fn redact_unit(text: &str, counts: &mut Counts) -> String {
 
 /// Lines of a scheduler's table: env lines (`NAME=value`) by the env rules, comments as
 /// shell lines, and each entry's command (from `command_start`) as a shell line.
-fn redact_table(text: &str, counts: &mut Counts, command_start: impl Fn(&str) -> usize) -> String {
+fn redact_table(
+    text: &str,
+    counts: &mut Counts,
+    command_start: impl Fn(&str) -> usize,
+    percent_is_stdin: bool,
+) -> String {
     let mut out = String::with_capacity(text.len());
     for raw in text.split_inclusive('\n') {
         let body = raw.trim_end_matches('\n');
@@ -279,13 +303,76 @@ fn redact_table(text: &str, counts: &mut Counts, command_start: impl Fn(&str) ->
             // cron will run (the schedule and user fields must not lend it a context).
             None => {
                 let at = command_start(body);
-                redact_line(&body[at..], counts).map(|c| format!("{}{c}", &body[..at]))
+                let command = &body[at..];
+                let redacted = if percent_is_stdin {
+                    redact_cron_command(command, counts)
+                } else {
+                    redact_line(command, counts)
+                };
+                redacted.map(|c| format!("{}{c}", &body[..at]))
             }
         };
         out.push_str(redacted.as_deref().unwrap_or(body));
         out.push_str(ending);
     }
     out
+}
+
+/// A crontab entry's command: cron runs what comes before its first unescaped `%` and
+/// gives the rest as stdin, so each part is redacted alone and the `%` kept (the job's
+/// argv is then redacted as this command part is, and the two still match). A secret
+/// the `%` cuts in two (`sig=ab%2Bcd`, percent-encoded) loses its stdin half too.
+fn redact_cron_command(command: &str, counts: &mut Counts) -> Option<String> {
+    let Some(p) = first_unescaped_percent(command) else {
+        return redact_line(command, counts);
+    };
+    let (head, tail) = (&command[..p], &command[p + 1..]);
+    let head_r = redact_line(head, counts);
+    let cut = head_r
+        .as_deref()
+        .is_some_and(|h| h.ends_with(REDACTED) || h.ends_with("'<redacted>'"));
+    let (tail, cut_run) = if cut {
+        let run = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        (&tail[run..], run > 0)
+    } else {
+        (tail, false)
+    };
+    // Cron turns each later `%` into a line end of the stdin.
+    let mut tail_changed = false;
+    let lines: Vec<String> = tail
+        .split('%')
+        .map(|l| {
+            let r = redact_line(l, counts);
+            tail_changed |= r.is_some();
+            r.unwrap_or_else(|| l.to_string())
+        })
+        .collect();
+    let tail_r = tail_changed.then(|| lines.join("%"));
+    if head_r.is_none() && tail_r.is_none() {
+        return None;
+    }
+    Some(format!(
+        "{}%{}{}",
+        head_r.as_deref().unwrap_or(head),
+        if cut_run { REDACTED } else { "" },
+        tail_r.as_deref().unwrap_or(tail)
+    ))
+}
+
+/// Where cron cuts a command: its first `%` not escaped by a backslash.
+fn first_unescaped_percent(command: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in command.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '%' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Where an entry's command starts: after five time fields (or one `@` macro) and,
@@ -846,6 +933,98 @@ mod tests {
         assert_eq!(
             argv(&["curl", "https://h/p?token=t6&a=1"])[1],
             "https://h/p?token=<redacted>&a=1"
+        );
+    }
+
+    /// Shapes a review of the URL rules found.
+    #[test]
+    fn url_secrets_a_review_found() {
+        let gone = [
+            // A word holding words: its URL key and the other secrets beside it.
+            (
+                "ssh h \"mysqldump -phunter2 db && curl -H 'Authorization: Bearer abc9' https://h/up?token=t0k3\"",
+                &["hunter2", "abc9", "t0k3"][..],
+            ),
+            ("curl 'https://h/app;jsessionid=ABC123?x=1'", &["ABC123"]),
+            (
+                "curl https://x.webhook.office.com/webhookb2/G1@G2/IncomingWebhook/ID3/G4",
+                &["G1", "G2", "ID3", "G4"],
+            ),
+            ("curl https://hook.eu1.make.com/mk7tok", &["mk7tok"]),
+            ("curl https://mm.example.com/hooks/mm8tok", &["mm8tok"]),
+            ("wget -qO- example.com/cron?key=nosch3me", &["nosch3me"]),
+            (
+                "curl -u sk_live_0123456789abcdefghij: https://api.stripe.com",
+                &["sk_live_0123"],
+            ),
+            (
+                "curl https://sk_live_0123456789abcdefghij:@api.stripe.com/v1",
+                &["sk_live_0123"],
+            ),
+            ("curl 'https://h/r?token=https://u:pw;tail@i/'", &["pw", "tail"]),
+            ("true X-Amz-Signature=s1gn", &["s1gn"]),
+        ];
+        for (l, secrets) in gone {
+            let got = line(l);
+            for secret in secrets {
+                assert!(!got.contains(secret), "{secret} left: {l:?} -> {got:?}");
+            }
+            assert_eq!(got.matches('\'').count() % 2, 0, "{got:?}");
+            let tab = redact_crontab(&format!("0 3 * * * {l}\n"), false, &mut Counts::new());
+            assert_eq!(tab, format!("0 3 * * * {got}\n"), "crontab and line differ");
+        }
+        assert_eq!(
+            line("curl 'https://h/r?token=https://u:pw;tail@i/'"),
+            "curl 'https://h/r?token=<redacted>@i/'"
+        );
+        // A word holding words as one argv element too.
+        let v = argv(&["ssh", "h", "mysql -phunter2 && curl https://h/?token=t0k4"]);
+        assert_eq!(
+            v[2],
+            "mysql -p<redacted> && curl https://h/?token=<redacted>"
+        );
+        // Options that take no value lend none to the next word.
+        for l in [
+            "rpm -Uvh --nosignature pkg.rpm",
+            "git log --show-signature HEAD",
+        ] {
+            assert_eq!(line(l), l);
+        }
+    }
+
+    /// Cron runs what comes before a command's first unescaped `%`; the rest is stdin.
+    /// A percent-encoded secret the `%` cuts loses both halves, and the command part
+    /// still redacts as the job's argv does.
+    #[test]
+    fn a_percent_in_a_crontab_command_keeps_its_place_and_hides_both_halves() {
+        let cmd = "azcopy copy x 'https://a.blob.core.windows.net/c?sv=1&sig=ab%2Bcd'";
+        let tab = redact_crontab(&format!("0 3 * * * {cmd}\n"), false, &mut Counts::new());
+        assert_eq!(
+            tab,
+            "0 3 * * * azcopy copy x 'https://a.blob.core.windows.net/c?sv=1&sig=<redacted>%<redacted>'\n"
+        );
+        let ran = argv(&["/bin/sh", "-c", &cmd[..cmd.find('%').unwrap()]]);
+        assert_eq!(
+            tab.split('%').next().unwrap(),
+            format!("0 3 * * * {}", ran[2])
+        );
+        // Unquoted, and a stdin with a secret of its own.
+        assert_eq!(
+            redact_crontab(
+                "* * * * * curl https://h/?sig=x1%2By2 -d @-%TOKEN=t9 rest\n",
+                false,
+                &mut Counts::new()
+            ),
+            "* * * * * curl https://h/?sig='<redacted>'%<redacted> -d @-%TOKEN='<redacted>' rest\n"
+        );
+        // An escaped % is the command's own; nothing after an uncut secret is taken.
+        assert_eq!(
+            redact_crontab(
+                "* * * * * date +\\%s; mysql -phunter2%stdin text\n",
+                false,
+                &mut Counts::new()
+            ),
+            "* * * * * date +\\%s; mysql -p'<redacted>'%<redacted> text\n"
         );
     }
 

@@ -61,13 +61,13 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "url_query_secret",
-        what: "the value of a secret-named query parameter (?api_key=X, &token=X, &sig=X, X-Amz-Signature=X) in any word or env value",
+        what: "the value of a secret-named query, fragment or path parameter (?api_key=X, &token=X, &sig=X, X-Amz-Signature=X, ;jsessionid=X) in any word or env value, with or without the scheme",
         example: "curl 'https://api.example.com/v1/send?to=ops&api_key=hunter2' https://h/f?sig=s3cr3t#top",
         redacted: "curl 'https://api.example.com/v1/send?to=ops&api_key=<R>' https://h/f?sig=<R>#top",
     },
     Rule {
         id: "webhook_url",
-        what: "the token path of a webhook URL: after the first path segment on a hooks.* host (Slack, Zapier), after a /webhook/ or /webhooks/ segment (Discord, Teams)",
+        what: "the token path of a webhook URL: after the first path segment on a hooks.* or hook.* host (Slack, Zapier; Make's one segment), after a /hooks/ or /webhook*/ segment (Discord, Teams, Mattermost)",
         example: "curl -d @m.json https://hooks.slack.com/services/T0/B0/s3cr3t https://discord.com/api/webhooks/1/hunter2",
         redacted: "curl -d @m.json https://hooks.slack.com/services/<R> https://discord.com/api/webhooks/<R>",
     },
@@ -81,7 +81,7 @@ pub const RULES: &[Rule] = &[
 
 /// Parts of names that mark a secret. `PWD` alone is the working directory, so only
 /// `*_PWD` and `*PASSWD` count.
-const SECRET_WORDS: [&str; 11] = [
+const SECRET_WORDS: [&str; 10] = [
     "PASS",
     "SECRET",
     "TOKEN",
@@ -92,7 +92,6 @@ const SECRET_WORDS: [&str; 11] = [
     "COOKIE",
     "WEBHOOK",
     "SESSION",
-    "SIGNATURE",
 ];
 
 /// Whether a variable, option or header name looks like it holds a secret.
@@ -234,7 +233,7 @@ pub fn secret_ranges(
             && bare
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if ok_name && !value.is_empty() && is_secret_name(bare) {
+        if ok_name && !value.is_empty() && is_secret_parameter(bare) {
             let id = if dashes > 0 {
                 "secret_option_value"
             } else {
@@ -248,9 +247,11 @@ pub fn secret_ranges(
     hits
 }
 
-/// `user:secret` -> the secret (offset by `base` into the whole word).
+/// `user:secret` -> the secret (offset by `base` into the whole word); with no secret
+/// after the colon, a user long enough to be a token (`curl -u sk_live_...:`).
 fn after_colon(s: &str, base: usize) -> Vec<Range<usize>> {
     match s.find(':') {
+        Some(i) if i + 1 == s.len() && i >= TOKEN_AS_USER => vec![base..base + i],
         Some(i) => vec![base + i + 1..base + s.len()],
         None => Vec::new(),
     }
@@ -294,13 +295,15 @@ pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
         let host = match authority.rfind('@') {
             Some(at) => {
                 let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(c) => out.push(("url_userinfo", auth_start + c + 1..auth_start + at)),
-                    None if userinfo.len() >= TOKEN_AS_USER => {
-                        out.push(("url_userinfo", auth_start..auth_start + at))
-                    }
-                    None => {}
-                }
+                out.extend(
+                    after_colon(userinfo, auth_start)
+                        .into_iter()
+                        .chain(
+                            (!userinfo.contains(':') && userinfo.len() >= TOKEN_AS_USER)
+                                .then_some(auth_start..auth_start + at),
+                        )
+                        .map(|r| ("url_userinfo", r)),
+                );
                 &authority[at + 1..]
             }
             None => authority,
@@ -314,63 +317,90 @@ pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
         if let Some(r) = webhook_token(host, &rest[..path_end]) {
             out.push(("webhook_url", auth_end + r.start..auth_end + r.end));
         }
-        // One separator before each parameter (the first piece is empty: the '?').
-        let mut start = auth_end + path_end;
-        for param in s[start..url_end].split(['?', '&', '#', ';']) {
-            if let Some((name, value)) = param.split_once('=') {
-                if !value.is_empty() && is_secret_parameter(name) {
-                    out.push((
-                        "url_query_secret",
-                        start + name.len() + 1..start + param.len(),
-                    ));
-                }
-            }
-            start += param.len() + 1;
-        }
+        // Parameters start at the query, or at a path's `;jsessionid=`.
+        let params = rest[..path_end].find(';').unwrap_or(path_end);
+        query_secrets(s, auth_end + params, url_end, &mut out);
         // A URL inside this one's query (`?next=https://u:p@h`) is looked at too.
         from = auth_end.max(auth_start);
     }
-    // The inner URL's parts can fall inside a range already taken; `u:@h` has an
-    // empty password, nothing to take.
-    out.sort_by_key(|(_, r)| r.start);
-    let mut end = 0;
-    out.retain(|(_, r)| {
-        let keep = r.start >= end && !r.is_empty();
-        if keep {
-            end = r.end;
+    // A URL without its scheme (`wget -qO- example.com/cron?key=X`): its query.
+    if from == 0 {
+        if let Some(q) = s.find('?') {
+            let end = s[q..].find(ends_url).map_or(s.len(), |e| q + e);
+            query_secrets(s, q, end, &mut out);
         }
-        keep
-    });
-    out
+    }
+    // An inner URL's parts can overlap a range already taken (`?token=https://u:p;x@h`):
+    // one range covers both. `u:@h` has an empty password, nothing to take.
+    out.retain(|(_, r)| !r.is_empty());
+    out.sort_by_key(|(_, r)| r.start);
+    let mut merged: Vec<(&'static str, Range<usize>)> = Vec::with_capacity(out.len());
+    for (id, r) in out {
+        match merged.last_mut() {
+            Some((_, last)) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => merged.push((id, r)),
+        }
+    }
+    merged
 }
 
-/// A query parameter named like a secret, or Azure SAS's `sig`.
+/// The values of secret-named parameters in `s[from..to]`, which starts at a separator
+/// (`?`, `#` or `;`): one separator before each parameter.
+fn query_secrets(s: &str, from: usize, to: usize, out: &mut Vec<(&'static str, Range<usize>)>) {
+    let mut start = from;
+    for param in s[from..to].split(['?', '&', '#', ';']) {
+        if let Some((name, value)) = param.split_once('=') {
+            if !value.is_empty() && is_secret_parameter(name) {
+                out.push((
+                    "url_query_secret",
+                    start + name.len() + 1..start + param.len(),
+                ));
+            }
+        }
+        start += param.len() + 1;
+    }
+}
+
+/// The rules that find secrets inside a URL: in a word holding several words, these
+/// are looked for word by word, with the other rules.
+pub fn is_url_rule(id: &str) -> bool {
+    matches!(id, "url_userinfo" | "url_query_secret" | "webhook_url")
+}
+
+/// A query parameter or `NAME=VALUE` word named like a secret, or a signature (Azure
+/// SAS's `sig`, a presigned S3 URL's `X-Amz-Signature`). Not among the name words: a
+/// `--nosignature` option takes no value.
 fn is_secret_parameter(name: &str) -> bool {
-    is_secret_name(name) || name.eq_ignore_ascii_case("sig")
+    is_secret_name(name)
+        || name.eq_ignore_ascii_case("sig")
+        || name
+            .as_bytes()
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"signature"))
 }
 
-/// Where the token sits in a webhook URL's path (relative to the path): after the first
-/// segment on a `hooks.` host (`hooks.slack.com/services/T/B/X`), after a `webhook`
-/// or `webhooks` segment elsewhere (`discord.com/api/webhooks/ID/TOKEN`). The service
-/// and the kind of hook stay readable.
+/// Where the token sits in a webhook URL's path (relative to the path), keeping the
+/// service and the kind of hook readable: on a `hooks.` or `hook.` host, after the first
+/// segment (`hooks.slack.com/services/T/B/X`), or the only one
+/// (`hook.eu1.make.com/X`); elsewhere after a `hooks` segment or one that starts with
+/// `webhook` (`discord.com/api/webhooks/ID/X`, Teams' `/webhookb2/X`, Mattermost's
+/// `/hooks/X`).
 fn webhook_token(host: &str, path: &str) -> Option<Range<usize>> {
-    let host = host.split(':').next().unwrap_or(host);
-    let after = |seg_end: usize| {
-        let start = seg_end + 1;
-        (start < path.len()).then_some(start..path.len())
-    };
+    let starts = |b: &[u8], p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    let make = starts(host.as_bytes(), b"hook.");
+    let hook_host = make || starts(host.as_bytes(), b"hooks.");
     let mut offset = 0;
     for (n, seg) in path.split('/').enumerate() {
         let seg_end = offset + seg.len();
         // The path starts with '/': segment 0 is empty, 1 is the first.
-        let hooks_host = n == 1
-            && host
-                .as_bytes()
-                .get(..6)
-                .is_some_and(|h| h.eq_ignore_ascii_case(b"hooks."));
-        if hooks_host || seg.eq_ignore_ascii_case("webhook") || seg.eq_ignore_ascii_case("webhooks")
-        {
-            return after(seg_end);
+        let named = seg.eq_ignore_ascii_case("hooks") || starts(seg.as_bytes(), b"webhook");
+        if (hook_host && n == 1) || (named && n > 0) {
+            if seg_end + 1 < path.len() {
+                return Some(seg_end + 1..path.len());
+            }
+            // `hook.eu1.make.com/TOKEN`: the one segment is the token.
+            let only = make && !named && !seg.is_empty() && seg_end == path.len();
+            return only.then_some(offset..seg_end);
         }
         offset = seg_end + 1;
     }
