@@ -907,6 +907,7 @@ mod tests {
             "NOTIFY=https://hooks.slack.com/services/T/B/s3".to_string(),
             "PING=curl https://h/p?token=k9 -d x https://hooks.x/a/b\tkept".to_string(),
             "QUOTED=\"https://h/p?key=k10\" 'https://h/webhook/t10' \"kept\"".to_string(),
+            "BARE=wget -q example.com/cron?key=k11&a=1 -O- kept".to_string(),
         ];
         redact_env(&mut env, &mut c);
         assert_eq!(
@@ -916,6 +917,7 @@ mod tests {
                 "NOTIFY=https://hooks.slack.com/services/<redacted>",
                 "PING=curl https://h/p?token=<redacted> -d x https://hooks.x/a/<redacted>\tkept",
                 "QUOTED=\"https://h/p?key=<redacted>\" 'https://h/webhook/<redacted>' \"kept\"",
+                "BARE=wget -q example.com/cron?key=<redacted>&a=1 -O- kept",
             ]
         );
         let tab = redact_crontab(
@@ -927,7 +929,7 @@ mod tests {
             tab,
             "NOTIFY=https://discord.com/api/webhooks/<redacted>\n*/5 * * * * curl -s \"https://h/p?token=<redacted>\" >/dev/null\n"
         );
-        assert_eq!(c.get("url_query_secret"), Some(&4), "{c:?}");
+        assert_eq!(c.get("url_query_secret"), Some(&5), "{c:?}");
         assert_eq!(c.get("webhook_url"), Some(&4), "{c:?}");
         // A job's argv redacts as its crontab line does.
         assert_eq!(
@@ -951,6 +953,7 @@ mod tests {
                 &["G1", "G2", "ID3", "G4"],
             ),
             ("curl https://hook.eu1.make.com/mk7tok", &["mk7tok"]),
+            ("curl https://hook.eu1.make.com/mk9tok/", &["mk9tok"]),
             ("curl https://mm.example.com/hooks/mm8tok", &["mm8tok"]),
             ("wget -qO- example.com/cron?key=nosch3me", &["nosch3me"]),
             (
@@ -1017,7 +1020,18 @@ mod tests {
             ),
             "* * * * * curl https://h/?sig='<redacted>'%<redacted> -d @-%TOKEN='<redacted>' rest\n"
         );
-        // An escaped % is the command's own; nothing after an uncut secret is taken.
+        // A stdin's own secret, after a command with none; a secret that ends at the
+        // `%` with a blank after it takes nothing of the stdin.
+        assert_eq!(
+            redact_crontab("* * * * * echo hi%TOKEN=t9 x\n", false, &mut Counts::new()),
+            "* * * * * echo hi%TOKEN='<redacted>' x\n"
+        );
+        assert_eq!(
+            redact_crontab("* * * * * mysql -phunter2% x\n", false, &mut Counts::new()),
+            "* * * * * mysql -p'<redacted>'% x\n"
+        );
+        // An escaped % is the command's own; the stdin's first word goes with a secret
+        // the % may have cut.
         assert_eq!(
             redact_crontab(
                 "* * * * * date +\\%s; mysql -phunter2%stdin text\n",

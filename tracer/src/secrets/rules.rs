@@ -394,13 +394,12 @@ fn webhook_token(host: &str, path: &str) -> Option<Range<usize>> {
         let seg_end = offset + seg.len();
         // The path starts with '/': segment 0 is empty, 1 is the first.
         let named = seg.eq_ignore_ascii_case("hooks") || starts(seg.as_bytes(), b"webhook");
-        if (hook_host && n == 1) || (named && n > 0) {
+        if (hook_host && n == 1) || named {
             if seg_end + 1 < path.len() {
                 return Some(seg_end + 1..path.len());
             }
-            // `hook.eu1.make.com/TOKEN`: the one segment is the token.
-            let only = make && !named && !seg.is_empty() && seg_end == path.len();
-            return only.then_some(offset..seg_end);
+            // `hook.eu1.make.com/TOKEN`: the one segment is the token (empty: none).
+            return (make && !named).then_some(offset..seg_end);
         }
         offset = seg_end + 1;
     }
