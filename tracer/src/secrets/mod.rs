@@ -131,29 +131,29 @@ pub fn redact_line(line: &str, counts: &mut Counts) -> Option<String> {
     Some(out)
 }
 
-/// The secrets of `word` as one word. A word that holds words (`ssh h "mysql -pX &&
-/// curl https://h/?token=Y"`) gives only what its whole is (an option's value, an
-/// assignment): a URL's parts are found word by word by `redact_inner`, with the
-/// other secrets beside them.
+/// The secrets of `word`. A word holding words (`ssh h "mysql -pX && curl
+/// https://h/?token=Y"`) whose whole gives only URL parts gets its words' secrets
+/// too: a URL hit alone would keep it from the word-by-word pass. The URL parts are
+/// still taken from the whole, where `;` and `&` do not cut them.
 fn whole_word_hits(
     word: &str,
     prev: Option<&str>,
     tool: Option<&'static str>,
 ) -> Vec<(&'static str, Range<usize>)> {
-    let hits = rules::secret_ranges(word, prev, tool);
-    let inner =
-        word.contains(char::is_whitespace) && hits.iter().all(|(id, _)| rules::is_url_rule(id));
-    if inner {
-        Vec::new()
-    } else {
-        hits
+    let mut hits = rules::secret_ranges(word, prev, tool);
+    if hits.is_empty()
+        || !word.contains(char::is_whitespace)
+        || !hits.iter().all(|(id, _)| rules::is_url_rule(id))
+    {
+        return hits;
     }
+    hits.extend(inner_hits(word));
+    rules::merge(hits)
 }
 
-/// The words inside one word, each by the rules, with the plain marker (no quoting:
-/// the caller quotes the whole word again if it must).
-fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
-    let mut ranges: Vec<Range<usize>> = Vec::new();
+/// The secrets of the words inside one word, in its coordinates.
+fn inner_hits(text: &str) -> Vec<(&'static str, Range<usize>)> {
+    let mut out = Vec::new();
     let mut prev: Option<String> = None;
     let mut tool: Option<&'static str> = None;
     for w in shell::words(text) {
@@ -163,15 +163,23 @@ fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
             if r.is_empty() || r.end > w.map.len() {
                 continue;
             }
-            *counts.entry(id).or_default() += 1;
-            ranges.push(w.map[r.start].0..w.map[r.end - 1].0 + 1);
+            out.push((id, w.map[r.start].0..w.map[r.end - 1].0 + 1));
         }
         if let Some(t) = rules::known_tool(&w.text) {
             tool = Some(t);
         }
         prev = (!held).then_some(w.text);
     }
-    ranges.retain(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+    out.retain(|(_, r)| text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+    out
+}
+
+/// The words inside one word, each by the rules, with the plain marker (no quoting:
+/// the caller quotes the whole word again if it must).
+fn redact_inner(text: &str, counts: &mut Counts) -> Option<String> {
+    let hits = inner_hits(text);
+    count(counts, &hits);
+    let ranges: Vec<Range<usize>> = hits.into_iter().map(|(_, r)| r).collect();
     (!ranges.is_empty()).then(|| replace_plain(text, &ranges))
 }
 
@@ -229,19 +237,19 @@ fn rewrite_word(line: &str, w: &shell::Word, hits: &[(&'static str, Range<usize>
 /// lines. Line ends (LF, CRLF, none on the last line) are kept exactly: the daemons'
 /// rules depend on them.
 pub fn redact_crontab(text: &str, has_user: bool, counts: &mut Counts) -> String {
-    redact_table(text, counts, |l| command_start(l, has_user), true)
+    redact_table(text, counts, |l| command_start(l, has_user))
 }
 
 /// An anacrontab: env lines as in a crontab; a job line's command follows its period,
 /// delay and job identifier.
 pub fn redact_anacrontab(text: &str, counts: &mut Counts) -> String {
-    redact_table(text, counts, |l| start_after_fields(l, 3), false)
+    redact_table(text, counts, |l| start_after_fields(l, 3))
 }
 
 /// A script (an at job): its `NAME=value; export NAME` lines by the env rules, every
 /// other line as a shell line.
 pub fn redact_script(text: &str, counts: &mut Counts) -> String {
-    redact_table(text, counts, |_| 0, false)
+    redact_table(text, counts, |_| 0)
 }
 
 /// A systemd unit file: every value (`ExecStart=`, `Environment=A=1 "B=2"`...) as a
@@ -265,12 +273,7 @@ pub fn redact_unit(text: &str, counts: &mut Counts) -> String {
 
 /// Lines of a scheduler's table: env lines (`NAME=value`) by the env rules, comments as
 /// shell lines, and each entry's command (from `command_start`) as a shell line.
-fn redact_table(
-    text: &str,
-    counts: &mut Counts,
-    command_start: impl Fn(&str) -> usize,
-    percent_is_stdin: bool,
-) -> String {
+fn redact_table(text: &str, counts: &mut Counts, command_start: impl Fn(&str) -> usize) -> String {
     let mut out = String::with_capacity(text.len());
     for raw in text.split_inclusive('\n') {
         let body = raw.trim_end_matches('\n');
@@ -303,76 +306,13 @@ fn redact_table(
             // cron will run (the schedule and user fields must not lend it a context).
             None => {
                 let at = command_start(body);
-                let command = &body[at..];
-                let redacted = if percent_is_stdin {
-                    redact_cron_command(command, counts)
-                } else {
-                    redact_line(command, counts)
-                };
-                redacted.map(|c| format!("{}{c}", &body[..at]))
+                redact_line(&body[at..], counts).map(|c| format!("{}{c}", &body[..at]))
             }
         };
         out.push_str(redacted.as_deref().unwrap_or(body));
         out.push_str(ending);
     }
     out
-}
-
-/// A crontab entry's command: cron runs what comes before its first unescaped `%` and
-/// gives the rest as stdin, so each part is redacted alone and the `%` kept (the job's
-/// argv is then redacted as this command part is, and the two still match). A secret
-/// the `%` cuts in two (`sig=ab%2Bcd`, percent-encoded) loses its stdin half too.
-fn redact_cron_command(command: &str, counts: &mut Counts) -> Option<String> {
-    let Some(p) = first_unescaped_percent(command) else {
-        return redact_line(command, counts);
-    };
-    let (head, tail) = (&command[..p], &command[p + 1..]);
-    let head_r = redact_line(head, counts);
-    let cut = head_r
-        .as_deref()
-        .is_some_and(|h| h.ends_with(REDACTED) || h.ends_with("'<redacted>'"));
-    let (tail, cut_run) = if cut {
-        let run = tail
-            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
-            .unwrap_or(tail.len());
-        (&tail[run..], run > 0)
-    } else {
-        (tail, false)
-    };
-    // Cron turns each later `%` into a line end of the stdin.
-    let mut tail_changed = false;
-    let lines: Vec<String> = tail
-        .split('%')
-        .map(|l| {
-            let r = redact_line(l, counts);
-            tail_changed |= r.is_some();
-            r.unwrap_or_else(|| l.to_string())
-        })
-        .collect();
-    let tail_r = tail_changed.then(|| lines.join("%"));
-    if head_r.is_none() && tail_r.is_none() {
-        return None;
-    }
-    Some(format!(
-        "{}%{}{}",
-        head_r.as_deref().unwrap_or(head),
-        if cut_run { REDACTED } else { "" },
-        tail_r.as_deref().unwrap_or(tail)
-    ))
-}
-
-/// Where cron cuts a command: its first `%` not escaped by a backslash.
-fn first_unescaped_percent(command: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in command.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '%' => return Some(i),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Where an entry's command starts: after five time fields (or one `@` macro) and,
@@ -767,6 +707,13 @@ mod tests {
 
     #[test]
     fn multibyte_secrets_neither_panic_nor_leak() {
+        // Blanks of more than one byte between URLs without a scheme.
+        let mut env = vec!["X=wget\u{a0}a.com/c?key=é\u{3000}b.com/?token=€ kept".to_string()];
+        redact_env(&mut env, &mut Counts::new());
+        assert_eq!(
+            env[0],
+            "X=wget\u{a0}a.com/c?key=<redacted>\u{3000}b.com/?token=<redacted> kept"
+        );
         for l in [
             "mysql -phunteré db",
             "curl -u a:pässwö https://h/",
@@ -908,6 +855,7 @@ mod tests {
             "PING=curl https://h/p?token=k9 -d x https://hooks.x/a/b\tkept".to_string(),
             "QUOTED=\"https://h/p?key=k10\" 'https://h/webhook/t10' \"kept\"".to_string(),
             "BARE=wget -q example.com/cron?key=k11&a=1 -O- kept".to_string(),
+            "CMD=curl -s https://a/ping && wget a.com/x?y=1 b.com/c?key=k12".to_string(),
         ];
         redact_env(&mut env, &mut c);
         assert_eq!(
@@ -918,6 +866,7 @@ mod tests {
                 "PING=curl https://h/p?token=<redacted> -d x https://hooks.x/a/<redacted>\tkept",
                 "QUOTED=\"https://h/p?key=<redacted>\" 'https://h/webhook/<redacted>' \"kept\"",
                 "BARE=wget -q example.com/cron?key=<redacted>&a=1 -O- kept",
+                "CMD=curl -s https://a/ping && wget a.com/x?y=1 b.com/c?key=<redacted>",
             ]
         );
         let tab = redact_crontab(
@@ -929,7 +878,7 @@ mod tests {
             tab,
             "NOTIFY=https://discord.com/api/webhooks/<redacted>\n*/5 * * * * curl -s \"https://h/p?token=<redacted>\" >/dev/null\n"
         );
-        assert_eq!(c.get("url_query_secret"), Some(&5), "{c:?}");
+        assert_eq!(c.get("url_query_secret"), Some(&6), "{c:?}");
         assert_eq!(c.get("webhook_url"), Some(&4), "{c:?}");
         // A job's argv redacts as its crontab line does.
         assert_eq!(
@@ -980,6 +929,31 @@ mod tests {
             line("curl 'https://h/r?token=https://u:pw;tail@i/'"),
             "curl 'https://h/r?token=<redacted>@i/'"
         );
+        // The URL parts of a word holding words are taken from the whole, where `;`
+        // and `&` (shell separators inside it) do not cut them; its other secrets too.
+        for (l, secret) in [
+            ("ssh h \"pg_dump postgres://u:pa;ss@h/db\"", "ss@"),
+            (
+                "ssh h \"wget -q http://h/c?a=1&auth[token]=SEKRIT\"",
+                "SEKRIT",
+            ),
+            (
+                "ssh h \"mysql -phunter2; curl https://h/?token=t\"",
+                "hunter2",
+            ),
+        ] {
+            let got = line(l);
+            assert!(!got.contains(secret), "{l:?} -> {got:?}");
+            let words: Vec<String> = shell::words(l).into_iter().map(|w| w.text).collect();
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            assert!(!argv(&words)[2].contains(secret), "argv of {l:?}");
+        }
+        // An escaped % in a quoted word holding a URL stays escaped (the word is
+        // rewritten in place, not requoted from its parsed text).
+        assert_eq!(
+            line("ssh h \"date +\\%F; curl https://h/?token=S\""),
+            "ssh h \"date +\\%F; curl https://h/?token=<redacted>\""
+        );
         // A word holding words as one argv element too.
         let v = argv(&["ssh", "h", "mysql -phunter2 && curl https://h/?token=t0k4"]);
         assert_eq!(
@@ -989,57 +963,34 @@ mod tests {
         // Options that take no value lend none to the next word.
         for l in [
             "rpm -Uvh --nosignature pkg.rpm",
+            "make SIG=1 all",
             "git log --show-signature HEAD",
         ] {
             assert_eq!(line(l), l);
         }
     }
 
-    /// Cron runs what comes before a command's first unescaped `%`; the rest is stdin.
-    /// A percent-encoded secret the `%` cuts loses both halves, and the command part
-    /// still redacts as the job's argv does.
+    /// A crontab command is redacted whole: a secret holding a `%` (percent-encoded,
+    /// where cron would cut the command) loses every byte on both sides of it.
     #[test]
-    fn a_percent_in_a_crontab_command_keeps_its_place_and_hides_both_halves() {
-        let cmd = "azcopy copy x 'https://a.blob.core.windows.net/c?sv=1&sig=ab%2Bcd'";
-        let tab = redact_crontab(&format!("0 3 * * * {cmd}\n"), false, &mut Counts::new());
-        assert_eq!(
-            tab,
-            "0 3 * * * azcopy copy x 'https://a.blob.core.windows.net/c?sv=1&sig=<redacted>%<redacted>'\n"
-        );
-        let ran = argv(&["/bin/sh", "-c", &cmd[..cmd.find('%').unwrap()]]);
-        assert_eq!(
-            tab.split('%').next().unwrap(),
-            format!("0 3 * * * {}", ran[2])
-        );
-        // Unquoted, and a stdin with a secret of its own.
-        assert_eq!(
-            redact_crontab(
-                "* * * * * curl https://h/?sig=x1%2By2 -d @-%TOKEN=t9 rest\n",
-                false,
-                &mut Counts::new()
+    fn a_secret_holding_a_percent_in_a_crontab_loses_both_sides() {
+        for (l, secrets) in [
+            (
+                "azcopy copy x 'https://a.blob.core.windows.net/c?sv=1&sig=ab%2Bcd'",
+                &["ab", "2Bcd"][..],
             ),
-            "* * * * * curl https://h/?sig='<redacted>'%<redacted> -d @-%TOKEN='<redacted>' rest\n"
-        );
-        // A stdin's own secret, after a command with none; a secret that ends at the
-        // `%` with a blank after it takes nothing of the stdin.
-        assert_eq!(
-            redact_crontab("* * * * * echo hi%TOKEN=t9 x\n", false, &mut Counts::new()),
-            "* * * * * echo hi%TOKEN='<redacted>' x\n"
-        );
-        assert_eq!(
-            redact_crontab("* * * * * mysql -phunter2% x\n", false, &mut Counts::new()),
-            "* * * * * mysql -p'<redacted>'% x\n"
-        );
-        // An escaped % is the command's own; the stdin's first word goes with a secret
-        // the % may have cut.
-        assert_eq!(
-            redact_crontab(
-                "* * * * * date +\\%s; mysql -phunter2%stdin text\n",
-                false,
-                &mut Counts::new()
-            ),
-            "* * * * * date +\\%s; mysql -p'<redacted>'%<redacted> text\n"
-        );
+            ("mysql -u root -p%hunter2 db", &["hunter2"]),
+            ("curl https://h/?token=%2Fabc", &["abc"]),
+            ("PASSWORD='ab%cd ef' run", &["cd", "ef"]),
+            ("ssh h \"mysql -phun%ter2\"", &["hun", "ter2"]),
+            ("curl -u 'user:p%ss word' h", &["ss", "word"]),
+        ] {
+            let tab = redact_crontab(&format!("0 3 * * * {l}\n"), false, &mut Counts::new());
+            for secret in secrets {
+                assert!(!tab.contains(secret), "{secret} left: {l:?} -> {tab:?}");
+            }
+            assert_eq!(tab, format!("0 3 * * * {}\n", line(l)));
+        }
     }
 
     #[test]

@@ -233,7 +233,7 @@ pub fn secret_ranges(
             && bare
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if ok_name && !value.is_empty() && is_secret_parameter(bare) {
+        if ok_name && !value.is_empty() && is_secret_assignment(bare) {
             let id = if dashes > 0 {
                 "secret_option_value"
             } else {
@@ -323,19 +323,30 @@ pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
         // A URL inside this one's query (`?next=https://u:p@h`) is looked at too.
         from = auth_end.max(auth_start);
     }
-    // A URL without its scheme (`wget -qO- example.com/cron?key=X`): its query.
-    if from == 0 {
-        if let Some(q) = s.find('?') {
-            let end = s[q..].find(ends_url).map_or(s.len(), |e| q + e);
-            query_secrets(s, q, end, &mut out);
+    // URLs without their scheme (`wget -qO- example.com/cron?key=X`): the query of
+    // each blank-separated part that has no `://` of its own.
+    let mut start = 0;
+    let ends = s.match_indices(ends_url).map(|(i, m)| (i, i + m.len()));
+    for (end, next) in ends.chain(std::iter::once((s.len(), s.len()))) {
+        let part = &s[start..end];
+        if !part.contains("://") {
+            if let Some(q) = part.find('?') {
+                query_secrets(s, start + q, end, &mut out);
+            }
         }
+        start = next;
     }
     // An inner URL's parts can overlap a range already taken (`?token=https://u:p;x@h`):
     // one range covers both. `u:@h` has an empty password, nothing to take.
     out.retain(|(_, r)| !r.is_empty());
-    out.sort_by_key(|(_, r)| r.start);
-    let mut merged: Vec<(&'static str, Range<usize>)> = Vec::with_capacity(out.len());
-    for (id, r) in out {
+    merge(out)
+}
+
+/// Hits in order of their start, overlapping ones made one (under the first's rule).
+pub fn merge(mut hits: Vec<(&'static str, Range<usize>)>) -> Vec<(&'static str, Range<usize>)> {
+    hits.sort_by_key(|(_, r)| r.start);
+    let mut merged: Vec<(&'static str, Range<usize>)> = Vec::with_capacity(hits.len());
+    for (id, r) in hits {
         match merged.last_mut() {
             Some((_, last)) if r.start < last.end => last.end = last.end.max(r.end),
             _ => merged.push((id, r)),
@@ -367,16 +378,21 @@ pub fn is_url_rule(id: &str) -> bool {
     matches!(id, "url_userinfo" | "url_query_secret" | "webhook_url")
 }
 
-/// A query parameter or `NAME=VALUE` word named like a secret, or a signature (Azure
-/// SAS's `sig`, a presigned S3 URL's `X-Amz-Signature`). Not among the name words: a
-/// `--nosignature` option takes no value.
-fn is_secret_parameter(name: &str) -> bool {
+/// A `NAME=VALUE` word named like a secret, or a signature (an unquoted presigned
+/// S3 URL's `&` makes `X-Amz-Signature=...` a word of its own). Not among the name
+/// words: a `--nosignature` option takes no value.
+fn is_secret_assignment(name: &str) -> bool {
     is_secret_name(name)
-        || name.eq_ignore_ascii_case("sig")
         || name
             .as_bytes()
             .windows(9)
             .any(|w| w.eq_ignore_ascii_case(b"signature"))
+}
+
+/// A query parameter named like a secret, a signature, or Azure SAS's `sig` (which,
+/// as a word of its own, `make SIG=1` is not).
+fn is_secret_parameter(name: &str) -> bool {
+    is_secret_assignment(name) || name.eq_ignore_ascii_case("sig")
 }
 
 /// Where the token sits in a webhook URL's path (relative to the path), keeping the
