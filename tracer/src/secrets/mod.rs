@@ -954,6 +954,12 @@ mod tests {
             line("ssh h \"date +\\%F; curl https://h/?token=S\""),
             "ssh h \"date +\\%F; curl https://h/?token=<redacted>\""
         );
+        // Without a URL, a word holding words is redacted word by word and quoted again
+        // whole, as before the URL rules.
+        assert_eq!(
+            line("psql \"host=h password=ps8 dbname=d\""),
+            "psql 'host=h password=<redacted> dbname=d'"
+        );
         // A word holding words as one argv element too.
         let v = argv(&["ssh", "h", "mysql -phunter2 && curl https://h/?token=t0k4"]);
         assert_eq!(
