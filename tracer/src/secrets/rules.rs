@@ -100,9 +100,14 @@ pub fn is_secret_name(name: &str) -> bool {
     // comes here, and an upper-cased copy searched ten times was most of a followed
     // exec's redaction.
     let b = name.as_bytes();
-    let has = |w: &[u8]| b.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w));
-    SECRET_WORDS.iter().any(|w| has(w.as_bytes()))
+    SECRET_WORDS.iter().any(|w| has_word(b, w.as_bytes()))
         || b.len() >= 4 && b[b.len() - 4..].eq_ignore_ascii_case(b"_PWD")
+}
+
+/// Whether `word` stands anywhere in `name`, ignoring ASCII case.
+fn has_word(name: &[u8], word: &[u8]) -> bool {
+    name.windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Tools whose `-p` is a password.
@@ -324,17 +329,20 @@ pub fn url_secrets(s: &str) -> Vec<(&'static str, Range<usize>)> {
         from = auth_end.max(auth_start);
     }
     // URLs without their scheme (`wget -qO- example.com/cron?key=X`): the query of
-    // each blank-separated part that has no `://` of its own.
-    let mut start = 0;
-    let ends = s.match_indices(ends_url).map(|(i, m)| (i, i + m.len()));
-    for (end, next) in ends.chain(std::iter::once((s.len(), s.len()))) {
-        let part = &s[start..end];
-        if !part.contains("://") {
-            if let Some(q) = part.find('?') {
-                query_secrets(s, start + q, end, &mut out);
+    // each blank-separated part that has no `://` of its own. Every env value and argv
+    // word comes here; most have no `?` at all.
+    if s.contains('?') {
+        let mut start = 0;
+        let ends = s.match_indices(ends_url).map(|(i, m)| (i, i + m.len()));
+        for (end, next) in ends.chain(std::iter::once((s.len(), s.len()))) {
+            let part = &s[start..end];
+            if !part.contains("://") {
+                if let Some(q) = part.find('?') {
+                    query_secrets(s, start + q, end, &mut out);
+                }
             }
+            start = next;
         }
-        start = next;
     }
     // An inner URL's parts can overlap a range already taken (`?token=https://u:p;x@h`):
     // one range covers both. `u:@h` has an empty password, nothing to take.
@@ -372,8 +380,8 @@ fn query_secrets(s: &str, from: usize, to: usize, out: &mut Vec<(&'static str, R
     }
 }
 
-/// The rules that find secrets inside a URL: in a word holding several words, these
-/// are looked for word by word, with the other rules.
+/// The rules that find secrets inside a URL: a word holding several words whose whole
+/// gives only these is also looked at word by word, for the other rules.
 pub fn is_url_rule(id: &str) -> bool {
     matches!(id, "url_userinfo" | "url_query_secret" | "webhook_url")
 }
@@ -382,11 +390,7 @@ pub fn is_url_rule(id: &str) -> bool {
 /// S3 URL's `&` makes `X-Amz-Signature=...` a word of its own). Not among the name
 /// words: a `--nosignature` option takes no value.
 fn is_secret_assignment(name: &str) -> bool {
-    is_secret_name(name)
-        || name
-            .as_bytes()
-            .windows(9)
-            .any(|w| w.eq_ignore_ascii_case(b"signature"))
+    is_secret_name(name) || has_word(name.as_bytes(), b"SIGNATURE")
 }
 
 /// A query parameter named like a secret, a signature, or Azure SAS's `sig` (which,
